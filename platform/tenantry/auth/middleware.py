@@ -1,0 +1,49 @@
+"""AuthMiddleware: verifies the bearer token a route's zone requires and sets `request.user`.
+
+Runs after TenancyMiddleware. No database read: the token carries what guards need (subject,
+role, tenant); a tenant token must name the request's tenant.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import msgspec
+from litestar.datastructures import Headers
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from tenantry.auth.tokens import bearer_token
+from tenantry.lib.errors import Unauthorized
+from tenantry.runtime import AppServices
+from tenantry.tenancy.context import current_tenant_id
+from tenantry.tenancy.middleware import EXCLUDED_PATHS
+from tenantry.tenancy.zones import PLATFORM, TENANT, route_zone
+
+
+class Principal(msgspec.Struct, frozen=True):
+    """The authenticated caller: a tenant user (with `tenant_id`) or a platform admin."""
+
+    id: uuid.UUID
+    role: str
+    tenant_id: uuid.UUID | None
+
+
+class AuthMiddleware(ASGIMiddleware):
+    scopes = ("http",)  # type: ignore[assignment]
+    exclude_path_pattern = EXCLUDED_PATHS
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        zone = route_zone(scope)
+        if zone in (TENANT, PLATFORM):
+            token = bearer_token(Headers.from_scope(scope).get("authorization"))
+            if token is None:
+                raise Unauthorized("a bearer token is required", code="missing_token")
+            claims = AppServices.of(scope).tokens.verify(
+                token, "tenant" if zone == TENANT else "platform"
+            )
+            if zone == TENANT and claims.tid != current_tenant_id():
+                raise Unauthorized("the token is not valid for this tenant", code="invalid_token")
+            scope["user"] = Principal(id=claims.sub, role=claims.role, tenant_id=claims.tid)
+            scope["auth"] = claims
+        await next_app(scope, receive, send)

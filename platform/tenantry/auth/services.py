@@ -1,0 +1,195 @@
+"""Tenant and platform authentication rules: signup, login, refresh rotation, logout, me."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from advanced_alchemy.repository import SQLAlchemyAsyncRepository
+from sqlalchemy import select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tenantry.auth.passwords import PasswordHasher
+from tenantry.auth.schemas import MeResponse, TenantSummary, TokenResponse, UserOut
+from tenantry.auth.tokens import TokenIssuer, hash_refresh_token, new_refresh_token
+from tenantry.config import Settings
+from tenantry.db.models import PlatformAdmin, RefreshToken, User
+from tenantry.lib.errors import Conflict, Forbidden, Unauthorized
+from tenantry.lib.schemas import normalize_email
+from tenantry.tenancy.context import TenantRecord
+
+_ME = text(
+    "SELECT id, email, role FROM users WHERE tenant_id = :tenant_id AND id = :user_id AND NOT disabled"
+)
+
+
+class InvalidCredentials(Unauthorized):
+    code = "invalid_credentials"
+    title = "Invalid email or password"
+
+
+class UserRepository(SQLAlchemyAsyncRepository[User]):
+    model_type = User
+
+
+class RefreshTokenRepository(SQLAlchemyAsyncRepository[RefreshToken]):
+    model_type = RefreshToken
+
+    async def revoke_family(self, tenant_id: uuid.UUID, family_id: uuid.UUID) -> None:
+        await self.session.execute(
+            update(RefreshToken)
+            .where(
+                RefreshToken.tenant_id == tenant_id,
+                RefreshToken.family_id == family_id,
+                RefreshToken.revoked_at.is_(None),
+            )
+            .values(revoked_at=datetime.now(UTC))
+        )
+
+
+class TenantAuthService:
+    def __init__(
+        self,
+        session: AsyncSession,
+        tenant: TenantRecord,
+        *,
+        settings: Settings,
+        tokens: TokenIssuer,
+        passwords: PasswordHasher,
+    ) -> None:
+        self.session = session
+        self.tenant = tenant
+        self.settings = settings
+        self.tokens = tokens
+        self.passwords = passwords
+        self.users = UserRepository(session=session)
+        self.refresh_tokens = RefreshTokenRepository(session=session)
+
+    async def signup(self, email: str, password: str) -> UserOut:
+        if not self.tenant.settings.get("allow_signup", False):
+            raise Forbidden("this tenant does not allow self-signup", code="signup_disabled")
+        password_hash = await self.passwords.hash(password)
+        role = str(self.tenant.settings.get("signup_role", "viewer"))
+        user = User(tenant_id=self.tenant.id, email=normalize_email(email), password_hash=password_hash, role=role)
+        self.session.add(user)
+        try:
+            await self.session.flush()
+        except IntegrityError as exc:
+            raise Conflict("an account with this email exists", code="email_taken", field="email") from exc
+        return UserOut(id=user.id, email=user.email, role=user.role)
+
+    async def login(self, email: str, password: str) -> TokenResponse:
+        user = await self.users.get_one_or_none(
+            User.tenant_id == self.tenant.id, User.email == normalize_email(email)
+        )
+        known = user is not None and not user.disabled
+        if not await self.passwords.verify(password, user.password_hash if known and user else None):
+            raise InvalidCredentials()
+        assert user is not None
+        return await self._issue(user, family_id=uuid.uuid4())
+
+    async def refresh(self, refresh_token: str) -> TokenResponse:
+        stored = (
+            await self.session.execute(
+                select(RefreshToken)
+                .where(
+                    RefreshToken.tenant_id == self.tenant.id,
+                    RefreshToken.token_hash == hash_refresh_token(refresh_token),
+                )
+                .with_for_update()
+            )
+        ).scalar_one_or_none()
+        now = datetime.now(UTC)
+        if stored is None:
+            raise Unauthorized("unknown refresh token", code="invalid_refresh_token")
+        if stored.rotated_at is not None or stored.revoked_at is not None:
+            # A rotated token used again means it leaked: end every session of that family.
+            await self.refresh_tokens.revoke_family(self.tenant.id, stored.family_id)
+            await self.session.commit()
+            raise Unauthorized("refresh token reused; its sessions are revoked", code="refresh_token_reused")
+        if stored.expires_at <= now:
+            raise Unauthorized("refresh token expired", code="invalid_refresh_token")
+        user = await self.users.get_one_or_none(
+            User.tenant_id == self.tenant.id, User.id == stored.user_id
+        )
+        if user is None or user.disabled:
+            raise Unauthorized("account disabled", code="invalid_refresh_token")
+        stored.rotated_at = now
+        return await self._issue(user, family_id=stored.family_id)
+
+    async def logout(self, user_id: uuid.UUID, refresh_token: str | None) -> None:
+        """Revoke the refresh token's family, or every session of the user without one."""
+        query = update(RefreshToken).where(
+            RefreshToken.tenant_id == self.tenant.id,
+            RefreshToken.user_id == user_id,
+            RefreshToken.revoked_at.is_(None),
+        )
+        if refresh_token is not None:
+            family = select(RefreshToken.family_id).where(
+                RefreshToken.tenant_id == self.tenant.id,
+                RefreshToken.token_hash == hash_refresh_token(refresh_token),
+            )
+            query = query.where(RefreshToken.family_id.in_(family.scalar_subquery()))
+        await self.session.execute(query.values(revoked_at=datetime.now(UTC)))
+
+    async def me(self, user_id: uuid.UUID) -> MeResponse:
+        row = (
+            await self.session.execute(_ME, {"tenant_id": self.tenant.id, "user_id": user_id})
+        ).first()
+        if row is None:
+            raise Unauthorized("account not found or disabled", code="invalid_token")
+        tenant = TenantSummary(id=self.tenant.id, slug=self.tenant.slug, name=self.tenant.name)
+        return MeResponse(id=row.id, email=row.email, role=row.role, tenant=tenant)
+
+    async def _issue(self, user: User, *, family_id: uuid.UUID) -> TokenResponse:
+        refresh_token = new_refresh_token()
+        self.session.add(
+            RefreshToken(
+                tenant_id=self.tenant.id,
+                user_id=user.id,
+                family_id=family_id,
+                token_hash=hash_refresh_token(refresh_token),
+                expires_at=datetime.now(UTC) + timedelta(seconds=self.settings.refresh_token_ttl_seconds),
+            )
+        )
+        await self.session.flush()
+        access = self.tokens.issue(subject=user.id, role=user.role, audience="tenant", tenant_id=self.tenant.id)
+        return TokenResponse(
+            access_token=access, expires_in=self.tokens.ttl_seconds, refresh_token=refresh_token
+        )
+
+
+class PlatformAuthService:
+    def __init__(self, session: AsyncSession, *, tokens: TokenIssuer, passwords: PasswordHasher) -> None:
+        self.session = session
+        self.tokens = tokens
+        self.passwords = passwords
+
+    async def login(self, email: str, password: str) -> TokenResponse:
+        admin = (
+            await self.session.execute(
+                select(PlatformAdmin).where(PlatformAdmin.email == normalize_email(email))
+            )
+        ).scalar_one_or_none()
+        known = admin is not None and not admin.disabled
+        if not await self.passwords.verify(password, admin.password_hash if known and admin else None):
+            raise InvalidCredentials()
+        assert admin is not None
+        access = self.tokens.issue(subject=admin.id, role="platform_admin", audience="platform", tenant_id=None)
+        return TokenResponse(access_token=access, expires_in=self.tokens.ttl_seconds)
+
+    async def ensure_admin(self, email: str, password: str) -> bool:
+        """Create the operator, or reset its password; True when it was created."""
+        password_hash = await self.passwords.hash(password)
+        email = normalize_email(email)
+        admin = (
+            await self.session.execute(select(PlatformAdmin).where(PlatformAdmin.email == email))
+        ).scalar_one_or_none()
+        if admin is None:
+            self.session.add(PlatformAdmin(email=email, password_hash=password_hash))
+            await self.session.flush()
+            return True
+        admin.password_hash = password_hash
+        admin.disabled = False
+        return False

@@ -1,0 +1,90 @@
+"""Access tokens (JWT, HS256, pinned) and opaque refresh tokens (only their hash is stored)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+import uuid
+from typing import Literal
+
+import jwt
+import msgspec
+
+from tenantry.lib.errors import Unauthorized
+
+Audience = Literal["tenant", "platform"]
+ALGORITHM = "HS256"
+_REQUIRED = ["iss", "aud", "sub", "exp", "iat", "jti", "role"]
+
+
+class AccessClaims(msgspec.Struct, frozen=True):
+    sub: uuid.UUID
+    role: str
+    aud: Audience
+    tid: uuid.UUID | None = None
+
+
+class TokenIssuer:
+    def __init__(self, *, secret: str, issuer: str, ttl_seconds: int) -> None:
+        self._secret = secret
+        self._issuer = issuer
+        self.ttl_seconds = ttl_seconds
+
+    def issue(self, *, subject: uuid.UUID, role: str, audience: Audience, tenant_id: uuid.UUID | None) -> str:
+        now = int(time.time())
+        claims: dict[str, object] = {
+            "iss": self._issuer,
+            "aud": audience,
+            "sub": str(subject),
+            "role": role,
+            "iat": now,
+            "exp": now + self.ttl_seconds,
+            "jti": uuid.uuid4().hex,
+        }
+        if tenant_id is not None:
+            claims["tid"] = str(tenant_id)
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+
+    def verify(self, token: str, audience: Audience) -> AccessClaims:
+        """Signature, algorithm, issuer, audience and expiry; any failure is a 401."""
+        try:
+            payload = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                audience=audience,
+                issuer=self._issuer,
+                options={"require": _REQUIRED},
+                leeway=5,
+            )
+            claims = msgspec.convert(payload, AccessClaims, strict=False)
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthorized("access token expired", code="token_expired") from exc
+        except (jwt.PyJWTError, msgspec.ValidationError) as exc:
+            raise Unauthorized("invalid access token", code="invalid_token") from exc
+        if (audience == "tenant") != (claims.tid is not None):
+            raise Unauthorized("invalid access token", code="invalid_token")
+        return claims
+
+    def peek_tenant(self, token: str) -> uuid.UUID | None:
+        """The tenant of a valid tenant token, or None for any token that would not verify."""
+        try:
+            return self.verify(token, "tenant").tid
+        except Unauthorized:
+            return None
+
+
+def new_refresh_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def hash_refresh_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None

@@ -1,0 +1,156 @@
+"""Settings from the environment and `.env`, as one frozen msgspec Struct.
+
+Every setting is read from `TENANTRY_<NAME>` (and `DATABASE_URL` for the admin connection).
+Production refuses to start on a missing or default secret; dev generates the secrets once
+and keeps them in the data dir, so restarts keep tokens and role passwords valid.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+Environment = Literal["dev", "test", "production"]
+
+DEV_PLATFORM_ADMIN_EMAIL = "operator@tenantry.localhost"
+DEV_PLATFORM_ADMIN_PASSWORD = "operator-dev-password"
+_INSECURE_VALUES = frozenset({"", "changeme", "change-me", "secret", "password", "postgres"})
+_SECRET_NAMES = ("jwt_secret", "db_owner_password", "db_app_password", "db_platform_password")
+
+
+class ConfigError(Exception):
+    """A setting is missing or unsafe; the message names it."""
+
+
+class S3Settings(msgspec.Struct, frozen=True):
+    bucket: str
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    part_size: int = 8 * 1024 * 1024
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    env: Environment = "dev"
+    data_dir: Path = Path(".tenantry")
+    # Admin connection (superuser or a role that can create roles). None: embedded Postgres.
+    database_url: str | None = None
+    db_owner_password: str = ""
+    db_app_password: str = ""
+    db_platform_password: str = ""
+    db_pool_size: int = 20
+    jwt_secret: str = ""
+    jwt_issuer: str = "tenantry"
+    access_token_ttl_seconds: int = 15 * 60
+    refresh_token_ttl_seconds: int = 30 * 24 * 3600
+    bcrypt_rounds: int = 12
+    # Threads hashing passwords at once; more than the cores only adds queueing inside bcrypt.
+    bcrypt_concurrency: int = max(1, os.cpu_count() or 1)
+    base_domain: str = "localhost"
+    # Hosts that carry no tenant of their own (a shared API host); the tenant then comes from
+    # the token or, on public auth routes, from `X-Tenant`.
+    shared_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "[::1]")
+    trusted_proxies: tuple[str, ...] = ()
+    tenant_cache_ttl_seconds: float = 30.0
+    platform_admin_email: str = DEV_PLATFORM_ADMIN_EMAIL
+    platform_admin_password: str = DEV_PLATFORM_ADMIN_PASSWORD
+    log_format: Literal["json", "console"] = "console"
+    log_level: str = "INFO"
+    s3: S3Settings | None = None
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+
+def _read_dotenv(path: Path) -> dict[str, str]:
+    """Minimal `.env` reader: KEY=VALUE lines, optional quotes, # comments."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        values[key.strip().removeprefix("export ").strip()] = value.strip().strip("'\"")
+    return values
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(part.strip().lower() for part in value.split(",") if part.strip())
+
+
+def load_settings(environ: dict[str, str] | None = None, *, dotenv: Path | None = None) -> Settings:
+    """Build settings from `environ` (default: the process environment) over `.env`."""
+    source = _read_dotenv(dotenv or Path(".env"))
+    source.update(os.environ if environ is None else environ)
+
+    raw: dict[str, object] = {}
+    prefix = "TENANTRY_"
+    for key, value in source.items():
+        if key.startswith(prefix) and not key.startswith(prefix + "S3_"):
+            raw[key.removeprefix(prefix).lower()] = value
+    if "DATABASE_URL" in source and "database_url" not in raw:
+        raw["database_url"] = source["DATABASE_URL"]
+    for name in ("shared_hosts", "trusted_proxies"):
+        if isinstance(raw.get(name), str):
+            raw[name] = _split(str(raw[name]))
+    bucket = source.get(prefix + "S3_BUCKET")
+    if bucket:
+        raw["s3"] = {
+            "bucket": bucket,
+            "endpoint_url": source.get(prefix + "S3_ENDPOINT_URL") or None,
+            "region": source.get(prefix + "S3_REGION", "us-east-1"),
+            "access_key_id": source.get(prefix + "S3_ACCESS_KEY_ID")
+            or source.get("AWS_ACCESS_KEY_ID"),
+            "secret_access_key": source.get(prefix + "S3_SECRET_ACCESS_KEY")
+            or source.get("AWS_SECRET_ACCESS_KEY"),
+            **(
+                {"part_size": source[prefix + "S3_PART_SIZE"]}
+                if prefix + "S3_PART_SIZE" in source
+                else {}
+            ),
+        }
+    try:
+        settings = msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"invalid setting: {exc}") from exc
+    if settings.is_production:
+        _refuse_unsafe(settings)
+    return settings
+
+
+def _refuse_unsafe(settings: Settings) -> None:
+    for name in _SECRET_NAMES:
+        value = getattr(settings, name)
+        if value.lower() in _INSECURE_VALUES:
+            raise ConfigError(f"TENANTRY_{name.upper()} must be set to a strong value in production")
+    if len(settings.jwt_secret) < 32:
+        raise ConfigError("TENANTRY_JWT_SECRET must be at least 32 characters in production")
+    if settings.database_url is None:
+        raise ConfigError("DATABASE_URL must be set in production (no embedded Postgres)")
+
+
+def with_dev_secrets(settings: Settings) -> Settings:
+    """Fill empty secrets from `{data_dir}/secrets.json`, generating it on first use."""
+    missing = [name for name in _SECRET_NAMES if not getattr(settings, name)]
+    if not missing:
+        return settings
+    path = settings.data_dir / "secrets.json"
+    stored: dict[str, str] = json.loads(path.read_text()) if path.is_file() else {}
+    if any(name not in stored for name in missing):
+        for name in _SECRET_NAMES:
+            stored.setdefault(name, secrets.token_urlsafe(32))
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(stored, indent=2))
+        tmp.chmod(0o600)
+        tmp.replace(path)
+    return msgspec.structs.replace(settings, **{name: stored[name] for name in missing})

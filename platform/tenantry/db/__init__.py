@@ -1,0 +1,1 @@
+"""Database: models, engines (tenant and platform), the RLS session hook, roles, migrations."""

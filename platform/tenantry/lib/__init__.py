@@ -1,0 +1,1 @@
+"""Small shared pieces: errors as problem details, logging, pagination."""

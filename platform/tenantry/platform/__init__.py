@@ -1,0 +1,1 @@
+"""Platform-admin API: provision, change, suspend and offboard tenants; their domains."""

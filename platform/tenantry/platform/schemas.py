@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+
+from tenantry.lib.schemas import Email, Password
+
+GiB = 1024**3
+Slug = Annotated[str, msgspec.Meta(min_length=2, max_length=63, pattern=r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Domain = Annotated[str, msgspec.Meta(min_length=3, max_length=253)]
+Plan = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[a-z0-9_-]+$")]
+Color = Annotated[str, msgspec.Meta(pattern=r"^#[0-9a-fA-F]{6}$")]
+TenantStatus = Literal["active", "suspended", "deleted"]
+
+
+class Quotas(msgspec.Struct, kw_only=True):
+    storage_bytes: Annotated[int, msgspec.Meta(ge=0)] = 10 * GiB
+    max_file_bytes: Annotated[int, msgspec.Meta(ge=1)] = 2 * GiB
+
+
+class QuotasPatch(msgspec.Struct, kw_only=True):
+    storage_bytes: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    max_file_bytes: Annotated[int, msgspec.Meta(ge=1)] | None = None
+
+
+class TenantSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    allow_signup: bool = False
+    signup_role: Literal["viewer", "editor"] = "viewer"
+    download_url_ttl_seconds: Annotated[int, msgspec.Meta(ge=10, le=7 * 24 * 3600)] = 300
+    # None: every type the platform can sniff.
+    allowed_content_types: list[str] | None = None
+
+
+class Branding(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    display_name: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    primary_color: Color = "#1f6feb"
+    accent_color: Color = "#f59e0b"
+    logo_url: Annotated[str, msgspec.Meta(max_length=2048)] | None = None
+    support_email: Email | None = None
+
+
+class AdminIn(msgspec.Struct):
+    email: Email
+    password: Password
+
+
+class TenantCreate(msgspec.Struct, kw_only=True):
+    slug: Slug
+    name: Name
+    admin: AdminIn
+    domains: list[Domain] = msgspec.field(default_factory=list)
+    plan: Plan = "standard"
+    quotas: Quotas | None = None
+    settings: TenantSettings | None = None
+    branding: Branding | None = None
+
+
+class TenantPatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    name: Name | None = None
+    plan: Plan | None = None
+    quotas: QuotasPatch | None = None
+    settings: dict[str, object] | None = None
+    branding: dict[str, object] | None = None
+
+
+class TenantOut(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    slug: str
+    name: str
+    status: TenantStatus
+    plan: str
+    host: str
+    domains: list[str]
+    quotas: Quotas
+    settings: TenantSettings
+    branding: Branding
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None = None
+
+
+class DomainCreate(msgspec.Struct, kw_only=True):
+    domain: Domain
+    is_primary: bool = False
+
+
+class DomainOut(msgspec.Struct, kw_only=True):
+    domain: str
+    tenant_id: uuid.UUID
+    verified: bool
+    is_primary: bool
+    created_at: datetime

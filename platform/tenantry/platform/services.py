@@ -1,0 +1,223 @@
+"""Tenant provisioning rules: create with its owner, change, suspend, offboard, domains."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from advanced_alchemy.filters import LimitOffset, OrderBy
+from advanced_alchemy.repository import SQLAlchemyAsyncRepository
+from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tenantry.auth.passwords import PasswordHasher
+from tenantry.config import Settings
+from tenantry.db.models import Tenant, TenantDomain, User
+from tenantry.lib.errors import Conflict, InvalidInput, NotFound
+from tenantry.lib.schemas import Page, normalize_email
+from tenantry.platform.schemas import (
+    Branding,
+    DomainCreate,
+    DomainOut,
+    Quotas,
+    TenantCreate,
+    TenantOut,
+    TenantPatch,
+    TenantSettings,
+)
+
+RESERVED_SLUGS = frozenset(
+    {"www", "api", "app", "admin", "platform", "static", "assets", "cdn", "mail", "status", "health"}
+)
+_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+class TenantNotFound(NotFound):
+    code = "tenant_not_found"
+    title = "Tenant not found"
+
+
+class TenantRepository(SQLAlchemyAsyncRepository[Tenant]):
+    model_type = Tenant
+
+    async def domains_of(self, tenant_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[str]]:
+        rows = await self.session.execute(
+            select(TenantDomain.tenant_id, TenantDomain.domain)
+            .where(TenantDomain.tenant_id.in_(tenant_ids))
+            .order_by(TenantDomain.is_primary.desc(), TenantDomain.domain)
+        )
+        domains: dict[uuid.UUID, list[str]] = {tenant_id: [] for tenant_id in tenant_ids}
+        for tenant_id, domain in rows:
+            domains[tenant_id].append(domain)
+        return domains
+
+
+def _converted(value: Any, type_: type[Any], field: str) -> Any:
+    try:
+        return msgspec.convert(value, type_)
+    except msgspec.ValidationError as exc:
+        raise InvalidInput(f"{field}: {exc}", field=field) from exc
+
+
+class TenantService(SQLAlchemyAsyncRepositoryService[Tenant, TenantRepository]):
+    repository_type = TenantRepository
+
+    def __init__(self, session: AsyncSession, *, settings: Settings, passwords: PasswordHasher) -> None:
+        super().__init__(session=session)
+        self.settings = settings
+        self.passwords = passwords
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def get_tenant(self, tenant_id: uuid.UUID) -> TenantOut:
+        return (await self._render([await self._load(tenant_id)]))[0]
+
+    async def list_tenants(self, *, status: str | None, limit: int, offset: int) -> Page[TenantOut]:
+        condition = Tenant.status == status if status else Tenant.status != "deleted"
+        tenants, total = await self.repository.list_and_count(
+            condition, OrderBy("created_at", "asc"), LimitOffset(limit=limit, offset=offset)
+        )
+        return Page(items=await self._render(list(tenants)), total=total, limit=limit, offset=offset)
+
+    # -- writes --------------------------------------------------------------------------
+
+    async def create_tenant(self, data: TenantCreate) -> TenantOut:
+        self._check_slug(data.slug)
+        domains = [self.normalize_domain(domain) for domain in data.domains]
+        password_hash = await self.passwords.hash(data.admin.password, field="admin.password")
+        quotas = data.quotas or Quotas()
+        tenant = Tenant(
+            slug=data.slug,
+            name=data.name,
+            plan=data.plan,
+            storage_quota_bytes=quotas.storage_bytes,
+            max_file_bytes=quotas.max_file_bytes,
+            settings=msgspec.to_builtins(data.settings or TenantSettings()),
+            branding=msgspec.to_builtins(data.branding or Branding()),
+        )
+        self.repository.session.add(tenant)
+        await self._flush_unique(f"slug '{data.slug}' is taken", "slug_taken", "slug")
+        for index, domain in enumerate(dict.fromkeys(domains)):
+            self.repository.session.add(TenantDomain(domain=domain, tenant_id=tenant.id, is_primary=index == 0))
+        await self._flush_unique("a domain is already in use", "domain_taken", "domains")
+        self.repository.session.add(
+            User(tenant_id=tenant.id, email=normalize_email(data.admin.email), password_hash=password_hash, role="owner")
+        )
+        await self.repository.session.flush()
+        return await self.get_tenant(tenant.id)
+
+    async def update_tenant(self, tenant_id: uuid.UUID, patch: TenantPatch) -> TenantOut:
+        tenant = await self._load(tenant_id, live=True)
+        if patch.name is not None:
+            tenant.name = patch.name
+        if patch.plan is not None:
+            tenant.plan = patch.plan
+        if patch.quotas is not None:
+            if patch.quotas.storage_bytes is not None:
+                tenant.storage_quota_bytes = patch.quotas.storage_bytes
+            if patch.quotas.max_file_bytes is not None:
+                tenant.max_file_bytes = patch.quotas.max_file_bytes
+        if patch.settings is not None:
+            merged = {**tenant.settings, **patch.settings}
+            tenant.settings = msgspec.to_builtins(_converted(merged, TenantSettings, "settings"))
+        if patch.branding is not None:
+            merged = {**tenant.branding, **patch.branding}
+            tenant.branding = msgspec.to_builtins(_converted(merged, Branding, "branding"))
+        await self.repository.session.flush()
+        return await self.get_tenant(tenant_id)
+
+    async def set_status(self, tenant_id: uuid.UUID, status: str) -> TenantOut:
+        tenant = await self._load(tenant_id, live=True)
+        tenant.status = status
+        await self.repository.session.flush()
+        return await self.get_tenant(tenant_id)
+
+    async def offboard(self, tenant_id: uuid.UUID) -> None:
+        """Soft delete: the tenant stops resolving at once; its domains are freed."""
+        tenant = await self._load(tenant_id, live=True)
+        tenant.status = "deleted"
+        tenant.deleted_at = datetime.now(UTC)
+        await self.repository.session.execute(delete(TenantDomain).where(TenantDomain.tenant_id == tenant_id))
+        await self.repository.session.flush()
+
+    async def add_domain(self, tenant_id: uuid.UUID, data: DomainCreate) -> DomainOut:
+        await self._load(tenant_id, live=True)
+        domain = TenantDomain(
+            domain=self.normalize_domain(data.domain), tenant_id=tenant_id, is_primary=data.is_primary
+        )
+        self.repository.session.add(domain)
+        await self._flush_unique(f"domain '{domain.domain}' is already in use", "domain_taken", "domain")
+        await self.repository.session.refresh(domain)
+        return DomainOut(
+            domain=domain.domain,
+            tenant_id=domain.tenant_id,
+            verified=domain.verified,
+            is_primary=domain.is_primary,
+            created_at=domain.created_at,
+        )
+
+    async def remove_domain(self, tenant_id: uuid.UUID, domain: str) -> None:
+        result = await self.repository.session.execute(
+            delete(TenantDomain).where(
+                TenantDomain.tenant_id == tenant_id, TenantDomain.domain == domain.strip().lower().rstrip(".")
+            )
+        )
+        if result.rowcount == 0:  # type: ignore[attr-defined]
+            raise NotFound(f"tenant has no domain '{domain}'", code="domain_not_found")
+
+    # -- rules ---------------------------------------------------------------------------
+
+    def normalize_domain(self, domain: str) -> str:
+        name = domain.strip().lower().rstrip(".")
+        labels = name.split(".")
+        base = self.settings.base_domain
+        if len(labels) < 2 or not all(_HOST_LABEL.match(label) for label in labels) or labels[-1].isdigit():
+            raise InvalidInput(f"'{domain}' is not a valid domain name", code="invalid_domain", field="domain")
+        if name == base or name.endswith("." + base) or name in self.settings.shared_hosts:
+            # `{slug}.{base}` hosts belong to slugs; letting a tenant claim one would hijack it.
+            raise InvalidInput(
+                f"'{domain}' is under the platform's base domain '{base}'", code="invalid_domain", field="domain"
+            )
+        return name
+
+    def _check_slug(self, slug: str) -> None:
+        if slug in RESERVED_SLUGS:
+            raise InvalidInput(f"slug '{slug}' is reserved", code="slug_reserved", field="slug")
+
+    async def _flush_unique(self, detail: str, code: str, field: str) -> None:
+        try:
+            await self.repository.session.flush()
+        except IntegrityError as exc:
+            raise Conflict(detail, code=code, field=field) from exc
+
+    async def _load(self, tenant_id: uuid.UUID, *, live: bool = False) -> Tenant:
+        tenant = await self.repository.get_one_or_none(Tenant.id == tenant_id)
+        if tenant is None or (live and tenant.status == "deleted"):
+            raise TenantNotFound(f"no tenant {tenant_id}")
+        return tenant
+
+    async def _render(self, tenants: list[Tenant]) -> list[TenantOut]:
+        domains = await self.repository.domains_of([tenant.id for tenant in tenants])
+        return [
+            TenantOut(
+                id=tenant.id,
+                slug=tenant.slug,
+                name=tenant.name,
+                status=tenant.status,  # type: ignore[arg-type]
+                plan=tenant.plan,
+                host=f"{tenant.slug}.{self.settings.base_domain}",
+                domains=domains[tenant.id],
+                quotas=Quotas(storage_bytes=tenant.storage_quota_bytes, max_file_bytes=tenant.max_file_bytes),
+                settings=msgspec.convert(tenant.settings, TenantSettings),
+                branding=msgspec.convert(tenant.branding, Branding),
+                created_at=tenant.created_at,
+                updated_at=tenant.updated_at,
+                deleted_at=tenant.deleted_at,
+            )
+            for tenant in tenants
+        ]

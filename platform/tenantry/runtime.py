@@ -1,0 +1,31 @@
+"""The app-wide singletons (built once at start-up), reachable from any scope or request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from litestar.types import Scope
+
+if TYPE_CHECKING:
+    from advanced_alchemy.config import SQLAlchemyAsyncConfig
+
+    from tenantry.auth.passwords import PasswordHasher
+    from tenantry.auth.tokens import TokenIssuer
+    from tenantry.config import Settings
+    from tenantry.tenancy.cache import TenantCache
+
+
+@dataclass(frozen=True, slots=True)
+class AppServices:
+    settings: Settings
+    tenant_db: SQLAlchemyAsyncConfig
+    platform_db: SQLAlchemyAsyncConfig
+    tokens: TokenIssuer
+    passwords: PasswordHasher
+    tenant_cache: TenantCache
+
+    @staticmethod
+    def of(scope: Scope | Any) -> AppServices:
+        services: AppServices = scope["app"].state.services
+        return services

@@ -1,0 +1,42 @@
+"""Object storage: the ObjectStore protocol, S3 and local-disk stores, key layout, sniffing."""
+
+from tenantry.storage.keys import (
+    InvalidKeyError,
+    branding_key,
+    branding_prefix,
+    file_key,
+    tenant_prefix,
+)
+from tenantry.storage.local import LocalStore, RangeNotSatisfiable, parse_range
+from tenantry.storage.protocol import (
+    ObjectInfo,
+    ObjectNotFoundError,
+    ObjectStore,
+    StoreError,
+    StoreUnavailableError,
+    content_disposition,
+)
+from tenantry.storage.s3 import S3Store
+from tenantry.storage.sniff import SNIFF_BYTES, declared_matches, mime_essence, sniff
+
+__all__ = [
+    "SNIFF_BYTES",
+    "InvalidKeyError",
+    "LocalStore",
+    "ObjectInfo",
+    "ObjectNotFoundError",
+    "ObjectStore",
+    "RangeNotSatisfiable",
+    "S3Store",
+    "StoreError",
+    "StoreUnavailableError",
+    "branding_key",
+    "branding_prefix",
+    "content_disposition",
+    "declared_matches",
+    "file_key",
+    "mime_essence",
+    "parse_range",
+    "sniff",
+    "tenant_prefix",
+]

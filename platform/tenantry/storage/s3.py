@@ -1,0 +1,334 @@
+"""S3Store: objects in an S3-compatible bucket (AWS S3, MinIO, Ceph) through aioboto3."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, suppress
+from types import TracebackType
+from typing import TYPE_CHECKING, Self
+
+import aioboto3
+import structlog
+from aiobotocore.config import AioConfig
+from botocore.exceptions import BotoCoreError, ClientError
+
+from tenantry.storage.keys import validate_key, validate_prefix, validate_tenant_scoped_prefix
+from tenantry.storage.protocol import (
+    MiB,
+    ObjectInfo,
+    StoreError,
+    StoreUnavailableError,
+    content_disposition,
+)
+
+if TYPE_CHECKING:
+    from types_aiobotocore_s3.client import S3Client
+    from types_aiobotocore_s3.type_defs import CompletedPartTypeDef, ObjectIdentifierTypeDef
+
+DEFAULT_PART_SIZE = 8 * MiB
+MIN_PART_SIZE = 5 * MiB  # S3's floor for every part but the last
+MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4 presigned URLs cannot live longer
+CHECK_TIMEOUT_SECONDS = 5.0
+
+log = structlog.get_logger(__name__)
+
+
+class _MultipartUpload:
+    """One multipart upload with at most one part in flight while the caller buffers the next."""
+
+    def __init__(self, client: "S3Client", bucket: str, key: str, upload_id: str) -> None:
+        self._client = client
+        self._bucket = bucket
+        self._key = key
+        self._upload_id = upload_id
+        self._parts: list[CompletedPartTypeDef] = []
+        self._in_flight: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def create(
+        cls, client: "S3Client", bucket: str, key: str, content_type: str
+    ) -> "_MultipartUpload":
+        response = await client.create_multipart_upload(
+            Bucket=bucket, Key=key, ContentType=content_type
+        )
+        return cls(client, bucket, key, response["UploadId"])
+
+    async def wait_in_flight(self) -> None:
+        """Wait for the part being sent; raises if sending it failed."""
+        if self._in_flight is not None:
+            task, self._in_flight = self._in_flight, None
+            await task
+
+    async def send(self, body: bytes) -> None:
+        await self.wait_in_flight()
+        part_number = len(self._parts) + 1
+        self._in_flight = asyncio.create_task(self._upload_part(part_number, body))
+
+    async def _upload_part(self, part_number: int, body: bytes) -> None:
+        response = await self._client.upload_part(
+            Bucket=self._bucket,
+            Key=self._key,
+            UploadId=self._upload_id,
+            PartNumber=part_number,
+            Body=body,
+        )
+        self._parts.append({"PartNumber": part_number, "ETag": response["ETag"]})
+
+    async def complete(self) -> None:
+        await self.wait_in_flight()
+        await self._client.complete_multipart_upload(
+            Bucket=self._bucket,
+            Key=self._key,
+            UploadId=self._upload_id,
+            MultipartUpload={"Parts": self._parts},
+        )
+
+    async def abort(self) -> None:
+        """Drop the upload and every part sent; never raises, so the caller's error survives."""
+        if self._in_flight is not None:
+            self._in_flight.cancel()
+            with suppress(BaseException):
+                await self._in_flight
+            self._in_flight = None
+        try:
+            await self._client.abort_multipart_upload(
+                Bucket=self._bucket, Key=self._key, UploadId=self._upload_id
+            )
+        except (BotoCoreError, ClientError):
+            # The bucket's AbortIncompleteMultipartUpload lifecycle rule is the backstop.
+            log.warning("multipart_abort_failed", key=self._key, upload_id=self._upload_id)
+
+
+class S3Store:
+    """An ObjectStore on one bucket. Call `start()` (or use `async with`) before use.
+
+    One long-lived client serves every call. With `presign_endpoint_url`, download URLs are
+    signed for that address instead (e.g. the public MinIO address when the app talks to MinIO
+    on an internal network name).
+    """
+
+    def __init__(
+        self,
+        *,
+        bucket: str,
+        endpoint_url: str | None = None,
+        region: str = "us-east-1",
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+        part_size: int = DEFAULT_PART_SIZE,
+        presign_endpoint_url: str | None = None,
+    ) -> None:
+        if part_size < MIN_PART_SIZE:
+            raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes")
+        self._bucket = bucket
+        self._endpoint_url = endpoint_url
+        self._region = region
+        self._access_key_id = access_key_id
+        self._secret_access_key = secret_access_key
+        self._part_size = part_size
+        self._presign_endpoint_url = presign_endpoint_url
+        self._session = aioboto3.Session()
+        self._exit_stack: AsyncExitStack | None = None
+        self._client_or_none: S3Client | None = None
+        self._presign_client_or_none: S3Client | None = None
+
+    async def start(self) -> None:
+        if self._exit_stack is not None:
+            return
+        config = AioConfig(
+            signature_version="s3v4",
+            # MinIO and most self-hosted stores only understand path-style addressing.
+            s3={"addressing_style": "path" if self._endpoint_url else "auto"},
+            # Newer botocore adds CRC checksums to every upload; several S3-compatible stores
+            # reject them. Integrity is covered by the sha256 the upload path computes.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            retries={"max_attempts": 3, "mode": "standard"},
+        )
+        stack = AsyncExitStack()
+        try:
+            for endpoint_url, is_presign in (
+                (self._endpoint_url, False),
+                (self._presign_endpoint_url, True),
+            ):
+                if is_presign and endpoint_url is None:
+                    break
+                client = await stack.enter_async_context(
+                    self._session.client(
+                        "s3",
+                        endpoint_url=endpoint_url,
+                        region_name=self._region,
+                        aws_access_key_id=self._access_key_id,
+                        aws_secret_access_key=self._secret_access_key,
+                        config=config,
+                    )
+                )
+                if is_presign:
+                    self._presign_client_or_none = client
+                else:
+                    self._client_or_none = client
+        except BaseException:
+            await stack.aclose()
+            self._client_or_none = self._presign_client_or_none = None
+            raise
+        self._exit_stack = stack
+
+    async def close(self) -> None:
+        if self._exit_stack is None:
+            return
+        stack, self._exit_stack = self._exit_stack, None
+        self._client_or_none = self._presign_client_or_none = None
+        await stack.aclose()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def _client(self) -> "S3Client":
+        if self._client_or_none is None:
+            raise RuntimeError("S3Store is not started; call start() or use `async with`")
+        return self._client_or_none
+
+    async def ensure_bucket(self) -> None:
+        """Create the bucket if it does not exist (dev and tests; production provisions it)."""
+        try:
+            await self._client.head_bucket(Bucket=self._bucket)
+            return
+        except ClientError as error:
+            if _status(error) != 404:
+                raise
+        if self._region == "us-east-1":
+            await self._client.create_bucket(Bucket=self._bucket)
+        else:
+            # Self-hosted stores accept region names outside the stubs' list of AWS regions.
+            await self._client.create_bucket(
+                Bucket=self._bucket,
+                CreateBucketConfiguration={"LocationConstraint": self._region},  # type: ignore[typeddict-item]
+            )
+
+    async def put_stream(self, key: str, chunks: AsyncIterator[bytes], *, content_type: str) -> int:
+        validate_key(key)
+        # Pieces of the next part, not yet joined; memoryviews avoid copying big chunks twice.
+        pieces: list[memoryview] = []
+        buffered = 0
+        total = 0
+        upload: _MultipartUpload | None = None
+        try:
+            async for chunk in chunks:
+                total += len(chunk)
+                rest = memoryview(chunk)
+                while buffered + len(rest) >= self._part_size:
+                    take = self._part_size - buffered
+                    pieces.append(rest[:take])
+                    rest = rest[take:]
+                    if upload is None:
+                        upload = await _MultipartUpload.create(
+                            self._client, self._bucket, key, content_type
+                        )
+                    # Wait for the previous part first: one part in flight, one buffering.
+                    await upload.wait_in_flight()
+                    part = b"".join(pieces)
+                    pieces, buffered = [], 0
+                    await upload.send(part)
+                if rest:
+                    pieces.append(rest)
+                    buffered += len(rest)
+            last_part = b"".join(pieces)
+            if upload is None:
+                await self._client.put_object(
+                    Bucket=self._bucket, Key=key, Body=last_part, ContentType=content_type
+                )
+                return total
+            if last_part:
+                await upload.send(last_part)
+            await upload.complete()
+        except BaseException:
+            if upload is not None:
+                await upload.abort()
+            raise
+        return total
+
+    async def presign_get(
+        self, key: str, *, filename: str, content_type: str, expires_in: int
+    ) -> str:
+        validate_key(key)
+        if not 1 <= expires_in <= MAX_PRESIGN_SECONDS:
+            raise ValueError(f"expires_in must be between 1 and {MAX_PRESIGN_SECONDS} seconds")
+        client = self._presign_client_or_none or self._client
+        return await client.generate_presigned_url(
+            "get_object",
+            Params={
+                "Bucket": self._bucket,
+                "Key": key,
+                "ResponseContentDisposition": content_disposition(filename),
+                "ResponseContentType": content_type,
+            },
+            ExpiresIn=expires_in,
+        )
+
+    async def head(self, key: str) -> ObjectInfo | None:
+        validate_key(key)
+        try:
+            response = await self._client.head_object(Bucket=self._bucket, Key=key)
+        except ClientError as error:
+            if _status(error) == 404:
+                return None
+            raise
+        return ObjectInfo(size=response["ContentLength"], content_type=response.get("ContentType"))
+
+    async def delete(self, key: str) -> None:
+        validate_key(key)
+        await self._client.delete_object(Bucket=self._bucket, Key=key)
+
+    async def delete_prefix(self, prefix: str) -> int:
+        validate_tenant_scoped_prefix(prefix)
+        deleted = 0
+        paginator = self._client.get_paginator("list_objects_v2")
+        async for page in paginator.paginate(Bucket=self._bucket, Prefix=prefix):
+            objects: list[ObjectIdentifierTypeDef] = [
+                {"Key": item["Key"]} for item in page.get("Contents", [])
+            ]
+            if not objects:
+                continue
+            response = await self._client.delete_objects(
+                Bucket=self._bucket,
+                Delete={"Objects": objects, "Quiet": True},
+            )
+            errors = response.get("Errors", [])
+            if errors:
+                raise StoreError(f"could not delete {len(errors)} objects under {prefix}")
+            deleted += len(objects)
+        # Uploads still in progress under the prefix would otherwise linger (and be billed).
+        uploads = self._client.get_paginator("list_multipart_uploads")
+        async for uploads_page in uploads.paginate(Bucket=self._bucket, Prefix=prefix):
+            for in_progress in uploads_page.get("Uploads", []):
+                await self._client.abort_multipart_upload(
+                    Bucket=self._bucket, Key=in_progress["Key"], UploadId=in_progress["UploadId"]
+                )
+        return deleted
+
+    async def list_keys(self, prefix: str) -> AsyncIterator[str]:
+        validate_prefix(prefix)
+        paginator = self._client.get_paginator("list_objects_v2")
+        async for page in paginator.paginate(Bucket=self._bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                yield item["Key"]
+
+    async def check(self) -> None:
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+                await self._client.head_bucket(Bucket=self._bucket)
+        except (BotoCoreError, ClientError, TimeoutError) as error:
+            raise StoreUnavailableError(f"bucket {self._bucket} unreachable: {error}") from error
+
+
+def _status(error: ClientError) -> int | None:
+    return error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")

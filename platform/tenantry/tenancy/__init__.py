@@ -1,0 +1,1 @@
+"""Tenant resolution: middleware, per-request tenant context, host cache."""

@@ -1,0 +1,120 @@
+"""Host -> tenant lookups, cached in process and dropped at once when any tenant changes.
+
+A trigger on `tenants` and `tenant_domains` sends `NOTIFY tenant_changed`; every replica listens
+on one connection and clears its cache on each notification, so a suspension or a new domain
+takes effect everywhere within a notification's latency. Entries also expire after a short TTL,
+and while the listener is down nothing is cached at all (correctness over speed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import structlog
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tenantry.tenancy.context import TenantRecord
+
+CHANNEL = "tenant_changed"
+_COLUMNS = (
+    "t.id, t.slug, t.name, t.status, t.plan, t.storage_quota_bytes, t.max_file_bytes, "
+    "t.settings, t.branding"
+)
+_BY_ID = text(f"SELECT {_COLUMNS} FROM tenants t WHERE t.id = :key AND t.status <> 'deleted'")
+_BY_SLUG = text(f"SELECT {_COLUMNS} FROM tenants t WHERE t.slug = :key AND t.status <> 'deleted'")
+_BY_DOMAIN = text(
+    f"SELECT {_COLUMNS} FROM tenant_domains d JOIN tenants t ON t.id = d.tenant_id "
+    "WHERE d.domain = :key AND d.verified AND t.status <> 'deleted'"
+)
+logger = structlog.get_logger("tenantry.tenancy")
+
+
+class TenantCache:
+    def __init__(self, engine: AsyncEngine, *, ttl_seconds: float) -> None:
+        self._engine = engine
+        self._ttl = ttl_seconds
+        self._entries: dict[tuple[str, str], tuple[float, TenantRecord | None]] = {}
+        # Bumped on every invalidation, so a lookup that raced a change never stores stale data.
+        self._generation = 0
+        self.listening = False
+
+    def invalidate(self, *_: Any) -> None:
+        self._generation += 1
+        self._entries.clear()
+
+    async def by_id(self, tenant_id: uuid.UUID) -> TenantRecord | None:
+        return await self._lookup("id", str(tenant_id), _BY_ID)
+
+    async def by_slug(self, slug: str) -> TenantRecord | None:
+        return await self._lookup("slug", slug, _BY_SLUG)
+
+    async def by_domain(self, domain: str) -> TenantRecord | None:
+        return await self._lookup("domain", domain, _BY_DOMAIN)
+
+    async def _lookup(self, kind: str, key: str, query: Any) -> TenantRecord | None:
+        now = time.monotonic()
+        cached = self._entries.get((kind, key))
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        generation = self._generation
+        async with self._engine.connect() as connection:
+            row = (await connection.execute(query, {"key": key})).first()
+        record = TenantRecord(*row) if row else None
+        if self.listening and generation == self._generation:
+            self._entries[(kind, key)] = (now + self._ttl, record)
+        return record
+
+
+class TenantChangeListener:
+    """Keeps one LISTEN connection open, reconnecting with backoff; clears the cache on change."""
+
+    def __init__(self, cache: TenantCache, connect: Callable[[], Awaitable[asyncpg.Connection]]) -> None:
+        self._cache = cache
+        self._connect = connect
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    async def start(self, timeout: float = 10.0) -> None:
+        self._task = asyncio.create_task(self._run(), name="tenant-change-listener")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ready.wait(), timeout)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        delay = 0.2
+        while True:
+            lost = asyncio.Event()
+            try:
+                connection = await self._connect()
+            except (OSError, asyncpg.PostgresError) as exc:
+                logger.warning("tenant_listener_connect_failed", error=str(exc), retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            try:
+                connection.add_termination_listener(lambda _conn: lost.set())
+                await connection.add_listener(CHANNEL, self._cache.invalidate)
+                # Anything may have changed while nobody listened.
+                self._cache.invalidate()
+                self._cache.listening = True
+                self._ready.set()
+                delay = 0.2
+                await lost.wait()
+                logger.warning("tenant_listener_lost")
+            finally:
+                self._cache.listening = False
+                self._cache.invalidate()
+                if not connection.is_closed():
+                    await connection.close(timeout=2)

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import msgspec
+from litestar import Controller, get
+from litestar.di import Provide
+
+from tenantry.auth.deps import provide_tenant
+from tenantry.platform.schemas import Branding
+from tenantry.tenancy.context import TenantRecord
+from tenantry.tenancy.zones import TENANT_PUBLIC
+
+
+class PublicBranding(msgspec.Struct):
+    slug: str
+    name: str
+    display_name: str
+    primary_color: str
+    accent_color: str
+    logo_url: str | None
+    support_email: str | None
+    allow_signup: bool
+
+
+class BrandingController(Controller):
+    path = "/api/v1/branding"
+    tags = ["branding"]
+    opt = {"zone": TENANT_PUBLIC}
+    dependencies = {"tenant": Provide(provide_tenant, sync_to_thread=False)}
+
+    @get("/")
+    async def get_branding(self, tenant: TenantRecord) -> PublicBranding:
+        """What a white-label front end needs to look like its tenant; no login required."""
+        branding = msgspec.convert(tenant.branding, Branding)
+        return PublicBranding(
+            slug=tenant.slug,
+            name=tenant.name,
+            display_name=branding.display_name or tenant.name,
+            primary_color=branding.primary_color,
+            accent_color=branding.accent_color,
+            logo_url=branding.logo_url,
+            support_email=branding.support_email,
+            allow_signup=bool(tenant.settings.get("allow_signup", False)),
+        )
