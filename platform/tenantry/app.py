@@ -16,16 +16,17 @@ from tenantry.auth.controllers import PlatformAuthController, TenantAuthControll
 from tenantry.auth.middleware import AuthMiddleware
 from tenantry.auth.passwords import PasswordHasher
 from tenantry.auth.tokens import TokenIssuer
-from tenantry.config import Settings, load_settings
+from tenantry.config import Settings, runtime_settings
 from tenantry.db.deps import provide_platform_session, provide_tenant_session
 from tenantry.db.engines import asyncpg_dsn, platform_db_config, role_url, tenant_db_config
 from tenantry.lib.errors import EXCEPTION_HANDLERS
-from tenantry.lib.logging import RequestContextMiddleware, configure_logging
+from tenantry.lib.logging import RequestContextMiddleware, add_request_id_header, configure_logging
 from tenantry.ops.controllers import HealthController
 from tenantry.platform.controllers import TenantsController
 from tenantry.runtime import AppServices
 from tenantry.tenancy.cache import TenantCache, TenantChangeListener
 from tenantry.tenancy.controllers import BrandingController
+from tenantry.tenancy.deps import provide_tenant
 from tenantry.tenancy.middleware import TenancyMiddleware
 
 
@@ -40,20 +41,26 @@ def build_services(settings: Settings) -> AppServices:
             issuer=settings.jwt_issuer,
             ttl_seconds=settings.access_token_ttl_seconds,
         ),
-        passwords=PasswordHasher(rounds=settings.bcrypt_rounds, concurrency=settings.bcrypt_concurrency),
-        tenant_cache=TenantCache(tenant_db.get_engine(), ttl_seconds=settings.tenant_cache_ttl_seconds),
+        passwords=PasswordHasher(
+            rounds=settings.bcrypt_rounds, concurrency=settings.bcrypt_concurrency
+        ),
+        tenant_cache=TenantCache(
+            tenant_db.get_engine(), ttl_seconds=settings.tenant_cache_ttl_seconds
+        ),
     )
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
-    settings = settings or load_settings()
+    settings = settings or runtime_settings()
     configure_logging(settings)
     services = build_services(settings)
     listener_dsn = asyncpg_dsn(role_url(settings, "app"))
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncGenerator[None, None]:
-        listener = TenantChangeListener(services.tenant_cache, lambda: asyncpg.connect(listener_dsn))
+        listener = TenantChangeListener(
+            services.tenant_cache, lambda: asyncpg.connect(listener_dsn)
+        )
         await listener.start()
         try:
             yield
@@ -74,8 +81,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         dependencies={
             "db_session": Provide(provide_tenant_session),
             "platform_db_session": Provide(provide_platform_session),
+            "tenant": Provide(provide_tenant, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
+        before_send=[add_request_id_header],
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(
             title="Tenantry",

@@ -131,7 +131,9 @@ def _refuse_unsafe(settings: Settings) -> None:
     for name in _SECRET_NAMES:
         value = getattr(settings, name)
         if value.lower() in _INSECURE_VALUES:
-            raise ConfigError(f"TENANTRY_{name.upper()} must be set to a strong value in production")
+            raise ConfigError(
+                f"TENANTRY_{name.upper()} must be set to a strong value in production"
+            )
     if len(settings.jwt_secret) < 32:
         raise ConfigError("TENANTRY_JWT_SECRET must be at least 32 characters in production")
     if settings.database_url is None:
@@ -154,3 +156,9 @@ def with_dev_secrets(settings: Settings) -> Settings:
         tmp.chmod(0o600)
         tmp.replace(path)
     return msgspec.structs.replace(settings, **{name: stored[name] for name in missing})
+
+
+def runtime_settings() -> Settings:
+    """Settings as a server or command uses them: dev secrets filled in outside production."""
+    settings = load_settings()
+    return settings if settings.is_production else with_dev_secrets(settings)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from litestar.connection import ASGIConnection
 from litestar.types import Scope
 
 if TYPE_CHECKING:
@@ -26,6 +27,8 @@ class AppServices:
     tenant_cache: TenantCache
 
     @staticmethod
-    def of(scope: Scope | Any) -> AppServices:
-        services: AppServices = scope["app"].state.services
+    def of(source: Scope | ASGIConnection[Any, Any, Any, Any]) -> AppServices:
+        """From a request (or websocket) or a raw ASGI scope."""
+        app = source.app if isinstance(source, ASGIConnection) else source["app"]
+        services: AppServices = app.state.services
         return services

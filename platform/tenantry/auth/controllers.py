@@ -50,7 +50,9 @@ class TenantAuthController(Controller):
         await auth_service.logout(request.user.id, data.refresh_token if data else None)
 
     @get("/me")
-    async def me(self, request: Request[Principal, Any, Any], auth_service: TenantAuthService) -> MeResponse:
+    async def me(
+        self, request: Request[Principal, Any, Any], auth_service: TenantAuthService
+    ) -> MeResponse:
         return await auth_service.me(request.user.id)
 
 

@@ -71,12 +71,19 @@ class TenantAuthService:
             raise Forbidden("this tenant does not allow self-signup", code="signup_disabled")
         password_hash = await self.passwords.hash(password)
         role = str(self.tenant.settings.get("signup_role", "viewer"))
-        user = User(tenant_id=self.tenant.id, email=normalize_email(email), password_hash=password_hash, role=role)
+        user = User(
+            tenant_id=self.tenant.id,
+            email=normalize_email(email),
+            password_hash=password_hash,
+            role=role,
+        )
         self.session.add(user)
         try:
             await self.session.flush()
         except IntegrityError as exc:
-            raise Conflict("an account with this email exists", code="email_taken", field="email") from exc
+            raise Conflict(
+                "an account with this email exists", code="email_taken", field="email"
+            ) from exc
         return UserOut(id=user.id, email=user.email, role=user.role)
 
     async def login(self, email: str, password: str) -> TokenResponse:
@@ -84,7 +91,9 @@ class TenantAuthService:
             User.tenant_id == self.tenant.id, User.email == normalize_email(email)
         )
         known = user is not None and not user.disabled
-        if not await self.passwords.verify(password, user.password_hash if known and user else None):
+        if not await self.passwords.verify(
+            password, user.password_hash if known and user else None
+        ):
             raise InvalidCredentials()
         assert user is not None
         return await self._issue(user, family_id=uuid.uuid4())
@@ -107,7 +116,9 @@ class TenantAuthService:
             # A rotated token used again means it leaked: end every session of that family.
             await self.refresh_tokens.revoke_family(self.tenant.id, stored.family_id)
             await self.session.commit()
-            raise Unauthorized("refresh token reused; its sessions are revoked", code="refresh_token_reused")
+            raise Unauthorized(
+                "refresh token reused; its sessions are revoked", code="refresh_token_reused"
+            )
         if stored.expires_at <= now:
             raise Unauthorized("refresh token expired", code="invalid_refresh_token")
         user = await self.users.get_one_or_none(
@@ -150,18 +161,23 @@ class TenantAuthService:
                 user_id=user.id,
                 family_id=family_id,
                 token_hash=hash_refresh_token(refresh_token),
-                expires_at=datetime.now(UTC) + timedelta(seconds=self.settings.refresh_token_ttl_seconds),
+                expires_at=datetime.now(UTC)
+                + timedelta(seconds=self.settings.refresh_token_ttl_seconds),
             )
         )
         await self.session.flush()
-        access = self.tokens.issue(subject=user.id, role=user.role, audience="tenant", tenant_id=self.tenant.id)
+        access = self.tokens.issue(
+            subject=user.id, role=user.role, audience="tenant", tenant_id=self.tenant.id
+        )
         return TokenResponse(
             access_token=access, expires_in=self.tokens.ttl_seconds, refresh_token=refresh_token
         )
 
 
 class PlatformAuthService:
-    def __init__(self, session: AsyncSession, *, tokens: TokenIssuer, passwords: PasswordHasher) -> None:
+    def __init__(
+        self, session: AsyncSession, *, tokens: TokenIssuer, passwords: PasswordHasher
+    ) -> None:
         self.session = session
         self.tokens = tokens
         self.passwords = passwords
@@ -173,23 +189,30 @@ class PlatformAuthService:
             )
         ).scalar_one_or_none()
         known = admin is not None and not admin.disabled
-        if not await self.passwords.verify(password, admin.password_hash if known and admin else None):
+        if not await self.passwords.verify(
+            password, admin.password_hash if known and admin else None
+        ):
             raise InvalidCredentials()
         assert admin is not None
-        access = self.tokens.issue(subject=admin.id, role="platform_admin", audience="platform", tenant_id=None)
+        access = self.tokens.issue(
+            subject=admin.id, role="platform_admin", audience="platform", tenant_id=None
+        )
         return TokenResponse(access_token=access, expires_in=self.tokens.ttl_seconds)
 
-    async def ensure_admin(self, email: str, password: str) -> bool:
-        """Create the operator, or reset its password; True when it was created."""
-        password_hash = await self.passwords.hash(password)
-        email = normalize_email(email)
-        admin = (
-            await self.session.execute(select(PlatformAdmin).where(PlatformAdmin.email == email))
-        ).scalar_one_or_none()
-        if admin is None:
-            self.session.add(PlatformAdmin(email=email, password_hash=password_hash))
-            await self.session.flush()
-            return True
-        admin.password_hash = password_hash
-        admin.disabled = False
-        return False
+
+async def upsert_platform_admin(
+    session: AsyncSession, passwords: PasswordHasher, email: str, password: str
+) -> bool:
+    """Create the operator, or reset its password and enable it; True when it was created."""
+    password_hash = await passwords.hash(password)
+    email = normalize_email(email)
+    admin = (
+        await session.execute(select(PlatformAdmin).where(PlatformAdmin.email == email))
+    ).scalar_one_or_none()
+    if admin is None:
+        session.add(PlatformAdmin(email=email, password_hash=password_hash))
+        await session.flush()
+        return True
+    admin.password_hash = password_hash
+    admin.disabled = False
+    return False

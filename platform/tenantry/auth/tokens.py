@@ -31,7 +31,9 @@ class TokenIssuer:
         self._issuer = issuer
         self.ttl_seconds = ttl_seconds
 
-    def issue(self, *, subject: uuid.UUID, role: str, audience: Audience, tenant_id: uuid.UUID | None) -> str:
+    def issue(
+        self, *, subject: uuid.UUID, role: str, audience: Audience, tenant_id: uuid.UUID | None
+    ) -> str:
         now = int(time.time())
         claims: dict[str, object] = {
             "iss": self._issuer,

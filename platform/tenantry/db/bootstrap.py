@@ -7,6 +7,8 @@ passwords and attributes, and grants what the design gives each role. Upgrade ru
 
 from __future__ import annotations
 
+import contextlib
+
 import asyncpg
 from advanced_alchemy.alembic.commands import AlembicCommands
 
@@ -37,10 +39,8 @@ async def bootstrap_roles(settings: Settings) -> None:
             # Two concurrent bootstraps may both see the role missing; the loser just carries on.
             exists = await connection.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", name)
             if not exists:
-                try:
+                with contextlib.suppress(asyncpg.DuplicateObjectError):
                     await connection.execute(f"CREATE ROLE {name}")
-                except asyncpg.DuplicateObjectError:
-                    pass
             statement = await connection.fetchval(
                 f"SELECT format('ALTER ROLE %I WITH {_ROLE_ATTRIBUTES} PASSWORD %L', $1::text, $2::text)",
                 name,

@@ -7,7 +7,7 @@ tenant, and a pooled connection never carries a tenant into the next transaction
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from advanced_alchemy.config import (
     AlembicAsyncConfig,
@@ -17,6 +17,7 @@ from advanced_alchemy.config import (
 )
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, SessionTransaction
 
 from tenantry.config import Settings
@@ -71,7 +72,8 @@ def tenant_db_config(settings: Settings, *, pool_size: int | None = None) -> SQL
     config = _config(role_url(settings, "app"), pool_size=pool_size or settings.db_pool_size)
     # advanced-alchemy replaces a Session subclass passed in config, so the hook goes on the
     # sync session class of the maker it builds.
-    sync_maker = config.create_session_maker().kw["sync_session_class"]
+    maker = cast("async_sessionmaker[AsyncSession]", config.create_session_maker())
+    sync_maker = maker.kw["sync_session_class"]
     event.listen(sync_maker, "after_begin", _set_tenant_on_begin)
     return config
 

@@ -16,4 +16,6 @@ def protect_tenant_table(table: str) -> None:
     op.execute(
         f"CREATE POLICY platform_access ON {table} TO tenantry_platform USING (true) WITH CHECK (true)"
     )
-    op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO tenantry_app, tenantry_platform")
+    op.execute(
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO tenantry_app, tenantry_platform"
+    )

@@ -164,22 +164,34 @@ def _domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response
     )
 
 
-def _validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Problem]:
+def _validation_error(
+    request: Request[Any, Any, Any], exc: ValidationException
+) -> Response[Problem]:
     errors = _field_errors(exc.extra)
     detail = "; ".join(f"{e.field}: {e.message}" for e in errors) if errors else exc.detail
     return problem_response(
-        request, status=exc.status_code, code="validation_error", title="Invalid input",
-        detail=detail, errors=errors,
+        request,
+        status=exc.status_code,
+        code="validation_error",
+        title="Invalid input",
+        detail=detail,
+        errors=errors,
     )
 
 
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:
     status = exc.status_code
-    code = "unauthorized" if isinstance(exc, NotAuthorizedException) else _CODES_BY_STATUS.get(
-        status, "error"
+    code = (
+        "unauthorized"
+        if isinstance(exc, NotAuthorizedException)
+        else _CODES_BY_STATUS.get(status, "error")
     )
     return problem_response(
-        request, status=status, code=code, title=exc.detail or code, detail=exc.detail,
+        request,
+        status=status,
+        code=code,
+        title=exc.detail or code,
+        detail=exc.detail,
         headers=exc.headers,
     )
 
@@ -187,7 +199,9 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
 def _unhandled(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     logger.exception("unhandled_error", error=type(exc).__name__)
     return problem_response(
-        request, status=HTTP_500_INTERNAL_SERVER_ERROR, code="internal_error",
+        request,
+        status=HTTP_500_INTERNAL_SERVER_ERROR,
+        code="internal_error",
         title="Internal server error",
     )
 

@@ -40,7 +40,10 @@ def configure_logging(settings: Settings) -> None:
 
 
 class RequestContextMiddleware(ASGIMiddleware):
-    """Binds `request_id` (from `X-Request-ID` when well formed) and writes one access line."""
+    """Binds `request_id` (from `X-Request-ID` when well formed) and writes one access line.
+
+    Responses carry it back as `X-Request-ID` (see `add_request_id_header`).
+    """
 
     scopes = ("http",)  # type: ignore[assignment]
 
@@ -55,11 +58,16 @@ class RequestContextMiddleware(ASGIMiddleware):
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
             await send(message)
 
+        # The context stays bound after this returns: an error raised by a later middleware is
+        # rendered by Litestar's outer handler, and its problem details still carry request_id.
+        # Each request runs in its own task, so nothing leaks into the next one.
         try:
             await next_app(scope, receive, send_with_request_id)
+        except Exception as exc:
+            status = getattr(exc, "status", getattr(exc, "status_code", 500))
+            raise
         finally:
             access_logger.info(
                 "request",
@@ -68,7 +76,17 @@ class RequestContextMiddleware(ASGIMiddleware):
                 status=status,
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
             )
-            structlog.contextvars.clear_contextvars()
+
+
+async def add_request_id_header(message: Message, _: object) -> None:
+    """App-level before_send hook: every response, error responses included, names its id."""
+    if message["type"] == "http.response.start":
+        request_id = structlog.contextvars.get_contextvars().get("request_id")
+        if request_id:
+            message["headers"] = [
+                *message.get("headers", []),
+                (b"x-request-id", request_id.encode()),
+            ]
 
 
 def _incoming_request_id(scope: Scope) -> str | None:

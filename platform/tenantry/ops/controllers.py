@@ -37,4 +37,7 @@ class HealthController(Controller):
             checks["database"] = f"error: {type(exc).__name__}"
         checks["tenant_listener"] = "ok" if services.tenant_cache.listening else "reconnecting"
         ok = all(value == "ok" for value in checks.values())
-        return Response(HealthStatus(status="ok" if ok else "unavailable", checks=checks), status_code=200 if ok else 503)
+        return Response(
+            HealthStatus(status="ok" if ok else "unavailable", checks=checks),
+            status_code=200 if ok else 503,
+        )

@@ -9,15 +9,26 @@ from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.lib.schemas import Limit, Offset, Page
-from tenantry.platform.schemas import DomainCreate, DomainOut, TenantCreate, TenantOut, TenantPatch, TenantStatus
+from tenantry.platform.schemas import (
+    DomainCreate,
+    DomainOut,
+    TenantCreate,
+    TenantOut,
+    TenantPatch,
+    TenantStatus,
+)
 from tenantry.platform.services import TenantService
 from tenantry.runtime import AppServices
 from tenantry.tenancy.zones import PLATFORM
 
 
-def provide_tenant_service(request: Request[Any, Any, Any], platform_db_session: AsyncSession) -> TenantService:
+def provide_tenant_service(
+    request: Request[Any, Any, Any], platform_db_session: AsyncSession
+) -> TenantService:
     services = AppServices.of(request)
-    return TenantService(platform_db_session, settings=services.settings, passwords=services.passwords)
+    return TenantService(
+        platform_db_session, settings=services.settings, passwords=services.passwords
+    )
 
 
 class TenantsController(Controller):
@@ -46,7 +57,9 @@ class TenantsController(Controller):
         return await tenant_service.get_tenant(tenant_id)
 
     @patch("/{tenant_id:uuid}")
-    async def update_tenant(self, tenant_id: uuid.UUID, data: TenantPatch, tenant_service: TenantService) -> TenantOut:
+    async def update_tenant(
+        self, tenant_id: uuid.UUID, data: TenantPatch, tenant_service: TenantService
+    ) -> TenantOut:
         """Change name, plan, quotas; `settings` and `branding` are merged key by key."""
         return await tenant_service.update_tenant(tenant_id, data)
 
@@ -55,7 +68,9 @@ class TenantsController(Controller):
         await tenant_service.offboard(tenant_id)
 
     @post("/{tenant_id:uuid}/suspend", status_code=HTTP_200_OK)
-    async def suspend_tenant(self, tenant_id: uuid.UUID, tenant_service: TenantService) -> TenantOut:
+    async def suspend_tenant(
+        self, tenant_id: uuid.UUID, tenant_service: TenantService
+    ) -> TenantOut:
         """Takes effect on every replica's next request (cache invalidated by NOTIFY)."""
         return await tenant_service.set_status(tenant_id, "suspended")
 
@@ -64,11 +79,13 @@ class TenantsController(Controller):
         return await tenant_service.set_status(tenant_id, "active")
 
     @post("/{tenant_id:uuid}/domains")
-    async def add_domain(self, tenant_id: uuid.UUID, data: DomainCreate, tenant_service: TenantService) -> DomainOut:
+    async def add_domain(
+        self, tenant_id: uuid.UUID, data: DomainCreate, tenant_service: TenantService
+    ) -> DomainOut:
         return await tenant_service.add_domain(tenant_id, data)
 
     @delete("/{tenant_id:uuid}/domains/{domain:str}", status_code=HTTP_204_NO_CONTENT)
-    async def remove_domain(self, tenant_id: uuid.UUID, domain: str, tenant_service: TenantService) -> None:
+    async def remove_domain(
+        self, tenant_id: uuid.UUID, domain: str, tenant_service: TenantService
+    ) -> None:
         await tenant_service.remove_domain(tenant_id, domain)
-
-

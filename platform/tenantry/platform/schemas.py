@@ -9,7 +9,9 @@ import msgspec
 from tenantry.lib.schemas import Email, Password
 
 GiB = 1024**3
-Slug = Annotated[str, msgspec.Meta(min_length=2, max_length=63, pattern=r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")]
+Slug = Annotated[
+    str, msgspec.Meta(min_length=2, max_length=63, pattern=r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
+]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Domain = Annotated[str, msgspec.Meta(min_length=3, max_length=253)]
 Plan = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[a-z0-9_-]+$")]

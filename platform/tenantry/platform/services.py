@@ -32,7 +32,19 @@ from tenantry.platform.schemas import (
 )
 
 RESERVED_SLUGS = frozenset(
-    {"www", "api", "app", "admin", "platform", "static", "assets", "cdn", "mail", "status", "health"}
+    {
+        "www",
+        "api",
+        "app",
+        "admin",
+        "platform",
+        "static",
+        "assets",
+        "cdn",
+        "mail",
+        "status",
+        "health",
+    }
 )
 _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
@@ -67,7 +79,9 @@ def _converted(value: Any, type_: type[Any], field: str) -> Any:
 class TenantService(SQLAlchemyAsyncRepositoryService[Tenant, TenantRepository]):
     repository_type = TenantRepository
 
-    def __init__(self, session: AsyncSession, *, settings: Settings, passwords: PasswordHasher) -> None:
+    def __init__(
+        self, session: AsyncSession, *, settings: Settings, passwords: PasswordHasher
+    ) -> None:
         super().__init__(session=session)
         self.settings = settings
         self.passwords = passwords
@@ -82,7 +96,9 @@ class TenantService(SQLAlchemyAsyncRepositoryService[Tenant, TenantRepository]):
         tenants, total = await self.repository.list_and_count(
             condition, OrderBy("created_at", "asc"), LimitOffset(limit=limit, offset=offset)
         )
-        return Page(items=await self._render(list(tenants)), total=total, limit=limit, offset=offset)
+        return Page(
+            items=await self._render(list(tenants)), total=total, limit=limit, offset=offset
+        )
 
     # -- writes --------------------------------------------------------------------------
 
@@ -103,10 +119,17 @@ class TenantService(SQLAlchemyAsyncRepositoryService[Tenant, TenantRepository]):
         self.repository.session.add(tenant)
         await self._flush_unique(f"slug '{data.slug}' is taken", "slug_taken", "slug")
         for index, domain in enumerate(dict.fromkeys(domains)):
-            self.repository.session.add(TenantDomain(domain=domain, tenant_id=tenant.id, is_primary=index == 0))
+            self.repository.session.add(
+                TenantDomain(domain=domain, tenant_id=tenant.id, is_primary=index == 0)
+            )
         await self._flush_unique("a domain is already in use", "domain_taken", "domains")
         self.repository.session.add(
-            User(tenant_id=tenant.id, email=normalize_email(data.admin.email), password_hash=password_hash, role="owner")
+            User(
+                tenant_id=tenant.id,
+                email=normalize_email(data.admin.email),
+                password_hash=password_hash,
+                role="owner",
+            )
         )
         await self.repository.session.flush()
         return await self.get_tenant(tenant.id)
@@ -142,16 +165,22 @@ class TenantService(SQLAlchemyAsyncRepositoryService[Tenant, TenantRepository]):
         tenant = await self._load(tenant_id, live=True)
         tenant.status = "deleted"
         tenant.deleted_at = datetime.now(UTC)
-        await self.repository.session.execute(delete(TenantDomain).where(TenantDomain.tenant_id == tenant_id))
+        await self.repository.session.execute(
+            delete(TenantDomain).where(TenantDomain.tenant_id == tenant_id)
+        )
         await self.repository.session.flush()
 
     async def add_domain(self, tenant_id: uuid.UUID, data: DomainCreate) -> DomainOut:
         await self._load(tenant_id, live=True)
         domain = TenantDomain(
-            domain=self.normalize_domain(data.domain), tenant_id=tenant_id, is_primary=data.is_primary
+            domain=self.normalize_domain(data.domain),
+            tenant_id=tenant_id,
+            is_primary=data.is_primary,
         )
         self.repository.session.add(domain)
-        await self._flush_unique(f"domain '{domain.domain}' is already in use", "domain_taken", "domain")
+        await self._flush_unique(
+            f"domain '{domain.domain}' is already in use", "domain_taken", "domain"
+        )
         await self.repository.session.refresh(domain)
         return DomainOut(
             domain=domain.domain,
@@ -164,7 +193,8 @@ class TenantService(SQLAlchemyAsyncRepositoryService[Tenant, TenantRepository]):
     async def remove_domain(self, tenant_id: uuid.UUID, domain: str) -> None:
         result = await self.repository.session.execute(
             delete(TenantDomain).where(
-                TenantDomain.tenant_id == tenant_id, TenantDomain.domain == domain.strip().lower().rstrip(".")
+                TenantDomain.tenant_id == tenant_id,
+                TenantDomain.domain == domain.strip().lower().rstrip("."),
             )
         )
         if result.rowcount == 0:  # type: ignore[attr-defined]
@@ -176,12 +206,20 @@ class TenantService(SQLAlchemyAsyncRepositoryService[Tenant, TenantRepository]):
         name = domain.strip().lower().rstrip(".")
         labels = name.split(".")
         base = self.settings.base_domain
-        if len(labels) < 2 or not all(_HOST_LABEL.match(label) for label in labels) or labels[-1].isdigit():
-            raise InvalidInput(f"'{domain}' is not a valid domain name", code="invalid_domain", field="domain")
+        if (
+            len(labels) < 2
+            or not all(_HOST_LABEL.match(label) for label in labels)
+            or labels[-1].isdigit()
+        ):
+            raise InvalidInput(
+                f"'{domain}' is not a valid domain name", code="invalid_domain", field="domain"
+            )
         if name == base or name.endswith("." + base) or name in self.settings.shared_hosts:
             # `{slug}.{base}` hosts belong to slugs; letting a tenant claim one would hijack it.
             raise InvalidInput(
-                f"'{domain}' is under the platform's base domain '{base}'", code="invalid_domain", field="domain"
+                f"'{domain}' is under the platform's base domain '{base}'",
+                code="invalid_domain",
+                field="domain",
             )
         return name
 
@@ -212,7 +250,9 @@ class TenantService(SQLAlchemyAsyncRepositoryService[Tenant, TenantRepository]):
                 plan=tenant.plan,
                 host=f"{tenant.slug}.{self.settings.base_domain}",
                 domains=domains[tenant.id],
-                quotas=Quotas(storage_bytes=tenant.storage_quota_bytes, max_file_bytes=tenant.max_file_bytes),
+                quotas=Quotas(
+                    storage_bytes=tenant.storage_quota_bytes, max_file_bytes=tenant.max_file_bytes
+                ),
                 settings=msgspec.convert(tenant.settings, TenantSettings),
                 branding=msgspec.convert(tenant.branding, Branding),
                 created_at=tenant.created_at,

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator
 from contextlib import suppress
 from pathlib import Path
 from typing import BinaryIO
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from tenantry.storage.keys import (
     KEY_PATTERN,
@@ -225,14 +225,18 @@ class LocalStore:
         self, key: str, *, filename: str, content_type: str, expires_in: int
     ) -> str:
         validate_key(key)
+        if expires_in < 1:
+            raise ValueError("expires_in must be positive")
         expires_at = int(time.time()) + expires_in
+        # %20 rather than "+" for spaces: every query parser reads it the same way.
         query = urlencode(
             {
                 "exp": expires_at,
                 "fn": filename,
                 "ct": content_type,
                 "sig": self._signature(key, expires_at, filename, content_type),
-            }
+            },
+            quote_via=quote,
         )
         return f"{self._base_url_path}/{key}?{query}"
 

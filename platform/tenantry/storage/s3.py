@@ -192,6 +192,10 @@ class S3Store:
         await self.close()
 
     @property
+    def bucket(self) -> str:
+        return self._bucket
+
+    @property
     def _client(self) -> "S3Client":
         if self._client_or_none is None:
             raise RuntimeError("S3Store is not started; call start() or use `async with`")

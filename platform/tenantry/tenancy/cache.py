@@ -23,14 +23,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tenantry.tenancy.context import TenantRecord
 
 CHANNEL = "tenant_changed"
-_COLUMNS = (
-    "t.id, t.slug, t.name, t.status, t.plan, t.storage_quota_bytes, t.max_file_bytes, "
-    "t.settings, t.branding"
+_BY_ID = text(
+    "SELECT id, slug, name, status, plan, storage_quota_bytes, max_file_bytes, settings, branding "
+    "FROM tenants WHERE id = :key AND status <> 'deleted'"
 )
-_BY_ID = text(f"SELECT {_COLUMNS} FROM tenants t WHERE t.id = :key AND t.status <> 'deleted'")
-_BY_SLUG = text(f"SELECT {_COLUMNS} FROM tenants t WHERE t.slug = :key AND t.status <> 'deleted'")
+_BY_SLUG = text(
+    "SELECT id, slug, name, status, plan, storage_quota_bytes, max_file_bytes, settings, branding "
+    "FROM tenants WHERE slug = :key AND status <> 'deleted'"
+)
 _BY_DOMAIN = text(
-    f"SELECT {_COLUMNS} FROM tenant_domains d JOIN tenants t ON t.id = d.tenant_id "
+    "SELECT t.id, t.slug, t.name, t.status, t.plan, t.storage_quota_bytes, t.max_file_bytes, "
+    "t.settings, t.branding FROM tenant_domains d JOIN tenants t ON t.id = d.tenant_id "
     "WHERE d.domain = :key AND d.verified AND t.status <> 'deleted'"
 )
 logger = structlog.get_logger("tenantry.tenancy")
@@ -75,16 +78,18 @@ class TenantCache:
 class TenantChangeListener:
     """Keeps one LISTEN connection open, reconnecting with backoff; clears the cache on change."""
 
-    def __init__(self, cache: TenantCache, connect: Callable[[], Awaitable[asyncpg.Connection]]) -> None:
+    def __init__(
+        self, cache: TenantCache, connect: Callable[[], Awaitable[asyncpg.Connection]]
+    ) -> None:
         self._cache = cache
         self._connect = connect
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
-    async def start(self, timeout: float = 10.0) -> None:
+    async def start(self, wait_seconds: float = 10.0) -> None:
         self._task = asyncio.create_task(self._run(), name="tenant-change-listener")
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._ready.wait(), timeout)
+            await asyncio.wait_for(self._ready.wait(), wait_seconds)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -104,7 +109,7 @@ class TenantChangeListener:
                 delay = min(delay * 2, 5.0)
                 continue
             try:
-                connection.add_termination_listener(lambda _conn: lost.set())
+                connection.add_termination_listener(lambda _conn, lost=lost: lost.set())
                 await connection.add_listener(CHANNEL, self._cache.invalidate)
                 # Anything may have changed while nobody listened.
                 self._cache.invalidate()

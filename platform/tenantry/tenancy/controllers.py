@@ -2,9 +2,7 @@ from __future__ import annotations
 
 import msgspec
 from litestar import Controller, get
-from litestar.di import Provide
 
-from tenantry.auth.deps import provide_tenant
 from tenantry.platform.schemas import Branding
 from tenantry.tenancy.context import TenantRecord
 from tenantry.tenancy.zones import TENANT_PUBLIC
@@ -25,7 +23,6 @@ class BrandingController(Controller):
     path = "/api/v1/branding"
     tags = ["branding"]
     opt = {"zone": TENANT_PUBLIC}
-    dependencies = {"tenant": Provide(provide_tenant, sync_to_thread=False)}
 
     @get("/")
     async def get_branding(self, tenant: TenantRecord) -> PublicBranding:

@@ -58,7 +58,9 @@ class TenancyMiddleware(ASGIMiddleware):
             current_tenant.reset(token)
 
 
-async def resolve_tenant(scope: Scope, services: AppServices, *, public: bool) -> TenantRecord | None:
+async def resolve_tenant(
+    scope: Scope, services: AppServices, *, public: bool
+) -> TenantRecord | None:
     settings = services.settings
     headers = Headers.from_scope(scope)
     host = request_host(scope, headers, settings.trusted_proxies)

@@ -1,0 +1,229 @@
+"""The `tenantry` command line: dev server, production server, database and tenant commands."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import msgspec
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tenantry.auth.passwords import PasswordHasher
+from tenantry.auth.services import upsert_platform_admin
+from tenantry.config import (
+    DEV_PLATFORM_ADMIN_PASSWORD,
+    ConfigError,
+    Settings,
+    load_settings,
+    with_dev_secrets,
+)
+from tenantry.db import bootstrap
+from tenantry.db.embedded import DATABASE_NAME, start_embedded_postgres, with_database
+from tenantry.db.engines import platform_db_config
+from tenantry.db.paths import TENANTS_DIR
+from tenantry.platform.manifests import Manifest, ManifestError, apply_manifest, load_manifests
+
+T = TypeVar("T")
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    settings = msgspec.structs.replace(
+        settings, **{k: v for k, v in overrides.items() if v is not None}
+    )
+    return settings if settings.is_production else with_dev_secrets(settings)
+
+
+def _hasher(settings: Settings) -> PasswordHasher:
+    return PasswordHasher(rounds=settings.bcrypt_rounds, concurrency=settings.bcrypt_concurrency)
+
+
+async def _in_platform_session(
+    settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]
+) -> T:
+    """One committed transaction on the platform engine, for commands outside a request."""
+    config = platform_db_config(settings)
+    try:
+        async with config.get_session() as session, session.begin():
+            return await work(session)
+    finally:
+        await config.get_engine().dispose()
+
+
+async def ensure_platform_admin(settings: Settings, email: str, password: str) -> bool:
+    hasher = _hasher(settings)
+    return await _in_platform_session(
+        settings, lambda session: upsert_platform_admin(session, hasher, email, password)
+    )
+
+
+async def apply_manifests(settings: Settings, manifests: list[Manifest]) -> dict[str, str]:
+    hasher = _hasher(settings)
+    return {
+        manifest.slug: await _in_platform_session(
+            settings, partial(apply_manifest, manifest, settings=settings, passwords=hasher)
+        )
+        for manifest in manifests
+    }
+
+
+def prepare_database(settings: Settings) -> None:
+    """Roles, grants and migrations: everything a fresh or existing database needs."""
+    asyncio.run(bootstrap.bootstrap_roles(settings))
+    bootstrap.upgrade(settings)
+
+
+@click.group()
+def cli() -> None:
+    """Tenantry: multitenant, white-label media platform."""
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--data-dir", default=".tenantry", show_default=True, type=click.Path(path_type=Path))
+def dev(host: str, port: int, data_dir: Path) -> None:
+    """Run the platform with embedded defaults: Postgres under the data dir, demo tenants."""
+    # SIGTERM before the server runs must still stop the embedded Postgres (via `finally`).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    settings = _settings(data_dir=data_dir.resolve())
+    embedded = None
+    try:
+        if settings.database_url is None:
+            embedded, admin = start_embedded_postgres(settings.data_dir / "postgres")
+            asyncio.run(
+                bootstrap.create_database_if_missing(
+                    msgspec.structs.replace(settings, database_url=admin), DATABASE_NAME
+                )
+            )
+            settings = msgspec.structs.replace(
+                settings, database_url=with_database(admin, DATABASE_NAME)
+            )
+        prepare_database(settings)
+        created = asyncio.run(
+            ensure_platform_admin(
+                settings, settings.platform_admin_email, settings.platform_admin_password
+            )
+        )
+        manifests = load_manifests(TENANTS_DIR) if TENANTS_DIR.is_dir() else []
+        outcomes = asyncio.run(apply_manifests(settings, manifests))
+        _print_welcome(settings, host, port, manifests, outcomes, operator_created=created)
+        from tenantry.server import run_dev_server
+
+        run_dev_server(settings, host, port)
+    except (ManifestError, ConfigError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        if embedded is not None:
+            embedded.cleanup()
+
+
+def _print_welcome(
+    settings: Settings,
+    host: str,
+    port: int,
+    manifests: list[Manifest],
+    outcomes: dict[str, str],
+    *,
+    operator_created: bool,
+) -> None:
+    base = f"http://{host}:{port}"
+    password = settings.platform_admin_password
+    shown = (
+        password
+        if password == DEV_PLATFORM_ADMIN_PASSWORD
+        else "(from TENANTRY_PLATFORM_ADMIN_PASSWORD)"
+    )
+    lines = [
+        f"Tenantry dev ({'created' if operator_created else 'existing'} operator)",
+        f"  operator:  {settings.platform_admin_email} / {shown}",
+        f"  platform:  POST {base}/platform/v1/auth/login",
+        f"  API docs:  {base}/schema",
+    ]
+    for manifest in manifests:
+        lines.append(
+            f"  tenant {manifest.slug} ({outcomes.get(manifest.slug)}): "
+            f"curl -H 'Host: {manifest.slug}.{settings.base_domain}' {base}/api/v1/branding ; "
+            f"login {manifest.admin.email} / "
+            f"{manifest.admin.dev_password if manifest.admin.dev_password else '$' + manifest.admin.password_env}"
+        )
+    click.echo("\n".join(lines), err=True)
+
+
+@cli.command()
+@click.option("--host", default="0.0.0.0", show_default=True)  # noqa: S104 - a server in a container
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int)
+def serve(host: str, port: int, workers: int) -> None:
+    """Run the production server (granian, several worker processes)."""
+    from tenantry.server import run_production_server
+
+    _settings()  # fail fast on unsafe settings, before workers start
+    run_production_server(host, port, workers)
+
+
+@cli.group()
+def db() -> None:
+    """Database roles and migrations (DATABASE_URL is an admin connection)."""
+
+
+@db.command("bootstrap")
+def db_bootstrap() -> None:
+    """Create or update the roles tenantry_owner, tenantry_app, tenantry_platform."""
+    asyncio.run(bootstrap.bootstrap_roles(_settings()))
+    click.echo("roles ready")
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Run migrations as tenantry_owner."""
+    bootstrap.upgrade(_settings(), revision)
+
+
+@cli.group("platform-admin")
+def platform_admin() -> None:
+    """Platform operators."""
+
+
+@platform_admin.command("create")
+@click.option("--email", required=True)
+@click.password_option("--password", prompt=True, confirmation_prompt=True)
+def platform_admin_create(email: str, password: str) -> None:
+    """Create an operator (or reset the password of an existing one)."""
+    created = asyncio.run(ensure_platform_admin(_settings(), email, password))
+    click.echo(f"operator {email} {'created' if created else 'updated'}")
+
+
+@cli.group()
+def tenants() -> None:
+    """Tenant manifests."""
+
+
+@tenants.command("apply")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def tenants_apply(directory: Path) -> None:
+    """Create or update the tenants described by DIRECTORY/*.toml (idempotent)."""
+    try:
+        outcomes = asyncio.run(apply_manifests(_settings(), load_manifests(directory)))
+    except ManifestError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for slug, outcome in outcomes.items():
+        click.echo(f"{slug}: {outcome}")
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()
