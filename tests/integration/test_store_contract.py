@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import parse_qs, urlsplit
 from uuid import UUID, uuid4
 
@@ -32,6 +32,9 @@ from tenantry.storage import (
     tenant_prefix,
 )
 from tenantry.storage.s3 import MIN_PART_SIZE
+
+if TYPE_CHECKING:
+    from types_aiobotocore_s3.client import S3Client
 
 PART_SIZE = MIN_PART_SIZE  # the S3 fixtures' part size
 FILENAME = 'Résumé "final" 東京.pdf'
@@ -96,7 +99,7 @@ class S3Probe:
         self.endpoint = endpoint
 
     @asynccontextmanager
-    async def _client(self) -> AsyncIterator[object]:
+    async def _client(self) -> AsyncIterator["S3Client"]:
         async with aioboto3.Session().client(
             "s3",
             endpoint_url=self.endpoint.endpoint_url,

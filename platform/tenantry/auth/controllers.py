@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get, post
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
 from tenantry.auth.deps import provide_platform_auth_service, provide_tenant_auth_service
@@ -26,16 +26,22 @@ class TenantAuthController(Controller):
     dependencies = {"auth_service": Provide(provide_tenant_auth_service, sync_to_thread=False)}
 
     @post("/signup", opt={"zone": TENANT_PUBLIC})
-    async def signup(self, data: SignupRequest, auth_service: TenantAuthService) -> UserOut:
+    async def signup(
+        self, data: SignupRequest, auth_service: NamedDependency[TenantAuthService]
+    ) -> UserOut:
         """Create a viewer account, where the tenant allows self-signup."""
         return await auth_service.signup(data.email, data.password)
 
     @post("/login", opt={"zone": TENANT_PUBLIC}, status_code=HTTP_200_OK)
-    async def login(self, data: LoginRequest, auth_service: TenantAuthService) -> TokenResponse:
+    async def login(
+        self, data: LoginRequest, auth_service: NamedDependency[TenantAuthService]
+    ) -> TokenResponse:
         return await auth_service.login(data.email, data.password)
 
     @post("/refresh", opt={"zone": TENANT_PUBLIC}, status_code=HTTP_200_OK)
-    async def refresh(self, data: RefreshRequest, auth_service: TenantAuthService) -> TokenResponse:
+    async def refresh(
+        self, data: RefreshRequest, auth_service: NamedDependency[TenantAuthService]
+    ) -> TokenResponse:
         """Rotate: the old refresh token is spent; using it again revokes its whole family."""
         return await auth_service.refresh(data.refresh_token)
 
@@ -43,7 +49,7 @@ class TenantAuthController(Controller):
     async def logout(
         self,
         request: Request[Principal, Any, Any],
-        auth_service: TenantAuthService,
+        auth_service: NamedDependency[TenantAuthService],
         data: RefreshRequest | None = None,
     ) -> None:
         """Revoke the given refresh token's sessions (all of the user's without a body)."""
@@ -51,7 +57,9 @@ class TenantAuthController(Controller):
 
     @get("/me")
     async def me(
-        self, request: Request[Principal, Any, Any], auth_service: TenantAuthService
+        self,
+        request: Request[Principal, Any, Any],
+        auth_service: NamedDependency[TenantAuthService],
     ) -> MeResponse:
         return await auth_service.me(request.user.id)
 
@@ -62,5 +70,7 @@ class PlatformAuthController(Controller):
     dependencies = {"auth_service": Provide(provide_platform_auth_service, sync_to_thread=False)}
 
     @post("/login", opt={"zone": PLATFORM_PUBLIC}, status_code=HTTP_200_OK)
-    async def login(self, data: LoginRequest, auth_service: PlatformAuthService) -> TokenResponse:
+    async def login(
+        self, data: LoginRequest, auth_service: NamedDependency[PlatformAuthService]
+    ) -> TokenResponse:
         return await auth_service.login(data.email, data.password)

@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request
+from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.auth.services import PlatformAuthService, TenantAuthService
@@ -11,7 +12,9 @@ from tenantry.tenancy.context import TenantRecord
 
 
 def provide_tenant_auth_service(
-    request: Request[Any, Any, Any], db_session: AsyncSession, tenant: TenantRecord
+    request: Request[Any, Any, Any],
+    db_session: NamedDependency[AsyncSession],
+    tenant: NamedDependency[TenantRecord],
 ) -> TenantAuthService:
     services = AppServices.of(request)
     return TenantAuthService(
@@ -24,7 +27,7 @@ def provide_tenant_auth_service(
 
 
 def provide_platform_auth_service(
-    request: Request[Any, Any, Any], platform_db_session: AsyncSession
+    request: Request[Any, Any, Any], platform_db_session: NamedDependency[AsyncSession]
 ) -> PlatformAuthService:
     services = AppServices.of(request)
     return PlatformAuthService(

@@ -7,7 +7,7 @@ tenant, and a pooled connection never carries a tenant into the next transaction
 
 from __future__ import annotations
 
-from typing import Any, Literal, cast
+from typing import Literal, cast
 
 from advanced_alchemy.config import (
     AlembicAsyncConfig,
@@ -57,19 +57,27 @@ def _set_tenant_on_begin(
     connection.execute(_SET_TENANT, {"tenant_id": str(tenant_id) if tenant_id else ""})
 
 
-def _config(url: URL, *, pool_size: int, **engine: Any) -> SQLAlchemyAsyncConfig:
+def _config(url: URL, *, pool_size: int, max_overflow: int | None = None) -> SQLAlchemyAsyncConfig:
     return SQLAlchemyAsyncConfig(
         connection_string=url.render_as_string(hide_password=False),
         engine_config=EngineConfig(
-            pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False, **engine
+            pool_size=pool_size,
+            max_overflow=pool_size if max_overflow is None else max_overflow,
+            pool_pre_ping=False,
         ),
         session_config=AsyncSessionConfig(expire_on_commit=False),
         create_all=False,
     )
 
 
-def tenant_db_config(settings: Settings, *, pool_size: int | None = None) -> SQLAlchemyAsyncConfig:
-    config = _config(role_url(settings, "app"), pool_size=pool_size or settings.db_pool_size)
+def tenant_db_config(
+    settings: Settings, *, pool_size: int | None = None, max_overflow: int | None = None
+) -> SQLAlchemyAsyncConfig:
+    config = _config(
+        role_url(settings, "app"),
+        pool_size=pool_size or settings.db_pool_size,
+        max_overflow=max_overflow,
+    )
     # advanced-alchemy replaces a Session subclass passed in config, so the hook goes on the
     # sync session class of the maker it builds.
     maker = cast("async_sessionmaker[AsyncSession]", config.create_session_maker())

@@ -93,7 +93,7 @@ class TenantService(SQLAlchemyAsyncRepositoryService[Tenant, TenantRepository]):
 
     async def list_tenants(self, *, status: str | None, limit: int, offset: int) -> Page[TenantOut]:
         condition = Tenant.status == status if status else Tenant.status != "deleted"
-        tenants, total = await self.repository.list_and_count(
+        tenants, total = await self.repository.get_many_and_count(
             condition, OrderBy("created_at", "asc"), LimitOffset(limit=limit, offset=offset)
         )
         return Page(

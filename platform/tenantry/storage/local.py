@@ -125,7 +125,6 @@ class LocalStore:
         fd, temp_name = await asyncio.to_thread(
             tempfile.mkstemp, dir=path.parent, prefix=f".{path.name}.", suffix=_TEMP_SUFFIX
         )
-        temp_path = Path(temp_name)
         written = 0
         try:
             with os.fdopen(fd, "wb") as file:
@@ -140,7 +139,7 @@ class LocalStore:
                     await asyncio.to_thread(file.write, pending)
                 await asyncio.to_thread(_flush_and_sync, file)
             await asyncio.to_thread(self._write_content_type, content_type_path, content_type)
-            await asyncio.to_thread(os.replace, temp_path, path)
+            await asyncio.to_thread(os.replace, temp_name, path)
             await asyncio.to_thread(_fsync_directory, path.parent)
         except BaseException:
             # Synchronous on purpose: must also run when the task is being cancelled.

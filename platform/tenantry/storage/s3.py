@@ -2,7 +2,7 @@
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, suppress
+from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
@@ -85,17 +85,20 @@ class _MultipartUpload:
     async def abort(self) -> None:
         """Drop the upload and every part sent; never raises, so the caller's error survives."""
         if self._in_flight is not None:
-            self._in_flight.cancel()
-            with suppress(BaseException):
-                await self._in_flight
-            self._in_flight = None
+            task, self._in_flight = self._in_flight, None
+            task.cancel()
+            await asyncio.wait([task])
+            if not task.cancelled():
+                task.exception()  # retrieved and dropped: the caller's exception is what counts
         try:
             await self._client.abort_multipart_upload(
                 Bucket=self._bucket, Key=self._key, UploadId=self._upload_id
             )
-        except (BotoCoreError, ClientError):
+        except Exception:
             # The bucket's AbortIncompleteMultipartUpload lifecycle rule is the backstop.
-            log.warning("multipart_abort_failed", key=self._key, upload_id=self._upload_id)
+            log.warning(
+                "multipart_abort_failed", key=self._key, upload_id=self._upload_id, exc_info=True
+            )
 
 
 class S3Store:
@@ -146,31 +149,30 @@ class S3Store:
         )
         stack = AsyncExitStack()
         try:
-            for endpoint_url, is_presign in (
-                (self._endpoint_url, False),
-                (self._presign_endpoint_url, True),
-            ):
-                if is_presign and endpoint_url is None:
-                    break
-                client = await stack.enter_async_context(
-                    self._session.client(
-                        "s3",
-                        endpoint_url=endpoint_url,
-                        region_name=self._region,
-                        aws_access_key_id=self._access_key_id,
-                        aws_secret_access_key=self._secret_access_key,
-                        config=config,
-                    )
+            self._client_or_none = await self._open_client(stack, self._endpoint_url, config)
+            if self._presign_endpoint_url is not None:
+                self._presign_client_or_none = await self._open_client(
+                    stack, self._presign_endpoint_url, config
                 )
-                if is_presign:
-                    self._presign_client_or_none = client
-                else:
-                    self._client_or_none = client
         except BaseException:
             await stack.aclose()
             self._client_or_none = self._presign_client_or_none = None
             raise
         self._exit_stack = stack
+
+    async def _open_client(
+        self, stack: AsyncExitStack, endpoint_url: str | None, config: AioConfig
+    ) -> "S3Client":
+        return await stack.enter_async_context(
+            self._session.client(
+                "s3",
+                endpoint_url=endpoint_url,
+                region_name=self._region,
+                aws_access_key_id=self._access_key_id,
+                aws_secret_access_key=self._secret_access_key,
+                config=config,
+            )
+        )
 
     async def close(self) -> None:
         if self._exit_stack is None:

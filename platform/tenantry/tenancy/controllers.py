@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import msgspec
 from litestar import Controller, get
+from litestar.di import NamedDependency
 
 from tenantry.platform.schemas import Branding
 from tenantry.tenancy.context import TenantRecord
@@ -25,7 +26,7 @@ class BrandingController(Controller):
     opt = {"zone": TENANT_PUBLIC}
 
     @get("/")
-    async def get_branding(self, tenant: TenantRecord) -> PublicBranding:
+    async def get_branding(self, tenant: NamedDependency[TenantRecord]) -> PublicBranding:
         """What a white-label front end needs to look like its tenant; no login required."""
         branding = msgspec.convert(tenant.branding, Branding)
         return PublicBranding(

@@ -1,0 +1,248 @@
+"""The database keeps tenants apart by itself: RLS matrix, catalog rules, pooled connections.
+
+These tests talk to Postgres as `tenantry_app`, the role the API uses, with no application code
+in between: whatever a buggy repository might send, this is what the database lets through.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+
+from tenantry.config import Settings
+from tenantry.db.engines import asyncpg_dsn, role_url, tenant_db_config
+from tenantry.tenancy.context import TenantRecord, current_tenant
+
+# One row per tenant table, as the owner would insert it for `tenant_id`. A tenant table
+# missing here fails `test_matrix_covers_every_tenant_table`, so new tables join the matrix.
+RowFactory = Callable[[asyncpg.Connection, uuid.UUID], Awaitable[dict[str, object]]]
+
+
+async def _user_row(connection: asyncpg.Connection, tenant_id: uuid.UUID) -> dict[str, object]:
+    return {
+        "tenant_id": tenant_id,
+        "id": uuid.uuid4(),
+        "email": f"{uuid.uuid4().hex[:8]}@example.com",
+        "password_hash": "x" * 60,
+        "role": "viewer",
+    }
+
+
+async def _refresh_token_row(
+    connection: asyncpg.Connection, tenant_id: uuid.UUID
+) -> dict[str, object]:
+    user_id = await connection.fetchval(
+        "SELECT id FROM users WHERE tenant_id = $1 LIMIT 1", tenant_id
+    )
+    return {
+        "tenant_id": tenant_id,
+        "id": uuid.uuid4(),
+        "user_id": user_id,
+        "family_id": uuid.uuid4(),
+        "token_hash": uuid.uuid4().hex,
+        "expires_at": datetime.now(UTC),
+    }
+
+
+ROW_FACTORIES: dict[str, RowFactory] = {"users": _user_row, "refresh_tokens": _refresh_token_row}
+
+
+async def _insert(connection: asyncpg.Connection, table: str, row: dict[str, object]) -> str:
+    columns = ", ".join(row)
+    placeholders = ", ".join(f"${i}" for i in range(1, len(row) + 1))
+    return await connection.execute(
+        f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", *row.values()
+    )
+
+
+async def _tenant_tables(connection: asyncpg.Connection) -> list[str]:
+    rows = await connection.fetch(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped "
+        "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relname <> 'tenant_domains' "
+        "ORDER BY c.relname"
+    )
+    return [row["relname"] for row in rows]
+
+
+@pytest.fixture
+async def two_tenants(
+    platform_connection: asyncpg.Connection, clean_database: None
+) -> AsyncIterator[tuple[uuid.UUID, uuid.UUID]]:
+    """Tenants A and B, each with one row in every tenant table (seeded by the platform role)."""
+    ids = []
+    for slug in ("tenant-a", "tenant-b"):
+        tenant_id = await platform_connection.fetchval(
+            "INSERT INTO tenants (slug, name, storage_quota_bytes, max_file_bytes) "
+            "VALUES ($1, $1, 1024, 1024) RETURNING id",
+            slug,
+        )
+        for table, factory in ROW_FACTORIES.items():
+            await _insert(platform_connection, table, await factory(platform_connection, tenant_id))
+        ids.append(tenant_id)
+    yield ids[0], ids[1]
+
+
+@pytest.fixture
+async def app_connection(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(asyncpg_dsn(role_url(settings, "app")))
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+async def test_matrix_covers_every_tenant_table(owner_connection: asyncpg.Connection) -> None:
+    assert sorted(ROW_FACTORIES) == await _tenant_tables(owner_connection)
+
+
+@pytest.mark.parametrize("table", sorted(ROW_FACTORIES))
+async def test_rls_matrix(
+    table: str,
+    two_tenants: tuple[uuid.UUID, uuid.UUID],
+    app_connection: asyncpg.Connection,
+    platform_connection: asyncpg.Connection,
+) -> None:
+    tenant_a, tenant_b = two_tenants
+    connection = app_connection
+    async with connection.transaction():
+        await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_a))
+        # A sees its own rows only, even when a query names B's id.
+        assert await connection.fetchval(f"SELECT count(*) FROM {table}") == 1
+        assert (
+            await connection.fetchval(
+                f"SELECT count(*) FROM {table} WHERE tenant_id = $1", tenant_b
+            )
+            == 0
+        )
+        # Updates and deletes of B's rows touch nothing.
+        assert (
+            await connection.execute(
+                f"UPDATE {table} SET tenant_id = tenant_id WHERE tenant_id = $1", tenant_b
+            )
+            == "UPDATE 0"
+        )
+        assert (
+            await connection.execute(f"DELETE FROM {table} WHERE tenant_id = $1", tenant_b)
+            == "DELETE 0"
+        )
+        # Moving A's row into B is refused by WITH CHECK.
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            async with connection.transaction():
+                await connection.execute(f"UPDATE {table} SET tenant_id = $1", tenant_b)
+        # Inserting a row for B is refused.
+        row_for_b = await ROW_FACTORIES[table](platform_connection, tenant_b)
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            async with connection.transaction():
+                await _insert(connection, table, row_for_b)
+
+    # No tenant set: nothing is visible and nothing can be written.
+    async with connection.transaction():
+        assert await connection.fetchval(f"SELECT count(*) FROM {table}") == 0
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await _insert(connection, table, await ROW_FACTORIES[table](platform_connection, tenant_a))
+    # Once the pooled connection has carried a tenant, "unset" reads back as '' (NULLIF case).
+    async with connection.transaction():
+        await connection.execute("SELECT set_config('app.tenant_id', '', true)")
+        assert await connection.fetchval(f"SELECT count(*) FROM {table}") == 0
+    # B's rows are all still there.
+    remaining = f"SELECT count(*) FROM {table} WHERE tenant_id = $1"
+    assert await platform_connection.fetchval(remaining, tenant_b) == 1
+
+
+async def test_catalog_rules_for_tenant_tables(owner_connection: asyncpg.Connection) -> None:
+    tables = await _tenant_tables(owner_connection)
+    assert tables, "no tenant tables found"
+    for table in tables:
+        flags = await owner_connection.fetchrow(
+            "SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE relname = $1", table
+        )
+        assert flags["relrowsecurity"] and flags["relforcerowsecurity"], table
+        policies = await owner_connection.fetch(
+            "SELECT policyname, roles::text[] AS roles, qual, with_check FROM pg_policies WHERE tablename = $1",
+            table,
+        )
+        app_policies = [p for p in policies if "tenantry_app" in p["roles"]]
+        assert len(app_policies) == 1, table
+        for clause in (app_policies[0]["qual"], app_policies[0]["with_check"]):
+            assert "NULLIF(current_setting('app.tenant_id'::text, true), ''::text)" in clause, table
+        # Citus readiness: every key and foreign key includes tenant_id.
+        constraints = await owner_connection.fetch(
+            "SELECT conname, contype::text AS contype, ARRAY(SELECT attname FROM pg_attribute "
+            "WHERE attrelid = conrelid AND attnum = ANY(conkey))::text[] AS columns "
+            "FROM pg_constraint WHERE conrelid = $1::regclass AND contype IN ('p', 'u', 'f')",
+            table,
+        )
+        assert any(c["contype"] == "p" for c in constraints), table
+        for constraint in constraints:
+            if constraint["contype"] == "f" and constraint["columns"] == ["tenant_id"]:
+                continue  # the reference to the global `tenants` table (a Citus reference table)
+            assert "tenant_id" in constraint["columns"], (table, constraint["conname"])
+        # Indexes lead with tenant_id.
+        indexes = await owner_connection.fetch(
+            "SELECT indexrelid::regclass::text AS name, "
+            "(SELECT attname FROM pg_attribute WHERE attrelid = indrelid AND attnum = indkey[0]) AS first "
+            "FROM pg_index WHERE indrelid = $1::regclass",
+            table,
+        )
+        for index in indexes:
+            assert index["first"] == "tenant_id", (table, index["name"])
+
+
+async def test_app_role_owns_nothing_and_cannot_bypass_rls(
+    owner_connection: asyncpg.Connection,
+) -> None:
+    role = await owner_connection.fetchrow(
+        "SELECT rolbypassrls, rolsuper, rolcreaterole FROM pg_roles WHERE rolname = 'tenantry_app'"
+    )
+    assert role is not None
+    assert not role["rolbypassrls"] and not role["rolsuper"] and not role["rolcreaterole"]
+    owned = await owner_connection.fetchval(
+        "SELECT count(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE r.rolname = 'tenantry_app'"
+    )
+    assert owned == 0
+    platform = await owner_connection.fetchrow(
+        "SELECT rolbypassrls, rolsuper FROM pg_roles WHERE rolname = 'tenantry_platform'"
+    )
+    assert not platform["rolbypassrls"] and not platform["rolsuper"]
+    # The app role may read tenants for resolution but never change them.
+    grants = await owner_connection.fetch(
+        "SELECT privilege_type FROM information_schema.role_table_grants "
+        "WHERE grantee = 'tenantry_app' AND table_name = 'tenants'"
+    )
+    assert {g["privilege_type"] for g in grants} == {"SELECT"}
+
+
+async def test_pooled_connection_does_not_carry_a_tenant(
+    settings: Settings, two_tenants: tuple[uuid.UUID, uuid.UUID]
+) -> None:
+    tenant_a, _ = two_tenants
+    config = tenant_db_config(settings, pool_size=1, max_overflow=0)
+    maker = config.create_session_maker()
+    record = TenantRecord(tenant_a, "tenant-a", "A", "active", "standard", 1, 1, {}, {})
+    try:
+        token = current_tenant.set(record)
+        try:
+            async with maker() as session:
+                count_a = (await session.execute(text("SELECT count(*) FROM users"))).scalar_one()
+                pid_a = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        finally:
+            current_tenant.reset(token)
+        assert count_a == 1
+        # The next "request" has no tenant and gets the very same connection back.
+        async with maker() as session:
+            pid = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+            count = (await session.execute(text("SELECT count(*) FROM users"))).scalar_one()
+            setting = (
+                await session.execute(text("SELECT current_setting('app.tenant_id', true)"))
+            ).scalar_one()
+        assert pid == pid_a
+        assert count == 0
+        assert setting == ""
+    finally:
+        await config.get_engine().dispose()
