@@ -7,8 +7,8 @@ in between: whatever a buggy repository might send, this is what the database le
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
@@ -85,7 +85,7 @@ async def two_tenants(
         for table, factory in ROW_FACTORIES.items():
             await _insert(platform_connection, table, await factory(platform_connection, tenant_id))
         ids.append(tenant_id)
-    yield ids[0], ids[1]
+    return ids[0], ids[1]
 
 
 @pytest.fixture
@@ -145,7 +145,9 @@ async def test_rls_matrix(
     async with connection.transaction():
         assert await connection.fetchval(f"SELECT count(*) FROM {table}") == 0
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
-            await _insert(connection, table, await ROW_FACTORIES[table](platform_connection, tenant_a))
+            await _insert(
+                connection, table, await ROW_FACTORIES[table](platform_connection, tenant_a)
+            )
     # Once the pooled connection has carried a tenant, "unset" reads back as '' (NULLIF case).
     async with connection.transaction():
         await connection.execute("SELECT set_config('app.tenant_id', '', true)")

@@ -17,7 +17,6 @@ from uuid import UUID, uuid4
 import aioboto3
 import httpx
 import pytest
-from tests.fixtures.s3 import LOCAL_SIGNING_KEY, S3Endpoint, open_s3_store
 
 from tenantry.storage import (
     InvalidKeyError,
@@ -32,6 +31,7 @@ from tenantry.storage import (
     tenant_prefix,
 )
 from tenantry.storage.s3 import MIN_PART_SIZE
+from tests.fixtures.s3 import LOCAL_SIGNING_KEY, S3Endpoint, open_s3_store
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3.client import S3Client

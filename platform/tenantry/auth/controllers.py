@@ -4,6 +4,7 @@ from typing import Any
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency, Provide
+from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
 from tenantry.auth.deps import provide_platform_auth_service, provide_tenant_auth_service
@@ -27,20 +28,20 @@ class TenantAuthController(Controller):
 
     @post("/signup", opt={"zone": TENANT_PUBLIC})
     async def signup(
-        self, data: SignupRequest, auth_service: NamedDependency[TenantAuthService]
+        self, data: JSONBody[SignupRequest], auth_service: NamedDependency[TenantAuthService]
     ) -> UserOut:
         """Create a viewer account, where the tenant allows self-signup."""
         return await auth_service.signup(data.email, data.password)
 
     @post("/login", opt={"zone": TENANT_PUBLIC}, status_code=HTTP_200_OK)
     async def login(
-        self, data: LoginRequest, auth_service: NamedDependency[TenantAuthService]
+        self, data: JSONBody[LoginRequest], auth_service: NamedDependency[TenantAuthService]
     ) -> TokenResponse:
         return await auth_service.login(data.email, data.password)
 
     @post("/refresh", opt={"zone": TENANT_PUBLIC}, status_code=HTTP_200_OK)
     async def refresh(
-        self, data: RefreshRequest, auth_service: NamedDependency[TenantAuthService]
+        self, data: JSONBody[RefreshRequest], auth_service: NamedDependency[TenantAuthService]
     ) -> TokenResponse:
         """Rotate: the old refresh token is spent; using it again revokes its whole family."""
         return await auth_service.refresh(data.refresh_token)
@@ -50,7 +51,7 @@ class TenantAuthController(Controller):
         self,
         request: Request[Principal, Any, Any],
         auth_service: NamedDependency[TenantAuthService],
-        data: RefreshRequest | None = None,
+        data: JSONBody[RefreshRequest | None] = None,
     ) -> None:
         """Revoke the given refresh token's sessions (all of the user's without a body)."""
         await auth_service.logout(request.user.id, data.refresh_token if data else None)
@@ -71,6 +72,6 @@ class PlatformAuthController(Controller):
 
     @post("/login", opt={"zone": PLATFORM_PUBLIC}, status_code=HTTP_200_OK)
     async def login(
-        self, data: LoginRequest, auth_service: NamedDependency[PlatformAuthService]
+        self, data: JSONBody[LoginRequest], auth_service: NamedDependency[PlatformAuthService]
     ) -> TokenResponse:
         return await auth_service.login(data.email, data.password)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Literal
 
 import msgspec
 
@@ -24,8 +25,8 @@ class RefreshRequest(msgspec.Struct):
 class TokenResponse(msgspec.Struct, omit_defaults=True):
     access_token: str
     expires_in: int
-    token_type: str = "bearer"
-    refresh_token: str | None = None
+    token_type: Literal["bearer"]
+    refresh_token: str | None = None  # tenant logins only
 
 
 class TenantSummary(msgspec.Struct):

@@ -170,7 +170,10 @@ class TenantAuthService:
             subject=user.id, role=user.role, audience="tenant", tenant_id=self.tenant.id
         )
         return TokenResponse(
-            access_token=access, expires_in=self.tokens.ttl_seconds, refresh_token=refresh_token
+            access_token=access,
+            token_type="bearer",
+            expires_in=self.tokens.ttl_seconds,
+            refresh_token=refresh_token,
         )
 
 
@@ -197,7 +200,9 @@ class PlatformAuthService:
         access = self.tokens.issue(
             subject=admin.id, role="platform_admin", audience="platform", tenant_id=None
         )
-        return TokenResponse(access_token=access, expires_in=self.tokens.ttl_seconds)
+        return TokenResponse(
+            access_token=access, token_type="bearer", expires_in=self.tokens.ttl_seconds
+        )
 
 
 async def upsert_platform_admin(

@@ -51,7 +51,7 @@ class DomainError(Exception):
         headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(detail or self.title)
-        self.detail = detail
+        self.detail = detail or self.title
         self.code = code or self.code
         self.errors = [FieldError(field, detail or self.title)] if field else None
         self.headers = headers

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Generic, TypeVar
 
 import msgspec
+from litestar.params import QueryParameter
 
 T = TypeVar("T")
 
@@ -24,5 +25,6 @@ class Page(msgspec.Struct, Generic[T]):
     offset: int
 
 
-Limit = Annotated[int, msgspec.Meta(ge=1, le=100)]
-Offset = Annotated[int, msgspec.Meta(ge=0)]
+# Query parameters: Litestar validates these bounds (msgspec.Meta is not applied to queries).
+Limit = Annotated[int, QueryParameter(ge=1, le=100, description="page size (at most 100)")]
+Offset = Annotated[int, QueryParameter(ge=0, description="items to skip")]

@@ -5,6 +5,7 @@ from typing import Any
 
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,7 +40,7 @@ class TenantsController(Controller):
 
     @post("/")
     async def create_tenant(
-        self, data: TenantCreate, tenant_service: NamedDependency[TenantService]
+        self, data: JSONBody[TenantCreate], tenant_service: NamedDependency[TenantService]
     ) -> TenantOut:
         """Provision a tenant and its first user (role `owner`) in one transaction."""
         return await tenant_service.create_tenant(data)
@@ -48,7 +49,7 @@ class TenantsController(Controller):
     async def list_tenants(
         self,
         tenant_service: NamedDependency[TenantService],
-        status: TenantStatus | None = None,
+        status: FromQuery[TenantStatus | None] = None,
         limit: Limit = 20,
         offset: Offset = 0,
     ) -> Page[TenantOut]:
@@ -56,15 +57,15 @@ class TenantsController(Controller):
 
     @get("/{tenant_id:uuid}")
     async def get_tenant(
-        self, tenant_id: uuid.UUID, tenant_service: NamedDependency[TenantService]
+        self, tenant_id: FromPath[uuid.UUID], tenant_service: NamedDependency[TenantService]
     ) -> TenantOut:
         return await tenant_service.get_tenant(tenant_id)
 
     @patch("/{tenant_id:uuid}")
     async def update_tenant(
         self,
-        tenant_id: uuid.UUID,
-        data: TenantPatch,
+        tenant_id: FromPath[uuid.UUID],
+        data: JSONBody[TenantPatch],
         tenant_service: NamedDependency[TenantService],
     ) -> TenantOut:
         """Change name, plan, quotas; `settings` and `branding` are merged key by key."""
@@ -72,34 +73,37 @@ class TenantsController(Controller):
 
     @delete("/{tenant_id:uuid}", status_code=HTTP_204_NO_CONTENT)
     async def offboard_tenant(
-        self, tenant_id: uuid.UUID, tenant_service: NamedDependency[TenantService]
+        self, tenant_id: FromPath[uuid.UUID], tenant_service: NamedDependency[TenantService]
     ) -> None:
         await tenant_service.offboard(tenant_id)
 
     @post("/{tenant_id:uuid}/suspend", status_code=HTTP_200_OK)
     async def suspend_tenant(
-        self, tenant_id: uuid.UUID, tenant_service: NamedDependency[TenantService]
+        self, tenant_id: FromPath[uuid.UUID], tenant_service: NamedDependency[TenantService]
     ) -> TenantOut:
         """Takes effect on every replica's next request (cache invalidated by NOTIFY)."""
         return await tenant_service.set_status(tenant_id, "suspended")
 
     @post("/{tenant_id:uuid}/resume", status_code=HTTP_200_OK)
     async def resume_tenant(
-        self, tenant_id: uuid.UUID, tenant_service: NamedDependency[TenantService]
+        self, tenant_id: FromPath[uuid.UUID], tenant_service: NamedDependency[TenantService]
     ) -> TenantOut:
         return await tenant_service.set_status(tenant_id, "active")
 
     @post("/{tenant_id:uuid}/domains")
     async def add_domain(
         self,
-        tenant_id: uuid.UUID,
-        data: DomainCreate,
+        tenant_id: FromPath[uuid.UUID],
+        data: JSONBody[DomainCreate],
         tenant_service: NamedDependency[TenantService],
     ) -> DomainOut:
         return await tenant_service.add_domain(tenant_id, data)
 
     @delete("/{tenant_id:uuid}/domains/{domain:str}", status_code=HTTP_204_NO_CONTENT)
     async def remove_domain(
-        self, tenant_id: uuid.UUID, domain: str, tenant_service: NamedDependency[TenantService]
+        self,
+        tenant_id: FromPath[uuid.UUID],
+        domain: FromPath[str],
+        tenant_service: NamedDependency[TenantService],
     ) -> None:
         await tenant_service.remove_domain(tenant_id, domain)

@@ -1,0 +1,195 @@
+"""Tenant and platform authentication over HTTP."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+
+from tenantry.config import Settings
+from tests.integration.conftest import Api
+
+
+async def test_login_returns_the_contract_shape(api: Api, settings: Settings) -> None:
+    acme = await api.provision("acme")
+    response = await api.login(acme)
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"access_token", "token_type", "expires_in", "refresh_token"}
+    assert body["token_type"] == "bearer"
+    assert body["expires_in"] == 900
+    claims = jwt.decode(
+        body["access_token"], settings.jwt_secret, algorithms=["HS256"], audience="tenant"
+    )
+    assert {"iss", "aud", "sub", "tid", "role", "exp", "iat", "jti"} <= set(claims)
+    assert claims["tid"] == acme.id
+    assert claims["role"] == "owner"
+
+
+async def test_unknown_email_and_wrong_password_get_the_same_answer(api: Api) -> None:
+    acme = await api.provision("acme")
+    wrong_password = await api.login(acme, password="not-the-password")
+    unknown_email = await api.login(acme, email="nobody@acme.example", password="not-the-password")
+    for response in (wrong_password, unknown_email):
+        assert response.status_code == 401
+        assert response.json()["code"] == "invalid_credentials"
+    assert wrong_password.json()["detail"] == unknown_email.json()["detail"]
+
+
+async def test_owner_of_a_cannot_log_in_on_b(api: Api) -> None:
+    acme, globex = await api.provision("acme"), await api.provision("globex")
+    response = await api.login(globex, email=acme.owner_email, password=acme.owner_password)
+    assert response.status_code == 401
+    assert response.json()["code"] == "invalid_credentials"
+
+
+async def test_refresh_rotates_and_reuse_revokes_the_family(api: Api) -> None:
+    acme = await api.provision("acme")
+    first = (await api.login(acme)).json()
+    host = {"Host": acme.host}
+
+    rotated = await api.client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}, headers=host
+    )
+    assert rotated.status_code == 200
+    second = rotated.json()
+    assert second["refresh_token"] != first["refresh_token"]
+
+    # The spent token is presented again: a thief or a replay. The whole family dies.
+    reused = await api.client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}, headers=host
+    )
+    assert reused.status_code == 401
+    assert reused.json()["code"] == "refresh_token_reused"
+    after = await api.client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": second["refresh_token"]}, headers=host
+    )
+    assert after.status_code == 401
+
+    # Another login starts a new, healthy family.
+    fresh = (await api.login(acme)).json()
+    response = await api.client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": fresh["refresh_token"]}, headers=host
+    )
+    assert response.status_code == 200
+
+
+async def test_refresh_token_of_a_is_unknown_on_b(api: Api) -> None:
+    acme, globex = await api.provision("acme"), await api.provision("globex")
+    token = (await api.login(acme)).json()["refresh_token"]
+    response = await api.client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": token}, headers={"Host": globex.host}
+    )
+    assert response.status_code == 401
+    assert response.json()["code"] == "invalid_refresh_token"
+    # And it still works on its own tenant: B's attempt changed nothing.
+    response = await api.client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": token}, headers={"Host": acme.host}
+    )
+    assert response.status_code == 200
+
+
+async def test_logout_revokes_the_refresh_token(api: Api) -> None:
+    acme = await api.provision("acme")
+    tokens = (await api.login(acme)).json()
+    headers = {"Host": acme.host, "Authorization": f"Bearer {tokens['access_token']}"}
+    response = await api.client.post(
+        "/api/v1/auth/logout", json={"refresh_token": tokens["refresh_token"]}, headers=headers
+    )
+    assert response.status_code == 204
+    response = await api.client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}, headers=headers
+    )
+    assert response.status_code == 401
+
+
+async def test_signup_only_where_allowed(api: Api) -> None:
+    open_tenant = await api.provision("open", settings={"allow_signup": True})
+    closed = await api.provision("closed")
+    body = {"email": "Mentee@Example.com", "password": "mentee-password"}
+    response = await api.client.post(
+        "/api/v1/auth/signup", json=body, headers={"Host": closed.host}
+    )
+    assert response.status_code == 403
+    assert response.json()["code"] == "signup_disabled"
+
+    response = await api.client.post(
+        "/api/v1/auth/signup", json=body, headers={"Host": open_tenant.host}
+    )
+    assert response.status_code == 201
+    assert response.json()["role"] == "viewer"
+    assert response.json()["email"] == "mentee@example.com"
+    again = await api.client.post(
+        "/api/v1/auth/signup", json=body, headers={"Host": open_tenant.host}
+    )
+    assert again.status_code == 409
+    assert again.json()["code"] == "email_taken"
+    login = await api.login(open_tenant, email="mentee@example.com", password="mentee-password")
+    assert login.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("password", "code"),
+    [
+        ("short", "password_too_short"),
+        ("é" * 37, "password_too_long"),
+        ("x" * 73, "password_too_long"),
+    ],
+)
+async def test_password_rules(api: Api, password: str, code: str) -> None:
+    tenant = await api.provision("open", settings={"allow_signup": True})
+    response = await api.client.post(
+        "/api/v1/auth/signup",
+        json={"email": "a@b.example", "password": password},
+        headers={"Host": tenant.host},
+    )
+    assert response.status_code == 422
+    assert response.json()["code"] == code
+    assert response.json()["errors"][0]["field"] == "password"
+
+
+@pytest.mark.parametrize(
+    "make_token",
+    [
+        pytest.param(lambda s, c: "not-a-jwt", id="malformed"),
+        pytest.param(
+            lambda s, c: jwt.encode({**c, "exp": int(time.time()) - 60}, s.jwt_secret), id="expired"
+        ),
+        pytest.param(
+            lambda s, c: jwt.encode(c, "another-secret-" + "y" * 32), id="wrong-signature"
+        ),
+        pytest.param(
+            lambda s, c: jwt.encode({**c, "aud": "platform"}, s.jwt_secret), id="wrong-audience"
+        ),
+        pytest.param(
+            lambda s, c: jwt.encode({**c, "iss": "someone"}, s.jwt_secret), id="wrong-issuer"
+        ),
+        pytest.param(lambda s, c: jwt.encode(c, None, algorithm="none"), id="alg-none"),
+        pytest.param(
+            lambda s, c: jwt.encode({k: v for k, v in c.items() if k != "exp"}, s.jwt_secret),
+            id="no-exp",
+        ),
+    ],
+)
+async def test_bad_tokens_are_401_never_500(
+    api: Api, settings: Settings, make_token: object
+) -> None:
+    acme = await api.provision("acme")
+    good = (await api.login(acme)).json()["access_token"]
+    claims = jwt.decode(good, settings.jwt_secret, algorithms=["HS256"], audience="tenant")
+    token = make_token(settings, claims)  # type: ignore[operator]
+    response = await api.client.get(
+        "/api/v1/auth/me", headers={"Host": acme.host, "Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 401
+    assert response.json()["code"] in {"invalid_token", "token_expired"}
+
+
+async def test_platform_login_rejects_wrong_password(api: Api) -> None:
+    response = await api.client.post(
+        "/platform/v1/auth/login",
+        json={"email": "operator@test.example", "password": "wrong-password"},
+    )
+    assert response.status_code == 401
+    assert response.json()["code"] == "invalid_credentials"
