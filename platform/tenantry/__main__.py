@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
@@ -93,8 +92,9 @@ def cli() -> None:
 @click.option("--data-dir", default=".tenantry", show_default=True, type=click.Path(path_type=Path))
 def dev(host: str, port: int, data_dir: Path) -> None:
     """Run the platform with embedded defaults: Postgres under the data dir, demo tenants."""
-    # SIGTERM before the server runs must still stop the embedded Postgres (via `finally`).
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    # SIGTERM is a normal stop: at any point it unwinds through `finally`, which stops the
+    # embedded Postgres (uvicorn re-raises it after its own graceful shutdown).
+    signal.signal(signal.SIGTERM, _raise_stop)
     settings = _settings(data_dir=data_dir.resolve())
     embedded = None
     try:
@@ -120,11 +120,21 @@ def dev(host: str, port: int, data_dir: Path) -> None:
         from tenantry.server import run_dev_server
 
         run_dev_server(settings, host, port)
+    except StopRequested:
+        click.echo("stopped", err=True)
     except (ManifestError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
         if embedded is not None:
             embedded.cleanup()
+
+
+class StopRequested(Exception):
+    """SIGTERM arrived."""
+
+
+def _raise_stop(_signum: int, _frame: object) -> None:
+    raise StopRequested
 
 
 def _print_welcome(

@@ -54,6 +54,29 @@ class TenantNotFound(NotFound):
     title = "Tenant not found"
 
 
+def normalize_domain(domain: str, settings: Settings) -> str:
+    """Lowercase, no trailing dot, valid labels, and never under the platform's base domain."""
+    name = domain.strip().lower().rstrip(".")
+    labels = name.split(".")
+    base = settings.base_domain
+    if (
+        len(labels) < 2
+        or not all(_HOST_LABEL.match(label) for label in labels)
+        or labels[-1].isdigit()
+    ):
+        raise InvalidInput(
+            f"'{domain}' is not a valid domain name", code="invalid_domain", field="domain"
+        )
+    if name == base or name.endswith("." + base) or name in settings.shared_hosts:
+        # `{slug}.{base}` hosts belong to slugs; letting a tenant claim one would hijack it.
+        raise InvalidInput(
+            f"'{domain}' is under the platform's base domain '{base}'",
+            code="invalid_domain",
+            field="domain",
+        )
+    return name
+
+
 class TenantRepository(SQLAlchemyAsyncRepository[Tenant]):
     model_type = Tenant
 
@@ -203,25 +226,7 @@ class TenantService(SQLAlchemyAsyncRepositoryService[Tenant, TenantRepository]):
     # -- rules ---------------------------------------------------------------------------
 
     def normalize_domain(self, domain: str) -> str:
-        name = domain.strip().lower().rstrip(".")
-        labels = name.split(".")
-        base = self.settings.base_domain
-        if (
-            len(labels) < 2
-            or not all(_HOST_LABEL.match(label) for label in labels)
-            or labels[-1].isdigit()
-        ):
-            raise InvalidInput(
-                f"'{domain}' is not a valid domain name", code="invalid_domain", field="domain"
-            )
-        if name == base or name.endswith("." + base) or name in self.settings.shared_hosts:
-            # `{slug}.{base}` hosts belong to slugs; letting a tenant claim one would hijack it.
-            raise InvalidInput(
-                f"'{domain}' is under the platform's base domain '{base}'",
-                code="invalid_domain",
-                field="domain",
-            )
-        return name
+        return normalize_domain(domain, self.settings)
 
     def _check_slug(self, slug: str) -> None:
         if slug in RESERVED_SLUGS:

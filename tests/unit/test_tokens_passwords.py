@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import time
+import uuid
+
+import jwt
+import pytest
+
+from tenantry.auth.passwords import PasswordHasher, validate_password
+from tenantry.auth.tokens import TokenIssuer, bearer_token, hash_refresh_token
+from tenantry.lib.errors import InvalidInput, Unauthorized
+
+SECRET = "unit-test-secret-" + "z" * 32
+
+
+@pytest.fixture
+def issuer() -> TokenIssuer:
+    return TokenIssuer(secret=SECRET, issuer="tenantry", ttl_seconds=900)
+
+
+def test_tenant_token_round_trip(issuer: TokenIssuer) -> None:
+    user, tenant = uuid.uuid4(), uuid.uuid4()
+    token = issuer.issue(subject=user, role="editor", audience="tenant", tenant_id=tenant)
+    claims = issuer.verify(token, "tenant")
+    assert (claims.sub, claims.role, claims.tid) == (user, "editor", tenant)
+    assert issuer.peek_tenant(token) == tenant
+
+
+def test_audiences_do_not_mix(issuer: TokenIssuer) -> None:
+    platform = issuer.issue(
+        subject=uuid.uuid4(), role="platform_admin", audience="platform", tenant_id=None
+    )
+    with pytest.raises(Unauthorized):
+        issuer.verify(platform, "tenant")
+    assert issuer.peek_tenant(platform) is None
+    tenant = issuer.issue(
+        subject=uuid.uuid4(), role="owner", audience="tenant", tenant_id=uuid.uuid4()
+    )
+    with pytest.raises(Unauthorized):
+        issuer.verify(tenant, "platform")
+
+
+def test_platform_token_carrying_a_tenant_is_refused(issuer: TokenIssuer) -> None:
+    claims = {
+        "iss": "tenantry",
+        "aud": "platform",
+        "sub": str(uuid.uuid4()),
+        "role": "platform_admin",
+        "iat": int(time.time()),
+        "exp": int(time.time()) + 60,
+        "jti": "j",
+        "tid": str(uuid.uuid4()),
+    }
+    with pytest.raises(Unauthorized):
+        issuer.verify(jwt.encode(claims, SECRET, algorithm="HS256"), "platform")
+
+
+def test_expired_token_has_its_own_code(issuer: TokenIssuer) -> None:
+    expired = TokenIssuer(secret=SECRET, issuer="tenantry", ttl_seconds=-60)
+    token = expired.issue(
+        subject=uuid.uuid4(), role="viewer", audience="tenant", tenant_id=uuid.uuid4()
+    )
+    with pytest.raises(Unauthorized) as caught:
+        issuer.verify(token, "tenant")
+    assert caught.value.code == "token_expired"
+
+
+def test_hs512_token_with_same_secret_is_refused(issuer: TokenIssuer) -> None:
+    claims = {
+        "iss": "tenantry",
+        "aud": "tenant",
+        "sub": str(uuid.uuid4()),
+        "role": "owner",
+        "tid": str(uuid.uuid4()),
+        "iat": int(time.time()),
+        "exp": int(time.time()) + 60,
+        "jti": "j",
+    }
+    with pytest.raises(Unauthorized):
+        issuer.verify(jwt.encode(claims, SECRET, algorithm="HS512"), "tenant")
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("Bearer abc", "abc"),
+        ("bearer  abc ", "abc"),
+        ("Basic abc", None),
+        ("Bearer", None),
+        (None, None),
+        ("", None),
+    ],
+)
+def test_bearer_token(header: str | None, expected: str | None) -> None:
+    assert bearer_token(header) == expected
+
+
+def test_refresh_token_hash_is_stable_and_not_the_token() -> None:
+    assert hash_refresh_token("abc") == hash_refresh_token("abc")
+    assert hash_refresh_token("abc") != "abc"
+    assert len(hash_refresh_token("abc")) == 64
+
+
+def test_password_limits() -> None:
+    assert validate_password("x" * 72) == b"x" * 72
+    with pytest.raises(InvalidInput) as too_long:
+        validate_password("x" * 73)
+    assert too_long.value.code == "password_too_long"
+    with pytest.raises(InvalidInput) as multibyte:
+        validate_password("€" * 25)  # 25 characters, 75 bytes
+    assert multibyte.value.code == "password_too_long"
+    with pytest.raises(InvalidInput) as short:
+        validate_password("1234567")
+    assert short.value.code == "password_too_short"
+
+
+async def test_hasher_round_trip_and_unknown_user() -> None:
+    hasher = PasswordHasher(rounds=4, concurrency=2)
+    hashed = await hasher.hash("correct horse")
+    assert await hasher.verify("correct horse", hashed)
+    assert not await hasher.verify("wrong horse", hashed)
+    # An unknown user (no hash) never verifies, even against the dummy hash's own password.
+    assert not await hasher.verify("not-a-real-password", None)
