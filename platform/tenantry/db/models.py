@@ -22,10 +22,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    Uuid,
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -132,3 +133,81 @@ class RefreshToken(Base):
         Index("ix_refresh_tokens_tenant_id_family_id", "tenant_id", "family_id"),
         Index("ix_refresh_tokens_tenant_id_user_id", "tenant_id", "user_id"),
     )
+
+
+class Category(Base):
+    __tablename__ = "categories"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    name: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = _created_at()
+
+
+class Audience(Base):
+    __tablename__ = "audiences"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    name: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = _created_at()
+
+
+class File(Base):
+    __tablename__ = "files"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, server_default="")
+    category_id: Mapped[uuid.UUID | None]
+    language: Mapped[str | None] = mapped_column(String(2))
+    content_type: Mapped[str | None] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    original_filename: Mapped[str] = mapped_column(String(255))
+    storage_key: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), server_default="pending")
+    uploaded_by: Mapped[uuid.UUID | None]
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = _updated_at()
+
+
+class FileAudience(Base):
+    __tablename__ = "file_audiences"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    file_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    audience_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+
+
+class UsageEvent(Base):
+    """Append-only: one row per upload, download link, delete, login and signup."""
+
+    __tablename__ = "usage_events"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    occurred_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[uuid.UUID | None]
+    user_role: Mapped[str | None] = mapped_column(String(16))
+    file_id: Mapped[uuid.UUID | None]
+    bytes: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    category_id: Mapped[uuid.UUID | None]
+    language: Mapped[str | None] = mapped_column(String(2))
+    audience_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(Uuid), server_default=text("'{}'"))
+    content_type: Mapped[str | None] = mapped_column(String(100))
+
+
+class TenantUsage(Base):
+    """The quota counter: current stored bytes and file count, changed atomically."""
+
+    __tablename__ = "tenant_usage"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    storage_bytes: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    file_count: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    updated_at: Mapped[datetime] = _updated_at()

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.auth.passwords import PasswordHasher
 from tenantry.config import Settings
-from tenantry.db.models import Tenant, TenantDomain, User
+from tenantry.db.models import Tenant, TenantDomain, TenantUsage, User
 from tenantry.lib.errors import Conflict, InvalidInput, NotFound
 from tenantry.lib.schemas import Page, normalize_email
 from tenantry.platform.schemas import (
@@ -146,6 +146,7 @@ class TenantService(SQLAlchemyAsyncRepositoryService[Tenant, TenantRepository]):
                 TenantDomain(domain=domain, tenant_id=tenant.id, is_primary=index == 0)
             )
         await self._flush_unique("a domain is already in use", "domain_taken", "domains")
+        self.repository.session.add(TenantUsage(tenant_id=tenant.id))
         self.repository.session.add(
             User(
                 tenant_id=tenant.id,
