@@ -19,11 +19,14 @@ from tenantry.auth.tokens import TokenIssuer
 from tenantry.config import Settings, runtime_settings
 from tenantry.db.deps import provide_platform_session, provide_tenant_session
 from tenantry.db.engines import asyncpg_dsn, platform_db_config, role_url, tenant_db_config
+from tenantry.files.controllers import FilesController, LocalStoreController
 from tenantry.lib.errors import EXCEPTION_HANDLERS
 from tenantry.lib.logging import RequestContextMiddleware, add_request_id_header, configure_logging
 from tenantry.ops.controllers import HealthController
 from tenantry.platform.controllers import TenantsController
 from tenantry.runtime import AppServices
+from tenantry.storage import S3Store
+from tenantry.storage.factory import build_store
 from tenantry.tenancy.cache import TenantCache, TenantChangeListener
 from tenantry.tenancy.controllers import BrandingController
 from tenantry.tenancy.deps import provide_tenant
@@ -47,6 +50,7 @@ def build_services(settings: Settings) -> AppServices:
         tenant_cache=TenantCache(
             tenant_db.get_engine(), ttl_seconds=settings.tenant_cache_ttl_seconds
         ),
+        store=build_store(settings),
     )
 
 
@@ -62,9 +66,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             services.tenant_cache, lambda: asyncpg.connect(listener_dsn)
         )
         await listener.start()
+        if isinstance(services.store, S3Store):
+            await services.store.start()
         try:
             yield
         finally:
+            if isinstance(services.store, S3Store):
+                await services.store.close()
             await listener.stop()
             await services.tenant_db.get_engine().dispose()
             await services.platform_db.get_engine().dispose()
@@ -76,6 +84,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             TenantsController,
             TenantAuthController,
             BrandingController,
+            FilesController,
+            LocalStoreController,
         ],
         middleware=[RequestContextMiddleware(), TenancyMiddleware(), AuthMiddleware()],
         dependencies={

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from tenantry.auth.passwords import PasswordHasher
     from tenantry.auth.tokens import TokenIssuer
     from tenantry.config import Settings
+    from tenantry.storage import ObjectStore
     from tenantry.tenancy.cache import TenantCache
 
 
@@ -25,6 +26,7 @@ class AppServices:
     tokens: TokenIssuer
     passwords: PasswordHasher
     tenant_cache: TenantCache
+    store: ObjectStore
 
     @staticmethod
     def of(source: Scope | ASGIConnection[Any, Any, Any, Any]) -> AppServices:

@@ -130,7 +130,7 @@ async def test_patch_rejects_bad_settings(api: Api) -> None:
         headers=api.operator,
     )
     assert response.status_code == 422
-    assert response.json()["errors"][0]["field"] == "settings"
+    assert response.json()["errors"][0]["field"] == "settings.download_url_ttl_seconds"
 
 
 async def test_missing_tenant_is_404_and_bad_id_is_400(api: Api) -> None:

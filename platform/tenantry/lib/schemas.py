@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Generic, TypeVar
 
 import msgspec
 from litestar.params import QueryParameter
+
+from tenantry.lib.errors import InvalidInput
 
 T = TypeVar("T")
 
@@ -28,3 +31,27 @@ class Page(msgspec.Struct, Generic[T]):
 # Query parameters: Litestar validates these bounds (msgspec.Meta is not applied to queries).
 Limit = Annotated[int, QueryParameter(ge=1, le=100, description="page size (at most 100)")]
 Offset = Annotated[int, QueryParameter(ge=0, description="items to skip")]
+
+
+_FIELD_PATH = re.compile(r"at `\$\.?([^`]*)`")
+
+
+def convert_or_invalid(data: object, type_: type[T], *, prefix: str = "") -> T:
+    """msgspec.convert, with a failure as 422 naming the field (`$.title` -> `title`)."""
+    try:
+        return msgspec.convert(data, type_, strict=False)
+    except msgspec.ValidationError as exc:
+        match = _FIELD_PATH.search(str(exc))
+        path = match.group(1) if match else ""
+        field = ".".join(part for part in (prefix, path) if part) or prefix or "body"
+        message = _FIELD_PATH.sub("", str(exc)).rstrip(" -")
+        raise InvalidInput(f"{field}: {message}", field=field) from exc
+
+
+def decode_json_or_invalid(body: bytes, type_: type[T]) -> T:
+    """A JSON body as `type_`; malformed JSON is 400, a wrong field 422 naming it."""
+    try:
+        raw = msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise InvalidInput(f"malformed JSON: {exc}", code="invalid_json", field="body") from exc
+    return convert_or_invalid(raw, type_)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
 import msgspec
 from advanced_alchemy.filters import LimitOffset, OrderBy
@@ -19,7 +18,7 @@ from tenantry.auth.passwords import PasswordHasher
 from tenantry.config import Settings
 from tenantry.db.models import Tenant, TenantDomain, TenantUsage, User
 from tenantry.lib.errors import Conflict, InvalidInput, NotFound
-from tenantry.lib.schemas import Page, normalize_email
+from tenantry.lib.schemas import Page, convert_or_invalid, normalize_email
 from tenantry.platform.schemas import (
     Branding,
     DomainCreate,
@@ -90,13 +89,6 @@ class TenantRepository(SQLAlchemyAsyncRepository[Tenant]):
         for tenant_id, domain in rows:
             domains[tenant_id].append(domain)
         return domains
-
-
-def _converted(value: Any, type_: type[Any], field: str) -> Any:
-    try:
-        return msgspec.convert(value, type_)
-    except msgspec.ValidationError as exc:
-        raise InvalidInput(f"{field}: {exc}", field=field) from exc
 
 
 class TenantService(SQLAlchemyAsyncRepositoryService[Tenant, TenantRepository]):
@@ -171,10 +163,14 @@ class TenantService(SQLAlchemyAsyncRepositoryService[Tenant, TenantRepository]):
                 tenant.max_file_bytes = patch.quotas.max_file_bytes
         if patch.settings is not None:
             merged = {**tenant.settings, **patch.settings}
-            tenant.settings = msgspec.to_builtins(_converted(merged, TenantSettings, "settings"))
+            tenant.settings = msgspec.to_builtins(
+                convert_or_invalid(merged, TenantSettings, prefix="settings")
+            )
         if patch.branding is not None:
             merged = {**tenant.branding, **patch.branding}
-            tenant.branding = msgspec.to_builtins(_converted(merged, Branding, "branding"))
+            tenant.branding = msgspec.to_builtins(
+                convert_or_invalid(merged, Branding, prefix="branding")
+            )
         await self.repository.session.flush()
         return await self.get_tenant(tenant_id)
 

@@ -1,0 +1,1 @@
+"""Tenant file API: streamed uploads, listing, signed downloads, changes, stats."""

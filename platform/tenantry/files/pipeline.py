@@ -1,0 +1,98 @@
+"""The upload pipeline's measuring stage: sniff, check, count, hash, and stop at the limits.
+
+One pass: the first bytes decide the type, then every chunk is counted and hashed on its way to
+the store. Exceeding a limit raises inside the stream, so the store aborts the upload.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+
+from tenantry.lib.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from tenantry.storage import SNIFF_BYTES, declared_matches, mime_essence, sniff
+
+
+class FileTooLarge(PayloadTooLarge):
+    code = "file_too_large"
+    title = "File too large"
+
+
+class QuotaExceeded(PayloadTooLarge):
+    code = "quota_exceeded"
+    title = "Storage quota exceeded"
+
+
+class ContentTypeMismatch(UnsupportedMediaType):
+    code = "content_type_mismatch"
+    title = "Declared content type does not match the content"
+
+
+class UnsupportedFileType(UnsupportedMediaType):
+    code = "unsupported_file_type"
+    title = "File type not allowed"
+
+
+class MeteredUpload:
+    """Wraps the incoming chunks: `open()` sniffs, `stream()` passes them on, measured."""
+
+    def __init__(
+        self,
+        chunks: AsyncIterator[bytes],
+        *,
+        declared_type: str | None,
+        allowed_types: list[str] | None,
+        max_file_bytes: int,
+        quota_left: int,
+    ) -> None:
+        self._chunks = chunks
+        self._declared = declared_type
+        self._allowed = (
+            {mime_essence(t) for t in allowed_types} if allowed_types is not None else None
+        )
+        self._max_file_bytes = max_file_bytes
+        self._quota_left = quota_left
+        self._head = b""
+        self._hash = hashlib.sha256()
+        self.size = 0
+        self.content_type = ""
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+    async def open(self) -> str:
+        """Read the first bytes and decide the real type (or refuse the file)."""
+        head = bytearray()
+        async for chunk in self._chunks:
+            head += chunk
+            if len(head) >= SNIFF_BYTES:
+                break
+        self._head = bytes(head)
+        if not self._head:
+            raise InvalidInput("the file is empty", code="empty_file", field="file")
+        sniffed = sniff(self._head)
+        if sniffed is None:
+            raise UnsupportedFileType("the file's type is not one the platform accepts")
+        if not declared_matches(self._declared, sniffed):
+            raise ContentTypeMismatch(f"declared {self._declared}, but the content is {sniffed}")
+        if self._allowed is not None and sniffed not in self._allowed:
+            raise UnsupportedFileType(f"{sniffed} is not allowed for this tenant")
+        self.content_type = sniffed
+        return sniffed
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        """The bytes, counted and hashed; raises at a limit (the store then aborts)."""
+        if self._head:
+            yield self._count(self._head)
+        async for chunk in self._chunks:
+            yield self._count(chunk)
+
+    def _count(self, chunk: bytes) -> bytes:
+        self.size += len(chunk)
+        if self.size > self._max_file_bytes:
+            raise FileTooLarge(f"files may be at most {self._max_file_bytes} bytes")
+        if self.size > self._quota_left:
+            raise QuotaExceeded("the tenant's storage quota would be exceeded")
+        self._hash.update(chunk)
+        return chunk

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+
+Title = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Description = Annotated[str, msgspec.Meta(max_length=5000)]
+Language = Annotated[str, msgspec.Meta(pattern=r"^[a-z]{2}$")]
+Filename = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+ContentType = Annotated[str, msgspec.Meta(max_length=100)]
+Audiences = Annotated[list[uuid.UUID], msgspec.Meta(max_length=50)]
+FileSort = Literal["-created_at", "created_at", "title", "-title", "size", "-size"]
+
+
+class FileMetadata(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """What an uploader says about a file; the server measures the rest."""
+
+    title: Title
+    description: Description = ""
+    category: uuid.UUID | None = None
+    language: Language | None = None
+    audiences: Audiences = msgspec.field(default_factory=list)
+
+
+class PendingFileCreate(FileMetadata, kw_only=True, forbid_unknown_fields=True):
+    """Step one of the raw two-step upload: the metadata and the original filename."""
+
+    filename: Filename
+    content_type: ContentType | None = None
+
+
+class FilePatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Metadata changes; `null` clears category or language, absent fields stay as they are."""
+
+    title: Title | msgspec.UnsetType = msgspec.UNSET
+    description: Description | msgspec.UnsetType = msgspec.UNSET
+    category: uuid.UUID | msgspec.UnsetType | None = msgspec.UNSET
+    language: Language | msgspec.UnsetType | None = msgspec.UNSET
+    audiences: Audiences | msgspec.UnsetType = msgspec.UNSET
+
+
+class FileOut(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    title: str
+    description: str
+    category: uuid.UUID | None
+    language: str | None
+    audiences: list[uuid.UUID]
+    content_type: str | None
+    size: int
+    sha256: str | None
+    filename: str
+    status: str
+    uploaded_by: uuid.UUID | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class PendingFileOut(msgspec.Struct, kw_only=True):
+    file: FileOut
+    upload_url: str
+
+
+class DownloadLink(msgspec.Struct):
+    url: str
+    expires_at: datetime
+
+
+class GroupStat(msgspec.Struct):
+    """One group of a stats breakdown; `key` is null for files without that attribute."""
+
+    key: str | None
+    name: str | None
+    files: int
+    bytes: int
+
+
+class FileStats(msgspec.Struct):
+    files: int
+    bytes: int
+    by_category: list[GroupStat]
+    by_language: list[GroupStat]
+    by_audience: list[GroupStat]
+    by_content_type: list[GroupStat]

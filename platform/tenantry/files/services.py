@@ -1,0 +1,531 @@
+"""File rules: upload (one pass, all or nothing), list, read, download links, change, delete,
+stats. Every query names the tenant; RLS holds even where one would not."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+import structlog
+from advanced_alchemy.repository import SQLAlchemyAsyncRepository
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    UnaryExpression,
+    delete,
+    exists,
+    func,
+    literal_column,
+    select,
+    text,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tenantry.auth.middleware import Principal
+from tenantry.db.models import Audience, Category, File, FileAudience, UsageEvent
+from tenantry.files.languages import ISO_639_1
+from tenantry.files.pipeline import MeteredUpload, QuotaExceeded
+from tenantry.files.schemas import (
+    DownloadLink,
+    FileMetadata,
+    FileOut,
+    FilePatch,
+    FileSort,
+    FileStats,
+    GroupStat,
+    PendingFileCreate,
+)
+from tenantry.lib.errors import InvalidInput, NotFound
+from tenantry.lib.schemas import Page
+from tenantry.storage import ObjectStore, file_key
+from tenantry.tenancy.context import TenantRecord
+
+logger = structlog.get_logger("tenantry.files")
+
+_AUDIENCES = (
+    select(func.coalesce(func.array_agg(FileAudience.audience_id), literal_column("'{}'::uuid[]")))
+    .where(FileAudience.tenant_id == File.tenant_id, FileAudience.file_id == File.id)
+    .correlate(File)
+    .scalar_subquery()
+)
+_FILE_COLUMNS = (
+    File.id,
+    File.title,
+    File.description,
+    File.category_id,
+    File.language,
+    _AUDIENCES.label("audiences"),
+    File.content_type,
+    File.size,
+    File.sha256,
+    File.original_filename,
+    File.status,
+    File.uploaded_by,
+    File.created_at,
+    File.updated_at,
+)
+_SORTS: dict[str, tuple[UnaryExpression[Any], ...]] = {
+    "-created_at": (File.created_at.desc(), File.id.desc()),
+    "created_at": (File.created_at.asc(), File.id.asc()),
+    "title": (File.title.asc(), File.id.asc()),
+    "-title": (File.title.desc(), File.id.desc()),
+    "size": (File.size.asc(), File.id.asc()),
+    "-size": (File.size.desc(), File.id.desc()),
+}
+# The quota check and the counter change are one statement: concurrent uploads can never
+# push storage past the quota, whatever order they finish in.
+_RESERVE_STORAGE = text(
+    "UPDATE tenant_usage SET storage_bytes = storage_bytes + :bytes, file_count = file_count + 1, "
+    "updated_at = now() WHERE tenant_id = :tenant_id AND storage_bytes + :bytes <= "
+    "(SELECT storage_quota_bytes FROM tenants WHERE id = :tenant_id) RETURNING storage_bytes"
+)
+_RELEASE_STORAGE = text(
+    "UPDATE tenant_usage SET storage_bytes = storage_bytes - :bytes, file_count = file_count - 1, "
+    "updated_at = now() WHERE tenant_id = :tenant_id"
+)
+_STORAGE_USED = text("SELECT storage_bytes FROM tenant_usage WHERE tenant_id = :tenant_id")
+
+
+class FileNotFound(NotFound):
+    code = "file_not_found"
+    title = "File not found"
+
+
+class FileRepository(SQLAlchemyAsyncRepository[File]):
+    model_type = File
+
+
+class FileFilters:
+    """The list filters, as SQL conditions."""
+
+    def __init__(
+        self,
+        *,
+        category: uuid.UUID | None = None,
+        language: str | None = None,
+        audience: uuid.UUID | None = None,
+        content_type: str | None = None,
+        uploaded_by: uuid.UUID | None = None,
+        q: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> None:
+        self.conditions: list[ColumnElement[bool]] = []
+        if category is not None:
+            self.conditions.append(File.category_id == category)
+        if language is not None:
+            self.conditions.append(File.language == language.lower())
+        if audience is not None:
+            self.conditions.append(
+                exists().where(
+                    FileAudience.tenant_id == File.tenant_id,
+                    FileAudience.file_id == File.id,
+                    FileAudience.audience_id == audience,
+                )
+            )
+        if content_type is not None:
+            self.conditions.append(File.content_type == content_type.lower())
+        if uploaded_by is not None:
+            self.conditions.append(File.uploaded_by == uploaded_by)
+        if q:
+            pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            self.conditions.append(File.title.ilike(pattern) | File.description.ilike(pattern))
+        if created_after is not None:
+            self.conditions.append(File.created_at >= created_after)
+        if created_before is not None:
+            self.conditions.append(File.created_at < created_before)
+
+
+class FileService:
+    def __init__(
+        self, session: AsyncSession, tenant: TenantRecord, user: Principal, store: ObjectStore
+    ) -> None:
+        self.session = session
+        self.tenant = tenant
+        self.user = user
+        self.store = store
+        self.files = FileRepository(session=session)
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def list_files(
+        self, filters: FileFilters, *, sort: FileSort, limit: int, offset: int
+    ) -> Page[FileOut]:
+        query = (
+            self._ready_files(*filters.conditions)
+            .add_columns(func.count().over().label("total"))
+            .order_by(*_SORTS[sort])
+            .limit(limit)
+            .offset(offset)
+        )
+        rows = (await self.session.execute(query)).all()
+        total = rows[0].total if rows else await self._count(filters) if offset else 0
+        return Page(items=[_file_out(row) for row in rows], total=total, limit=limit, offset=offset)
+
+    async def get_file(self, file_id: uuid.UUID) -> FileOut:
+        row = (await self.session.execute(self._ready_files(File.id == file_id))).first()
+        if row is None:
+            raise FileNotFound(f"no file {file_id}")
+        return _file_out(row)
+
+    async def download_link(self, file_id: uuid.UUID) -> DownloadLink:
+        file = await self._load(file_id)
+        ttl = int(self.tenant.settings.get("download_url_ttl_seconds", 300))
+        url = await self.store.presign_get(
+            file.storage_key,
+            filename=file.original_filename,
+            content_type=file.content_type or "application/octet-stream",
+            expires_in=ttl,
+        )
+        await self._record("download", file, bytes_=file.size)
+        return DownloadLink(url=url, expires_at=datetime.now(UTC) + timedelta(seconds=ttl))
+
+    async def stats(self) -> FileStats:
+        ready = (File.tenant_id == self.tenant.id) & (File.status == "ready")
+        totals = (
+            await self.session.execute(
+                select(func.count(), func.coalesce(func.sum(File.size), 0)).where(ready)
+            )
+        ).one()
+        by_category = await self.session.execute(
+            select(
+                Category.id,
+                Category.name,
+                func.count(File.id),
+                func.coalesce(func.sum(File.size), 0),
+            )
+            .select_from(Category)
+            .outerjoin(
+                File,
+                (File.tenant_id == Category.tenant_id) & (File.category_id == Category.id) & ready,
+            )
+            .where(Category.tenant_id == self.tenant.id)
+            .group_by(Category.id, Category.name)
+            .order_by(Category.name)
+        )
+        uncategorised = await self.session.execute(
+            select(func.count(), func.coalesce(func.sum(File.size), 0)).where(
+                ready, File.category_id.is_(None)
+            )
+        )
+        by_audience = await self.session.execute(
+            select(
+                Audience.id,
+                Audience.name,
+                func.count(File.id),
+                func.coalesce(func.sum(File.size), 0),
+            )
+            .select_from(Audience)
+            .outerjoin(
+                FileAudience,
+                (FileAudience.tenant_id == Audience.tenant_id)
+                & (FileAudience.audience_id == Audience.id),
+            )
+            .outerjoin(
+                File,
+                (File.tenant_id == FileAudience.tenant_id)
+                & (File.id == FileAudience.file_id)
+                & ready,
+            )
+            .where(Audience.tenant_id == self.tenant.id)
+            .group_by(Audience.id, Audience.name)
+            .order_by(Audience.name)
+        )
+        by_language = await self._group_by(File.language, ready)
+        by_content_type = await self._group_by(File.content_type, ready)
+        none_files, none_bytes = uncategorised.one()
+        categories = [GroupStat(str(i), n, c, b) for i, n, c, b in by_category]
+        if none_files:
+            categories.append(GroupStat(None, None, none_files, none_bytes))
+        return FileStats(
+            files=totals[0],
+            bytes=totals[1],
+            by_category=categories,
+            by_language=by_language,
+            by_audience=[GroupStat(str(i), n, c, b) for i, n, c, b in by_audience],
+            by_content_type=by_content_type,
+        )
+
+    # -- uploads -------------------------------------------------------------------------
+
+    async def create_pending(self, data: PendingFileCreate) -> FileOut:
+        """Step one of the raw upload: a pending row (not listed) that the content completes."""
+        file = await self._insert_pending(data, data.filename)
+        await self.session.commit()
+        return await self._pending_out(file)
+
+    async def upload(
+        self,
+        metadata: FileMetadata,
+        filename: str,
+        declared_type: str | None,
+        chunks: AsyncIterator[bytes],
+    ) -> FileOut:
+        """Multipart upload: a pending row, the object, then ready; any failure leaves neither."""
+        file = await self._insert_pending(metadata, filename)
+        await self.session.commit()  # the row exists before the object: the reconciler relies on it
+        try:
+            await self._store_content(file, declared_type, chunks)
+        except BaseException:
+            await self._discard(file)
+            raise
+        return await self.get_file(file.id)
+
+    async def upload_content(
+        self, file_id: uuid.UUID, declared_type: str | None, chunks: AsyncIterator[bytes]
+    ) -> FileOut:
+        """Step two of the raw upload; on failure the file stays pending, so it can be retried."""
+        file = await self.files.get_one_or_none(
+            File.tenant_id == self.tenant.id, File.id == file_id, File.status == "pending"
+        )
+        if file is None:
+            raise FileNotFound(f"no pending file {file_id}")
+        key = file.storage_key
+        try:
+            await self._store_content(file, declared_type, chunks)
+        except BaseException:
+            await self.session.rollback()
+            await self._delete_object(key)
+            raise
+        return await self.get_file(file.id)
+
+    async def _store_content(
+        self, file: File, declared_type: str | None, chunks: AsyncIterator[bytes]
+    ) -> None:
+        used = (
+            await self.session.execute(_STORAGE_USED, {"tenant_id": self.tenant.id})
+        ).scalar_one()
+        await self.session.commit()  # no transaction stays open while bytes stream
+        metered = MeteredUpload(
+            chunks,
+            declared_type=declared_type,
+            allowed_types=self.tenant.settings.get("allowed_content_types"),
+            max_file_bytes=self.tenant.max_file_bytes,
+            quota_left=self.tenant.storage_quota_bytes - used,
+        )
+        content_type = await metered.open()
+        await self.store.put_stream(file.storage_key, metered.stream(), content_type=content_type)
+        reserved = await self.session.execute(
+            _RESERVE_STORAGE, {"tenant_id": self.tenant.id, "bytes": metered.size}
+        )
+        if reserved.first() is None:
+            raise QuotaExceeded("the tenant's storage quota would be exceeded")
+        file.status = "ready"
+        file.size = metered.size
+        file.sha256 = metered.sha256
+        file.content_type = content_type
+        await self._record("upload", file, bytes_=metered.size)
+        await self.session.commit()
+
+    async def _discard(self, file: File) -> None:
+        file_id, key = file.id, file.storage_key  # read before rollback expires the object
+        await self.session.rollback()
+        await self.session.execute(
+            delete(File).where(File.tenant_id == self.tenant.id, File.id == file_id)
+        )
+        await self.session.commit()
+        await self._delete_object(key)
+
+    # -- changes -------------------------------------------------------------------------
+
+    async def update_file(self, file_id: uuid.UUID, patch: FilePatch) -> FileOut:
+        file = await self._load(file_id)
+        if patch.title is not msgspec.UNSET:
+            file.title = patch.title
+        if patch.description is not msgspec.UNSET:
+            file.description = patch.description
+        if patch.category is not msgspec.UNSET:
+            await self._check_category(patch.category)
+            file.category_id = patch.category
+        if patch.language is not msgspec.UNSET:
+            file.language = _language(patch.language)
+        if patch.audiences is not msgspec.UNSET:
+            audiences = await self._check_audiences(patch.audiences)
+            await self.session.execute(
+                delete(FileAudience).where(
+                    FileAudience.tenant_id == self.tenant.id, FileAudience.file_id == file.id
+                )
+            )
+            self._add_audiences(file.id, audiences)
+        file.updated_at = datetime.now(UTC)
+        await self.session.flush()
+        return await self.get_file(file_id)
+
+    async def delete_file(self, file_id: uuid.UUID) -> None:
+        """Row, counters and event in one transaction; the object goes after the commit."""
+        file = await self._load(file_id, for_update=True)
+        await self._record("delete", file, bytes_=file.size)
+        await self.session.execute(
+            _RELEASE_STORAGE, {"tenant_id": self.tenant.id, "bytes": file.size}
+        )
+        await self.session.execute(
+            delete(File).where(File.tenant_id == self.tenant.id, File.id == file.id)
+        )
+        await self.session.commit()
+        await self._delete_object(file.storage_key)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _ready_files(self, *conditions: ColumnElement[bool]) -> Select[Any]:
+        return select(*_FILE_COLUMNS).where(
+            File.tenant_id == self.tenant.id, File.status == "ready", *conditions
+        )
+
+    async def _count(self, filters: FileFilters) -> int:
+        query = select(func.count()).where(
+            File.tenant_id == self.tenant.id, File.status == "ready", *filters.conditions
+        )
+        return int((await self.session.execute(query)).scalar_one())
+
+    async def _group_by(self, column: Any, ready: ColumnElement[bool]) -> list[GroupStat]:
+        rows = await self.session.execute(
+            select(column, func.count(), func.coalesce(func.sum(File.size), 0))
+            .where(ready)
+            .group_by(column)
+            .order_by(column)
+        )
+        return [GroupStat(key, key, files, size) for key, files, size in rows]
+
+    async def _load(self, file_id: uuid.UUID, *, for_update: bool = False) -> File:
+        query = select(File).where(
+            File.tenant_id == self.tenant.id, File.id == file_id, File.status == "ready"
+        )
+        file = (
+            await self.session.execute(query.with_for_update() if for_update else query)
+        ).scalar_one_or_none()
+        if file is None:
+            raise FileNotFound(f"no file {file_id}")
+        return file
+
+    async def _insert_pending(self, metadata: FileMetadata, filename: str) -> File:
+        await self._check_category(metadata.category)
+        audiences = await self._check_audiences(metadata.audiences)
+        file_id = uuid.uuid4()
+        file = File(
+            tenant_id=self.tenant.id,
+            id=file_id,
+            title=metadata.title.strip(),
+            description=metadata.description,
+            category_id=metadata.category,
+            language=_language(metadata.language),
+            original_filename=_clean_filename(filename),
+            storage_key=file_key(self.tenant.id, file_id),
+            status="pending",
+            uploaded_by=self.user.id,
+        )
+        self.session.add(file)
+        await self.session.flush()
+        self._add_audiences(file_id, audiences)
+        await self.session.flush()
+        return file
+
+    def _add_audiences(self, file_id: uuid.UUID, audiences: list[uuid.UUID]) -> None:
+        self.session.add_all(
+            FileAudience(tenant_id=self.tenant.id, file_id=file_id, audience_id=audience)
+            for audience in audiences
+        )
+
+    async def _check_category(self, category: uuid.UUID | None) -> None:
+        if category is None:
+            return
+        found = await self.session.scalar(
+            select(Category.id).where(Category.tenant_id == self.tenant.id, Category.id == category)
+        )
+        if found is None:
+            raise InvalidInput(f"no category {category}", code="unknown_category", field="category")
+
+    async def _check_audiences(self, audiences: list[uuid.UUID]) -> list[uuid.UUID]:
+        wanted = list(dict.fromkeys(audiences))
+        if not wanted:
+            return []
+        found = set(
+            await self.session.scalars(
+                select(Audience.id).where(
+                    Audience.tenant_id == self.tenant.id, Audience.id.in_(wanted)
+                )
+            )
+        )
+        missing = [str(a) for a in wanted if a not in found]
+        if missing:
+            raise InvalidInput(
+                f"no audience {', '.join(missing)}", code="unknown_audience", field="audiences"
+            )
+        return wanted
+
+    async def _record(self, kind: str, file: File, *, bytes_: int) -> None:
+        audiences = await self.session.scalars(
+            select(FileAudience.audience_id).where(
+                FileAudience.tenant_id == self.tenant.id, FileAudience.file_id == file.id
+            )
+        )
+        self.session.add(
+            UsageEvent(
+                tenant_id=self.tenant.id,
+                kind=kind,
+                user_id=self.user.id,
+                user_role=self.user.role,
+                file_id=file.id,
+                bytes=bytes_,
+                category_id=file.category_id,
+                language=file.language,
+                audience_ids=list(audiences),
+                content_type=file.content_type,
+            )
+        )
+        await self.session.flush()
+
+    async def _pending_out(self, file: File) -> FileOut:
+        row = (
+            await self.session.execute(
+                select(*_FILE_COLUMNS).where(File.tenant_id == self.tenant.id, File.id == file.id)
+            )
+        ).one()
+        return _file_out(row)
+
+    async def _delete_object(self, key: str) -> None:
+        try:
+            await self.store.delete(key)
+        except Exception:  # the reconciler removes it later; the caller's answer stands
+            logger.exception("object_delete_failed", key=key)
+
+
+def _language(language: str | None) -> str | None:
+    if language is None:
+        return None
+    code = language.lower()
+    if code not in ISO_639_1:
+        raise InvalidInput(
+            f"'{language}' is not an ISO 639-1 language code",
+            code="invalid_language",
+            field="language",
+        )
+    return code
+
+
+def _clean_filename(filename: str) -> str:
+    """The original name for Content-Disposition: no directories, no control characters."""
+    name = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if ch.isprintable()).strip()
+    return name[:255] or "upload"
+
+
+def _file_out(row: Any) -> FileOut:
+    return FileOut(
+        id=row.id,
+        title=row.title,
+        description=row.description,
+        category=row.category_id,
+        language=row.language,
+        audiences=list(row.audiences),
+        content_type=row.content_type,
+        size=row.size,
+        sha256=row.sha256,
+        filename=row.original_filename,
+        status=row.status,
+        uploaded_by=row.uploaded_by,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
