@@ -12,6 +12,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
 from tenantry import __version__
+from tenantry.admin.controllers import TAXONOMY_CONTROLLERS
 from tenantry.auth.controllers import PlatformAuthController, TenantAuthController
 from tenantry.auth.middleware import AuthMiddleware
 from tenantry.auth.passwords import PasswordHasher
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             TenantsController,
             TenantAuthController,
             BrandingController,
+            *TAXONOMY_CONTROLLERS,
             FilesController,
             LocalStoreController,
         ],

@@ -8,7 +8,7 @@ import msgspec
 
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Description = Annotated[str, msgspec.Meta(max_length=5000)]
-Language = Annotated[str, msgspec.Meta(pattern=r"^[a-z]{2}$")]
+Language = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z]{2}$")]  # ISO 639-1, any case
 Filename = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
 ContentType = Annotated[str, msgspec.Meta(max_length=100)]
 Audiences = Annotated[list[uuid.UUID], msgspec.Meta(max_length=50)]

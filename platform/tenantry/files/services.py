@@ -12,6 +12,7 @@ import msgspec
 import structlog
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Select,
     UnaryExpression,
@@ -38,9 +39,9 @@ from tenantry.files.schemas import (
     GroupStat,
     PendingFileCreate,
 )
-from tenantry.lib.errors import InvalidInput, NotFound
+from tenantry.lib.errors import DomainError, InvalidInput, NotFound
 from tenantry.lib.schemas import Page
-from tenantry.storage import ObjectStore, file_key
+from tenantry.storage import ObjectStore, StoreError, file_key
 from tenantry.tenancy.context import TenantRecord
 
 logger = structlog.get_logger("tenantry.files")
@@ -89,9 +90,20 @@ _RELEASE_STORAGE = text(
 _STORAGE_USED = text("SELECT storage_bytes FROM tenant_usage WHERE tenant_id = :tenant_id")
 
 
+def _total_bytes() -> ColumnElement[int]:
+    # sum(bigint) is numeric in Postgres; cast back so the API answers integers.
+    return func.coalesce(func.sum(File.size), 0).cast(BigInteger)
+
+
 class FileNotFound(NotFound):
     code = "file_not_found"
     title = "File not found"
+
+
+class StorageUnavailable(DomainError):
+    status = 503
+    code = "storage_unavailable"
+    title = "File storage unavailable"
 
 
 class FileRepository(SQLAlchemyAsyncRepository[File]):
@@ -187,7 +199,7 @@ class FileService:
         ready = (File.tenant_id == self.tenant.id) & (File.status == "ready")
         totals = (
             await self.session.execute(
-                select(func.count(), func.coalesce(func.sum(File.size), 0)).where(ready)
+                select(func.count(), _total_bytes()).where(ready)
             )
         ).one()
         by_category = await self.session.execute(
@@ -195,7 +207,7 @@ class FileService:
                 Category.id,
                 Category.name,
                 func.count(File.id),
-                func.coalesce(func.sum(File.size), 0),
+                _total_bytes(),
             )
             .select_from(Category)
             .outerjoin(
@@ -207,7 +219,7 @@ class FileService:
             .order_by(Category.name)
         )
         uncategorised = await self.session.execute(
-            select(func.count(), func.coalesce(func.sum(File.size), 0)).where(
+            select(func.count(), _total_bytes()).where(
                 ready, File.category_id.is_(None)
             )
         )
@@ -216,7 +228,7 @@ class FileService:
                 Audience.id,
                 Audience.name,
                 func.count(File.id),
-                func.coalesce(func.sum(File.size), 0),
+                _total_bytes(),
             )
             .select_from(Audience)
             .outerjoin(
@@ -307,7 +319,11 @@ class FileService:
             quota_left=self.tenant.storage_quota_bytes - used,
         )
         content_type = await metered.open()
-        await self.store.put_stream(file.storage_key, metered.stream(), content_type=content_type)
+        try:
+            await self.store.put_stream(file.storage_key, metered.stream(), content_type=content_type)
+        except StoreError as exc:
+            logger.exception("store_write_failed", key=file.storage_key)
+            raise StorageUnavailable("the file store failed; nothing was kept, try again") from exc
         reserved = await self.session.execute(
             _RESERVE_STORAGE, {"tenant_id": self.tenant.id, "bytes": metered.size}
         )
@@ -382,7 +398,7 @@ class FileService:
 
     async def _group_by(self, column: Any, ready: ColumnElement[bool]) -> list[GroupStat]:
         rows = await self.session.execute(
-            select(column, func.count(), func.coalesce(func.sum(File.size), 0))
+            select(column, func.count(), _total_bytes())
             .where(ready)
             .group_by(column)
             .order_by(column)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -11,6 +12,8 @@ import msgspec
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tenantry.admin.schemas import TermName
+from tenantry.admin.services import AudienceService, CategoryService
 from tenantry.auth.passwords import PasswordHasher
 from tenantry.config import Settings
 from tenantry.db.models import Tenant
@@ -50,6 +53,9 @@ class Manifest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     quotas: Quotas = msgspec.field(default_factory=Quotas)
     settings: TenantSettings = msgspec.field(default_factory=TenantSettings)
     branding: Branding = msgspec.field(default_factory=Branding)
+    # Taxonomy to seed: missing names are created; names not listed are kept (admins' own).
+    categories: list[TermName] = msgspec.field(default_factory=list)
+    audiences: list[TermName] = msgspec.field(default_factory=list)
 
     def admin_password(self, settings: Settings) -> str:
         password = os.environ.get(self.admin.password_env)
@@ -80,7 +86,7 @@ async def apply_manifest(
         await session.execute(select(Tenant).where(Tenant.slug == manifest.slug))
     ).scalar_one_or_none()
     if existing is None:
-        await service.create_tenant(
+        created = await service.create_tenant(
             TenantCreate(
                 slug=manifest.slug,
                 name=manifest.name,
@@ -94,6 +100,7 @@ async def apply_manifest(
                 ),
             )
         )
+        await _seed_taxonomy(manifest, session, created.id)
         return "created"
     if existing.status == "deleted":
         return "skipped"
@@ -127,4 +134,17 @@ async def apply_manifest(
             await service.add_domain(
                 existing.id, DomainCreate(domain=domain, is_primary=index == 0)
             )
-    return "updated" if changed or set(current.domains) != set(wanted_domains) else "unchanged"
+    seeded = await _seed_taxonomy(manifest, session, existing.id)
+    changed = changed or seeded or set(current.domains) != set(wanted_domains)
+    return "updated" if changed else "unchanged"
+
+
+async def _seed_taxonomy(manifest: Manifest, session: AsyncSession, tenant_id: uuid.UUID) -> bool:
+    """Create the manifest's missing categories and audiences; whether any was created.
+
+    The platform session sees every tenant, so the services' explicit tenant filter is what
+    keeps this to `tenant_id`.
+    """
+    categories = await CategoryService(session, tenant_id).ensure_names(manifest.categories)
+    audiences = await AudienceService(session, tenant_id).ensure_names(manifest.audiences)
+    return categories + audiences > 0

@@ -1,0 +1,1 @@
+"""Tenant-admin API: the tenant's taxonomy (categories and audiences)."""

@@ -1,0 +1,91 @@
+"""Helpers for file tests: uploads over HTTP, listing what the store holds, taxonomy rows."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from litestar import Litestar
+
+from tests.integration.conftest import Api, Tenant
+
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "corpus"
+PDF = (CORPUS / "document.pdf").read_bytes()
+
+
+def pdf_of_size(size: int) -> bytes:
+    """A byte string that sniffs as PDF, of exactly `size` bytes."""
+    return (PDF + b"\n%" + b"x" * size)[:size]
+
+
+async def upload(
+    api: Api,
+    tenant: Tenant,
+    headers: dict[str, str],
+    content: bytes = PDF,
+    *,
+    filename: str = "guide.pdf",
+    content_type: str | None = "application/pdf",
+    **fields: Any,
+) -> httpx.Response:
+    data: dict[str, Any] = {"title": "Guide", **fields}
+    file = (filename, content, content_type) if content_type else (filename, content)
+    return await api.client.post(
+        "/api/v1/files", data=data, files={"file": file}, headers={"Host": tenant.host, **headers}
+    )
+
+
+async def stored_keys(app: Litestar, tenant_id: str) -> list[str]:
+    store = app.state.services.store
+    return [key async for key in store.list_keys(f"tenants/{tenant_id}/")]
+
+
+async def file_rows(
+    platform_connection: asyncpg.Connection, tenant_id: str
+) -> list[asyncpg.Record]:
+    return await platform_connection.fetch(
+        "SELECT id, status, size FROM files WHERE tenant_id = $1", uuid.UUID(tenant_id)
+    )
+
+
+async def usage(platform_connection: asyncpg.Connection, tenant_id: str) -> tuple[int, int]:
+    row = await platform_connection.fetchrow(
+        "SELECT storage_bytes, file_count FROM tenant_usage WHERE tenant_id = $1",
+        uuid.UUID(tenant_id),
+    )
+    return row["storage_bytes"], row["file_count"]
+
+
+async def add_taxonomy(
+    platform_connection: asyncpg.Connection, tenant_id: str, table: str, name: str
+) -> str:
+    value = await platform_connection.fetchval(
+        f"INSERT INTO {table} (tenant_id, name) VALUES ($1, $2) RETURNING id",
+        uuid.UUID(tenant_id),
+        name,
+    )
+    return str(value)
+
+
+async def user_with_role(
+    api: Api, tenant: Tenant, platform_connection: asyncpg.Connection, role: str
+) -> dict[str, str]:
+    """A user of `tenant` with `role`, logged in: its auth header."""
+    email = f"{role}-{uuid.uuid4().hex[:6]}@{tenant.slug}.example"
+    hashed = await platform_connection.fetchval(
+        "SELECT password_hash FROM users WHERE tenant_id = $1 AND role = 'owner'",
+        uuid.UUID(tenant.id),
+    )
+    await platform_connection.execute(
+        "INSERT INTO users (tenant_id, email, password_hash, role) VALUES ($1, $2, $3, $4)",
+        uuid.UUID(tenant.id),
+        email,
+        hashed,
+        role,
+    )
+    response = await api.login(tenant, email=email, password=tenant.owner_password)
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
