@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import statistics
 import subprocess
@@ -331,11 +332,13 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
+    print("load average before: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()), flush=True)
     with running_target(bcrypt_rounds=args.bcrypt_rounds, workers=args.workers) as target:
         rows = []
         for index in range(args.repeats):
             rows.append(run_repeat(target, args, index))
             print(f"repeat {index + 1}/{args.repeats} done", flush=True)
+    print("load average after: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     print(report(rows))
 
 

@@ -52,10 +52,12 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _tenantry(env: dict[str, str], *args: str) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "tenantry", *args], env=env, check=True, capture_output=True
+def _tenantry(env: dict[str, str], cwd: Path, *args: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "tenantry", *args], env=env, cwd=cwd, capture_output=True, text=True
     )
+    if done.returncode != 0:
+        raise RuntimeError(f"tenantry {' '.join(args[:2])} failed:\n{done.stderr}")
 
 
 @contextlib.contextmanager
@@ -80,19 +82,23 @@ async def _raise_max_connections(admin: str) -> None:
         await connection.close()
 
 
-def prepare(database_url: str, data_dir: Path, bcrypt_rounds: int) -> dict[str, str]:
-    """Roles, migrations and the operator; returns the environment the server runs with."""
+def prepare(database_url: str, cwd: Path, bcrypt_rounds: int) -> dict[str, str]:
+    """Roles, migrations and the operator; returns the environment the server runs with.
+
+    Commands run in `cwd`, so the default data dir `.tenantry` (dev secrets) lands there:
+    `TENANTRY_DATA_DIR` cannot be used, settings reject it (a str is not converted to Path).
+    """
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
-        "TENANTRY_DATA_DIR": str(data_dir),
         "TENANTRY_BCRYPT_ROUNDS": str(bcrypt_rounds),
         "TENANTRY_LOG_LEVEL": "WARNING",
     }
-    _tenantry(env, "db", "bootstrap")
-    _tenantry(env, "db", "upgrade")
+    env.pop("TENANTRY_DATA_DIR", None)
+    _tenantry(env, cwd, "db", "bootstrap")
+    _tenantry(env, cwd, "db", "upgrade")
     email, password = OPERATOR
-    _tenantry(env, "platform-admin", "create", "--email", email, "--password", password)
+    _tenantry(env, cwd, "platform-admin", "create", "--email", email, "--password", password)
     return env
 
 
@@ -103,12 +109,13 @@ def app_dsn(database_url: str, data_dir: Path) -> str:
 
 
 @contextlib.contextmanager
-def server_process(env: dict[str, str], port: int, workers: int) -> Iterator[str]:
+def server_process(env: dict[str, str], cwd: Path, port: int, workers: int) -> Iterator[str]:
     """`tenantry serve` in its own process group; stopped (and checked gone) on exit."""
     command = [sys.executable, "-m", "tenantry", "serve", "--host", "127.0.0.1", "--port"]
     process = subprocess.Popen(
         [*command, str(port), "--workers", str(workers)],
         env=env,
+        cwd=cwd,
         start_new_session=True,
     )
     base_url = f"http://127.0.0.1:{port}"
@@ -174,8 +181,7 @@ def running_target(*, bcrypt_rounds: int, workers: int) -> Iterator[Target]:
         root = Path(tmp)
         os.chmod(root, 0o755)  # pgserver runs Postgres as its own user when we are root
         with embedded_postgres(root) as database_url:
-            data_dir = root / "data"
-            env = prepare(database_url, data_dir, bcrypt_rounds)
-            with server_process(env, _free_port(), workers) as base_url:
+            env = prepare(database_url, root, bcrypt_rounds)
+            with server_process(env, root, _free_port(), workers) as base_url:
                 create_tenant(base_url)
-                yield Target(base_url, env, app_dsn(database_url, data_dir))
+                yield Target(base_url, env, app_dsn(database_url, root / ".tenantry"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -63,6 +64,7 @@ def settings(
         bcrypt_rounds=4,
         db_pool_size=5,
         log_level="WARNING",
+        reconcile_interval_seconds=0,  # tests run the reconciler themselves
     )
     asyncio.run(bootstrap.bootstrap_roles(settings))
     bootstrap.upgrade(settings)
@@ -100,13 +102,14 @@ async def platform_connection(settings: Settings) -> AsyncIterator[asyncpg.Conne
 
 @pytest.fixture
 async def clean_database(settings: Settings) -> AsyncIterator[None]:
-    """Every test that writes starts from empty tables (TRUNCATE; cheap and total)."""
+    """Every test that writes leaves empty tables (TRUNCATE) and an empty local store."""
     yield
     connection = await asyncpg.connect(asyncpg_dsn(role_url(settings, "owner")))
     try:
         await connection.execute("TRUNCATE tenants, platform_admins CASCADE")
     finally:
         await connection.close()
+    shutil.rmtree(settings.data_dir / "objects", ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

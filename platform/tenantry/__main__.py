@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,7 +27,10 @@ from tenantry.db import bootstrap
 from tenantry.db.embedded import DATABASE_NAME, start_embedded_postgres, with_database
 from tenantry.db.engines import platform_db_config
 from tenantry.db.paths import TENANTS_DIR
+from tenantry.files.reconcile import Reconciler, ReconcileReport
 from tenantry.platform.manifests import Manifest, ManifestError, apply_manifest, load_manifests
+from tenantry.storage import S3Store
+from tenantry.storage.factory import build_store
 
 T = TypeVar("T")
 
@@ -229,6 +233,36 @@ def tenants_apply(directory: Path) -> None:
         raise click.ClickException(str(exc)) from exc
     for slug, outcome in outcomes.items():
         click.echo(f"{slug}: {outcome}")
+
+
+@cli.group()
+def storage() -> None:
+    """Object storage."""
+
+
+@storage.command("reconcile")
+def storage_reconcile() -> None:
+    """Remove orphaned objects, dead pending uploads and offboarded tenants' objects."""
+    report = asyncio.run(reconcile_once(_settings()))
+    click.echo(msgspec.json.encode(report).decode())
+
+
+async def reconcile_once(settings: Settings) -> ReconcileReport:
+    store = build_store(settings)
+    config = platform_db_config(settings)
+    if isinstance(store, S3Store):
+        await store.start()
+    try:
+        reconciler = Reconciler(
+            config,
+            store,
+            pending_timeout=timedelta(seconds=settings.pending_upload_timeout_seconds),
+        )
+        return await reconciler.run_once()
+    finally:
+        if isinstance(store, S3Store):
+            await store.close()
+        await config.get_engine().dispose()
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 import asyncpg
 from litestar import Litestar
@@ -21,6 +22,7 @@ from tenantry.config import Settings, runtime_settings
 from tenantry.db.deps import provide_platform_session, provide_tenant_session
 from tenantry.db.engines import asyncpg_dsn, platform_db_config, role_url, tenant_db_config
 from tenantry.files.controllers import FilesController, LocalStoreController
+from tenantry.files.reconcile import Reconciler, periodic_reconciler
 from tenantry.lib.errors import EXCEPTION_HANDLERS
 from tenantry.lib.logging import RequestContextMiddleware, add_request_id_header, configure_logging
 from tenantry.ops.controllers import HealthController
@@ -69,8 +71,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
         await listener.start()
         if isinstance(services.store, S3Store):
             await services.store.start()
+        reconciler = Reconciler(
+            services.platform_db,
+            services.store,
+            pending_timeout=timedelta(seconds=settings.pending_upload_timeout_seconds),
+        )
         try:
-            yield
+            async with periodic_reconciler(reconciler, settings.reconcile_interval_seconds):
+                yield
         finally:
             if isinstance(services.store, S3Store):
                 await services.store.close()

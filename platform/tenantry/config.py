@@ -63,6 +63,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_format: Literal["json", "console"] = "console"
     log_level: str = "INFO"
     s3: S3Settings | None = None
+    # Storage reconciler: how often it runs in each replica (0: never) and when a pending
+    # upload counts as dead.
+    reconcile_interval_seconds: float = 600.0
+    pending_upload_timeout_seconds: int = 24 * 3600
 
     @property
     def is_production(self) -> bool:

@@ -334,11 +334,15 @@ async def test_bad_input_names_the_field(
 async def test_form_without_file_part(api: Api) -> None:
     acme = await api.provision("acme")
     boundary = "b0undary"
-    body = f"--{boundary}\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nNo file\r\n--{boundary}--\r\n"
+    body = f'--{boundary}\r\nContent-Disposition: form-data; name="title"\r\n\r\nNo file\r\n--{boundary}--\r\n'
     response = await api.client.post(
         "/api/v1/files",
         content=body.encode(),
-        headers={"Host": acme.host, "Content-Type": f"multipart/form-data; boundary={boundary}", **await api.token(acme)},
+        headers={
+            "Host": acme.host,
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+            **await api.token(acme),
+        },
     )
     assert response.status_code == 422
     assert response.json()["code"] == "missing_file"

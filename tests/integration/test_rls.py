@@ -49,7 +49,56 @@ async def _refresh_token_row(
     }
 
 
-ROW_FACTORIES: dict[str, RowFactory] = {"users": _user_row, "refresh_tokens": _refresh_token_row}
+async def _named_row(connection: asyncpg.Connection, tenant_id: uuid.UUID) -> dict[str, object]:
+    return {"tenant_id": tenant_id, "id": uuid.uuid4(), "name": uuid.uuid4().hex[:12]}
+
+
+async def _file_row(connection: asyncpg.Connection, tenant_id: uuid.UUID) -> dict[str, object]:
+    file_id = uuid.uuid4()
+    return {
+        "tenant_id": tenant_id,
+        "id": file_id,
+        "title": "t",
+        "original_filename": "t.pdf",
+        "storage_key": f"tenants/{tenant_id}/files/{file_id}",
+    }
+
+
+async def _file_audience_row(
+    connection: asyncpg.Connection, tenant_id: uuid.UUID
+) -> dict[str, object]:
+    file = await _file_row(connection, tenant_id)
+    audience = await _named_row(connection, tenant_id)
+    if await connection.fetchval("SELECT current_user") == "tenantry_platform":
+        await _insert(connection, "files", file)
+        await _insert(connection, "audiences", audience)
+    return {"tenant_id": tenant_id, "file_id": file["id"], "audience_id": audience["id"]}
+
+
+async def _usage_event_row(
+    connection: asyncpg.Connection, tenant_id: uuid.UUID
+) -> dict[str, object]:
+    return {"tenant_id": tenant_id, "id": uuid.uuid4(), "kind": "download", "bytes": 1}
+
+
+async def _tenant_usage_row(
+    connection: asyncpg.Connection, tenant_id: uuid.UUID
+) -> dict[str, object]:
+    # One row per tenant; inserting another is refused by RLS before the key is even checked.
+    return {"tenant_id": tenant_id, "storage_bytes": 1, "file_count": 1}
+
+
+APPEND_ONLY = {"usage_events"}
+ROW_FACTORIES: dict[str, RowFactory] = {
+    "users": _user_row,
+    "refresh_tokens": _refresh_token_row,
+    "categories": _named_row,
+    "audiences": _named_row,
+    "files": _file_row,
+    "file_audiences": _file_audience_row,
+    "usage_events": _usage_event_row,
+    "tenant_usage": _tenant_usage_row,
+}
 
 
 async def _insert(connection: asyncpg.Connection, table: str, row: dict[str, object]) -> str:
@@ -110,31 +159,32 @@ async def test_rls_matrix(
 ) -> None:
     tenant_a, tenant_b = two_tenants
     connection = app_connection
+    count_for = f"SELECT count(*) FROM {table} WHERE tenant_id = $1"
+    rows_of_a = await platform_connection.fetchval(count_for, tenant_a)
+    rows_of_b = await platform_connection.fetchval(count_for, tenant_b)
+    assert rows_of_a >= 1
+    assert rows_of_b >= 1
     async with connection.transaction():
         await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_a))
         # A sees its own rows only, even when a query names B's id.
-        assert await connection.fetchval(f"SELECT count(*) FROM {table}") == 1
-        assert (
-            await connection.fetchval(
-                f"SELECT count(*) FROM {table} WHERE tenant_id = $1", tenant_b
-            )
-            == 0
-        )
-        # Updates and deletes of B's rows touch nothing.
-        assert (
-            await connection.execute(
-                f"UPDATE {table} SET tenant_id = tenant_id WHERE tenant_id = $1", tenant_b
-            )
-            == "UPDATE 0"
-        )
-        assert (
-            await connection.execute(f"DELETE FROM {table} WHERE tenant_id = $1", tenant_b)
-            == "DELETE 0"
-        )
-        # Moving A's row into B is refused by WITH CHECK.
-        with pytest.raises(asyncpg.InsufficientPrivilegeError):
-            async with connection.transaction():
-                await connection.execute(f"UPDATE {table} SET tenant_id = $1", tenant_b)
+        assert await connection.fetchval(f"SELECT count(*) FROM {table}") == rows_of_a
+        assert await connection.fetchval(count_for, tenant_b) == 0
+        if table in APPEND_ONLY:
+            # Not even A's own rows may be changed: the app role has no UPDATE or DELETE.
+            for statement in (f"UPDATE {table} SET tenant_id = tenant_id", f"DELETE FROM {table}"):
+                with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                    async with connection.transaction():
+                        await connection.execute(statement)
+        else:
+            # Updates and deletes of B's rows touch nothing.
+            update_b = f"UPDATE {table} SET tenant_id = tenant_id WHERE tenant_id = $1"
+            assert await connection.execute(update_b, tenant_b) == "UPDATE 0"
+            delete_b = f"DELETE FROM {table} WHERE tenant_id = $1"
+            assert await connection.execute(delete_b, tenant_b) == "DELETE 0"
+            # Moving A's rows into B is refused by WITH CHECK.
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                async with connection.transaction():
+                    await connection.execute(f"UPDATE {table} SET tenant_id = $1", tenant_b)
         # Inserting a row for B is refused.
         row_for_b = await ROW_FACTORIES[table](platform_connection, tenant_b)
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
@@ -142,19 +192,17 @@ async def test_rls_matrix(
                 await _insert(connection, table, row_for_b)
 
     # No tenant set: nothing is visible and nothing can be written.
+    row_for_a = await ROW_FACTORIES[table](platform_connection, tenant_a)
     async with connection.transaction():
         assert await connection.fetchval(f"SELECT count(*) FROM {table}") == 0
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
-            await _insert(
-                connection, table, await ROW_FACTORIES[table](platform_connection, tenant_a)
-            )
+            await _insert(connection, table, row_for_a)
     # Once the pooled connection has carried a tenant, "unset" reads back as '' (NULLIF case).
     async with connection.transaction():
         await connection.execute("SELECT set_config('app.tenant_id', '', true)")
         assert await connection.fetchval(f"SELECT count(*) FROM {table}") == 0
     # B's rows are all still there.
-    remaining = f"SELECT count(*) FROM {table} WHERE tenant_id = $1"
-    assert await platform_connection.fetchval(remaining, tenant_b) == 1
+    assert await platform_connection.fetchval(count_for, tenant_b) >= rows_of_b
 
 
 async def test_catalog_rules_for_tenant_tables(owner_connection: asyncpg.Connection) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from tenantry.__main__ import apply_manifests
 from tenantry.config import Settings
-from tenantry.platform.manifests import load_manifests
+from tenantry.platform.manifests import ManifestError, load_manifests
 from tests.integration.conftest import Api, Tenant
 
 RESOURCES = [("categories", "category"), ("audiences", "audience")]
@@ -117,9 +117,7 @@ async def test_another_tenants_term_is_404(api: Api, plural: str, noun: str) -> 
     acme, globex = await api.provision("acme"), await api.provision("globex")
     acme_headers, globex_headers = await _owner(api, acme), await _owner(api, globex)
     base = f"/api/v1/admin/{plural}"
-    secret = (
-        await api.client.post(base, json={"name": "Acme only"}, headers=acme_headers)
-    ).json()
+    secret = (await api.client.post(base, json={"name": "Acme only"}, headers=acme_headers)).json()
     url = f"{base}/{secret['id']}"
 
     attacks = [
@@ -283,9 +281,7 @@ async def test_deleting_terms_keeps_the_files(
     row = await platform_connection.fetchrow("SELECT title, category_id FROM files")
     assert tuple(row) == ("Guide", None)
 
-    response = await api.client.delete(
-        f"/api/v1/admin/audiences/{audience['id']}", headers=headers
-    )
+    response = await api.client.delete(f"/api/v1/admin/audiences/{audience['id']}", headers=headers)
     assert response.status_code == 204
     assert await platform_connection.fetchval("SELECT count(*) FROM file_audiences") == 0
     assert await platform_connection.fetchval("SELECT count(*) FROM files") == 1
@@ -356,11 +352,7 @@ async def test_manifests_seed_the_taxonomy_idempotently(
 
 
 @pytest.mark.parametrize("name", ['""', '"   "', f'"{"x" * 101}"'])
-def test_manifest_with_a_bad_name_is_refused(
-    project_root: Path, tmp_path: Path, name: str
-) -> None:
-    from tenantry.platform.manifests import ManifestError
-
+def test_manifest_with_a_bad_name_is_refused(project_root: Path, tmp_path: Path, name: str) -> None:
     text = (project_root / "tenants" / "acme.toml").read_text()
     text = text.replace('categories = ["Onboarding", "Compliance"]', f"categories = [{name}]")
     (tmp_path / "acme.toml").write_text(text)

@@ -103,7 +103,10 @@ def _bind(
 
 
 CategoriesAdminController = _bind(
-    TaxonomyAdminController, "CategoriesAdminController", "/api/v1/admin/categories", CategoryService
+    TaxonomyAdminController,
+    "CategoriesAdminController",
+    "/api/v1/admin/categories",
+    CategoryService,
 )
 AudiencesAdminController = _bind(
     TaxonomyAdminController, "AudiencesAdminController", "/api/v1/admin/audiences", AudienceService

@@ -198,9 +198,7 @@ class FileService:
     async def stats(self) -> FileStats:
         ready = (File.tenant_id == self.tenant.id) & (File.status == "ready")
         totals = (
-            await self.session.execute(
-                select(func.count(), _total_bytes()).where(ready)
-            )
+            await self.session.execute(select(func.count(), _total_bytes()).where(ready))
         ).one()
         by_category = await self.session.execute(
             select(
@@ -219,9 +217,7 @@ class FileService:
             .order_by(Category.name)
         )
         uncategorised = await self.session.execute(
-            select(func.count(), _total_bytes()).where(
-                ready, File.category_id.is_(None)
-            )
+            select(func.count(), _total_bytes()).where(ready, File.category_id.is_(None))
         )
         by_audience = await self.session.execute(
             select(
@@ -320,7 +316,9 @@ class FileService:
         )
         content_type = await metered.open()
         try:
-            await self.store.put_stream(file.storage_key, metered.stream(), content_type=content_type)
+            await self.store.put_stream(
+                file.storage_key, metered.stream(), content_type=content_type
+            )
         except StoreError as exc:
             logger.exception("store_write_failed", key=file.storage_key)
             raise StorageUnavailable("the file store failed; nothing was kept, try again") from exc

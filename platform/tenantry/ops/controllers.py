@@ -26,7 +26,7 @@ class HealthController(Controller):
 
     @get("/ready")
     async def ready(self, request: Request[Any, Any, Any]) -> Response[HealthStatus]:
-        """Ready when the database answers (and the tenant-change listener runs)."""
+        """Ready when the database and the object store answer and the tenant listener runs."""
         services = AppServices.of(request)
         checks: dict[str, str] = {}
         try:
@@ -35,6 +35,11 @@ class HealthController(Controller):
             checks["database"] = "ok"
         except Exception as exc:  # any failure means not ready; the reason goes in the body
             checks["database"] = f"error: {type(exc).__name__}"
+        try:
+            await services.store.check()
+            checks["store"] = "ok"
+        except Exception as exc:
+            checks["store"] = f"error: {type(exc).__name__}"
         checks["tenant_listener"] = "ok" if services.tenant_cache.listening else "reconnecting"
         ok = all(value == "ok" for value in checks.values())
         return Response(

@@ -28,7 +28,10 @@ def provide_tenant_service(
 ) -> TenantService:
     services = AppServices.of(request)
     return TenantService(
-        platform_db_session, settings=services.settings, passwords=services.passwords
+        platform_db_session,
+        settings=services.settings,
+        passwords=services.passwords,
+        store=services.store,
     )
 
 

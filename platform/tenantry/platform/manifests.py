@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-import uuid
 import tomllib
+import uuid
 from pathlib import Path
 from typing import Literal
 

@@ -7,16 +7,17 @@ import uuid
 from datetime import UTC, datetime
 
 import msgspec
+import structlog
 from advanced_alchemy.filters import LimitOffset, OrderBy
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.auth.passwords import PasswordHasher
 from tenantry.config import Settings
-from tenantry.db.models import Tenant, TenantDomain, TenantUsage, User
+from tenantry.db.models import File, Tenant, TenantDomain, TenantUsage, User
 from tenantry.lib.errors import Conflict, InvalidInput, NotFound
 from tenantry.lib.schemas import Page, convert_or_invalid, normalize_email
 from tenantry.platform.schemas import (
@@ -29,7 +30,9 @@ from tenantry.platform.schemas import (
     TenantPatch,
     TenantSettings,
 )
+from tenantry.storage import ObjectStore, tenant_prefix
 
+logger = structlog.get_logger("tenantry.platform")
 RESERVED_SLUGS = frozenset(
     {
         "www",
@@ -95,11 +98,17 @@ class TenantService(SQLAlchemyAsyncRepositoryService[Tenant, TenantRepository]):
     repository_type = TenantRepository
 
     def __init__(
-        self, session: AsyncSession, *, settings: Settings, passwords: PasswordHasher
+        self,
+        session: AsyncSession,
+        *,
+        settings: Settings,
+        passwords: PasswordHasher,
+        store: ObjectStore | None = None,
     ) -> None:
         super().__init__(session=session)
         self.settings = settings
         self.passwords = passwords
+        self.store = store
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -181,14 +190,27 @@ class TenantService(SQLAlchemyAsyncRepositoryService[Tenant, TenantRepository]):
         return await self.get_tenant(tenant_id)
 
     async def offboard(self, tenant_id: uuid.UUID) -> None:
-        """Soft delete: the tenant stops resolving at once; its domains are freed."""
+        """Soft delete: the tenant stops resolving at once, its domains are freed, its files
+        and their objects are removed (the objects after the commit; the reconciler finishes
+        the job if the store fails now)."""
         tenant = await self._load(tenant_id, live=True)
         tenant.status = "deleted"
         tenant.deleted_at = datetime.now(UTC)
-        await self.repository.session.execute(
-            delete(TenantDomain).where(TenantDomain.tenant_id == tenant_id)
+        session = self.repository.session
+        await session.execute(delete(TenantDomain).where(TenantDomain.tenant_id == tenant_id))
+        await session.execute(delete(File).where(File.tenant_id == tenant_id))
+        await session.execute(
+            update(TenantUsage)
+            .where(TenantUsage.tenant_id == tenant_id)
+            .values(storage_bytes=0, file_count=0)
         )
-        await self.repository.session.flush()
+        await session.commit()
+        if self.store is not None:
+            try:
+                removed = await self.store.delete_prefix(tenant_prefix(tenant_id))
+                logger.info("tenant_objects_removed", tenant_id=str(tenant_id), count=removed)
+            except Exception:
+                logger.exception("tenant_objects_remove_failed", tenant_id=str(tenant_id))
 
     async def add_domain(self, tenant_id: uuid.UUID, data: DomainCreate) -> DomainOut:
         await self._load(tenant_id, live=True)

@@ -1,0 +1,774 @@
+"""Cross-tenant attack matrix over HTTP: tenant B attacks tenant A with B's own valid tokens.
+
+Tenant A (acme) holds data: files with taxonomy, a pending upload, two users, live refresh
+tokens. Tenant B (globex) calls every tenant-facing endpoint as its owner (the most privileged
+tenant role), naming A's ids, A's credentials and A's refresh token, from four places:
+
+- `own-host`: B's host (`globex.localhost`);
+- `shared-host`: 127.0.0.1 with no Host override (the tenant comes from B's token);
+- `shared-host+X-Tenant`: the same, plus `X-Tenant: acme` (must not switch the tenant);
+- `victim-host`: A's host (always 403 `tenant_mismatch`).
+
+Every attack is sent twice: once naming A's real data and once naming decoys that never existed
+(random UUIDs, unknown emails, never-issued tokens). The two answers must be the same (status,
+code and problem body), so B cannot even tell that A's object exists. After every attack, A's rows
+in every tenant table, A's stored objects and B's files are exactly as before, and A still reads,
+downloads and refreshes. `test_every_tenant_route_is_in_the_attack_matrix` fails the suite when a
+route is added without a case here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import asyncpg
+import httpx
+import pytest
+from litestar import Litestar
+
+from tenantry.storage import LocalStore
+from tenantry.tenancy.middleware import EXCLUDED_PATHS
+from tenantry.tenancy.zones import route_zone, zone_needs_tenant
+from tests.integration.conftest import Api, Tenant
+from tests.integration.files_support import PDF, pdf_of_size, stored_keys, upload, user_with_role
+
+B_PDF = pdf_of_size(len(PDF) + 1234)  # B's content differs from A's (size and sha256)
+A_OTHER_PDF = pdf_of_size(len(PDF) + 99)
+
+
+# -- the world: A's data, B's data --------------------------------------------------------
+
+
+@dataclass
+class World:
+    acme: Tenant
+    globex: Tenant
+    a_auth: dict[str, str]
+    a_refresh: str
+    b_auth: dict[str, str]
+    a_file: dict[str, Any]
+    b_file: dict[str, Any]
+    # Names used in paths and bodies: "{a_file}", "{a_category_name}", ... Keys starting with
+    # "a_" are A's data; the control request replaces each with a decoy that never existed.
+    values: dict[str, str] = field(default_factory=dict)
+
+    def decoys(self) -> dict[str, str]:
+        decoy = {key: str(uuid.uuid4()) for key in self.values if key.startswith("a_")}
+        decoy.update(
+            a_title="never-existing-title",
+            a_category_name="Never Existing Category",
+            a_audience_name="Never Existing Audience",
+            a_email=f"nobody-{uuid.uuid4().hex[:8]}@acme.example",
+            a_password=self.values["a_password"],  # a password is not an identifier
+            a_refresh=uuid.uuid4().hex + uuid.uuid4().hex,
+        )
+        return {**self.values, **decoy}
+
+    def secrets(self) -> list[str]:
+        """What must never appear in an answer to B, unless B's own request named it."""
+        return [value for key, value in self.values.items() if key.startswith("a_")] + [
+            self.acme.id,
+            self.a_file["sha256"],
+        ]
+
+
+async def _login(api: Api, tenant: Tenant) -> tuple[dict[str, str], str]:
+    response = await api.login(tenant)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    return {"Authorization": f"Bearer {body['access_token']}"}, body["refresh_token"]
+
+
+async def _term(api: Api, tenant: Tenant, auth: dict[str, str], plural: str, name: str) -> str:
+    response = await api.client.post(
+        f"/api/v1/admin/{plural}", json={"name": name}, headers={"Host": tenant.host, **auth}
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+async def _me(api: Api, tenant: Tenant, auth: dict[str, str]) -> dict[str, Any]:
+    response = await api.client.get("/api/v1/auth/me", headers={"Host": tenant.host, **auth})
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+@pytest.fixture
+async def world(api: Api, platform_connection: asyncpg.Connection) -> World:
+    acme = await api.provision("acme")
+    globex = await api.provision("globex", settings={"allow_signup": True})
+    a_auth, a_refresh = await _login(api, acme)
+    b_auth, _ = await _login(api, globex)
+
+    a_category = await _term(api, acme, a_auth, "categories", "Acme Secret Category")
+    a_audience = await _term(api, acme, a_auth, "audiences", "Acme Secret Audience")
+    a_file = await upload(
+        api,
+        acme,
+        a_auth,
+        title="Acme-confidential-roadmap",
+        description="acme internal",
+        category=a_category,
+        language="en",
+        audiences=[a_audience],
+    )
+    assert a_file.status_code == 201, a_file.text
+    a_editor = await user_with_role(api, acme, platform_connection, "editor")
+    a_other = await upload(api, acme, a_editor, A_OTHER_PDF, title="Acme-other-file")
+    assert a_other.status_code == 201, a_other.text
+    a_pending = await api.client.post(
+        "/api/v1/files",
+        json={"title": "Acme-pending-upload", "filename": "pending.pdf"},
+        headers={"Host": acme.host, **a_auth},
+    )
+    assert a_pending.status_code == 201, a_pending.text
+
+    b_category = await _term(api, globex, b_auth, "categories", "Globex Category")
+    b_audience = await _term(api, globex, b_auth, "audiences", "Globex Audience")
+    b_file = await upload(
+        api,
+        globex,
+        b_auth,
+        B_PDF,
+        title="Globex handbook",
+        category=b_category,
+        audiences=[b_audience],
+    )
+    assert b_file.status_code == 201, b_file.text
+
+    values = {
+        "a_file": a_file.json()["id"],
+        "a_other_file": a_other.json()["id"],
+        "a_pending": a_pending.json()["file"]["id"],
+        "a_category": a_category,
+        "a_audience": a_audience,
+        "a_owner": str((await _me(api, acme, a_auth))["id"]),
+        "a_editor": str(a_other.json()["uploaded_by"]),
+        "a_title": a_file.json()["title"],
+        "a_category_name": "Acme Secret Category",
+        "a_audience_name": "Acme Secret Audience",
+        "a_email": acme.owner_email,
+        "a_password": acme.owner_password,
+        "a_refresh": a_refresh,
+        "b_file": b_file.json()["id"],
+        "b_category": b_category,
+        "b_audience": b_audience,
+    }
+    return World(acme, globex, a_auth, a_refresh, b_auth, a_file.json(), b_file.json(), values)
+
+
+# -- the attack table -------------------------------------------------------------------------
+
+Check = Callable[[World, httpx.Response], None]
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    method: str
+    path: str  # a template over World.values
+    status: int  # the expected answer on B's own host and on the shared host
+    code: str | None = None  # the problem `code`, for error answers
+    params: dict[str, str] | None = None
+    json: Any = None
+    form: dict[str, Any] | None = None  # multipart upload: these fields, then a PDF part
+    raw: bytes | None = None  # a raw body (the two-step upload's content)
+    check: Check | None = None  # more about a successful answer
+
+    def __str__(self) -> str:
+        return self.id
+
+
+def _fill(template: Any, values: dict[str, str]) -> Any:
+    if isinstance(template, str):
+        return template.format_map(values)
+    if isinstance(template, dict):
+        return {key: _fill(value, values) for key, value in template.items()}
+    if isinstance(template, list):
+        return [_fill(value, values) for value in template]
+    return template
+
+
+def files_listed(*keys: str, total: int | None = None) -> Check:
+    """The listing holds exactly these files of `World.values` (B's own, never A's)."""
+
+    def check(world: World, response: httpx.Response) -> None:
+        page = response.json()
+        assert {item["id"] for item in page["items"]} == {world.values[key] for key in keys}
+        assert page["total"] == (len(keys) if total is None else total)
+
+    return check
+
+
+def terms_listed(key: str) -> Check:
+    def check(world: World, response: httpx.Response) -> None:
+        page = response.json()
+        assert [item["id"] for item in page["items"]] == [world.values[key]]
+        assert page["total"] == 1
+
+    return check
+
+
+def only_b_counted(world: World, response: httpx.Response) -> None:
+    stats = response.json()
+    assert (stats["files"], stats["bytes"]) == (1, len(B_PDF))
+    assert [(g["key"], g["files"]) for g in stats["by_category"]] == [
+        (world.values["b_category"], 1)
+    ]
+    assert [(g["key"], g["files"]) for g in stats["by_audience"]] == [
+        (world.values["b_audience"], 1)
+    ]
+    for breakdown in ("by_language", "by_content_type"):
+        assert sum(g["files"] for g in stats[breakdown]) == 1, breakdown
+        assert sum(g["bytes"] for g in stats[breakdown]) == len(B_PDF), breakdown
+
+
+def is_b_owner(world: World, response: httpx.Response) -> None:
+    me = response.json()
+    assert me["email"] == world.globex.owner_email
+    assert me["tenant"] == {"id": world.globex.id, "slug": "globex", "name": "Globex"}
+
+
+def is_b_branding(world: World, response: httpx.Response) -> None:
+    assert response.json()["slug"] == world.globex.slug
+
+
+def is_b_term(world: World, response: httpx.Response) -> None:
+    assert response.json()["name"] in {"Acme Secret Category", "Acme Secret Audience"}
+
+
+FILE = "/api/v1/files/{a_file}"
+CASES = [
+    # files: A's objects by id are 404, exactly like ids that never existed
+    Case("file.get", "GET", FILE, 404, "file_not_found"),
+    Case("file.patch", "PATCH", FILE, 404, "file_not_found", json={"title": "pwned"}),
+    Case(
+        "file.patch-to-b-category",
+        "PATCH",
+        FILE,
+        404,
+        "file_not_found",
+        json={"category": "{b_category}"},
+    ),
+    Case("file.delete", "DELETE", FILE, 404, "file_not_found"),
+    Case("file.download", "GET", FILE + "/download", 404, "file_not_found"),
+    Case(
+        "file.download-redirect",
+        "GET",
+        FILE + "/download",
+        404,
+        "file_not_found",
+        params={"redirect": "true"},
+    ),
+    Case(
+        "file.download-other",
+        "GET",
+        "/api/v1/files/{a_other_file}/download",
+        404,
+        "file_not_found",
+    ),
+    Case(
+        "file.put-content-of-pending",
+        "PUT",
+        "/api/v1/files/{a_pending}/content",
+        404,
+        "file_not_found",
+        raw=B_PDF,
+    ),
+    Case("file.get-pending", "GET", "/api/v1/files/{a_pending}", 404, "file_not_found"),
+    # B's own file cannot be pointed at A's taxonomy
+    Case(
+        "b-file.patch-a-category",
+        "PATCH",
+        "/api/v1/files/{b_file}",
+        422,
+        "unknown_category",
+        json={"category": "{a_category}"},
+    ),
+    Case(
+        "b-file.patch-a-audience",
+        "PATCH",
+        "/api/v1/files/{b_file}",
+        422,
+        "unknown_audience",
+        json={"audiences": ["{b_audience}", "{a_audience}"]},
+    ),
+    # uploads naming A's taxonomy: refused, nothing stored
+    Case(
+        "upload.a-category",
+        "POST",
+        "/api/v1/files",
+        422,
+        "unknown_category",
+        form={"title": "x", "category": "{a_category}"},
+    ),
+    Case(
+        "upload.a-audience",
+        "POST",
+        "/api/v1/files",
+        422,
+        "unknown_audience",
+        form={"title": "x", "audiences": ["{b_audience}", "{a_audience}"]},
+    ),
+    Case(
+        "upload-pending.a-category",
+        "POST",
+        "/api/v1/files",
+        422,
+        "unknown_category",
+        json={"title": "x", "filename": "x.pdf", "category": "{a_category}"},
+    ),
+    Case(
+        "upload-pending.a-audience",
+        "POST",
+        "/api/v1/files",
+        422,
+        "unknown_audience",
+        json={"title": "x", "filename": "x.pdf", "audiences": ["{a_audience}"]},
+    ),
+    # listings and stats: B sees and counts only its own
+    Case("files.list", "GET", "/api/v1/files", 200, check=files_listed("b_file")),
+    Case(
+        "files.list-all-pages",
+        "GET",
+        "/api/v1/files",
+        200,
+        params={"limit": "100", "sort": "title"},
+        check=files_listed("b_file"),
+    ),
+    Case(
+        "files.list-offset",
+        "GET",
+        "/api/v1/files",
+        200,
+        params={"offset": "5"},
+        check=files_listed(total=1),
+    ),
+    *(
+        Case(f"files.list-{name}", "GET", "/api/v1/files", 200, params=params, check=files_listed())
+        for name, params in [
+            ("category", {"category": "{a_category}"}),
+            ("audience", {"audience": "{a_audience}"}),
+            ("uploaded_by-owner", {"uploaded_by": "{a_owner}"}),
+            ("uploaded_by-editor", {"uploaded_by": "{a_editor}"}),
+            ("q-title", {"q": "{a_title}"}),
+            ("q-title-fragment", {"q": "Acme"}),
+            ("language", {"language": "en"}),
+            ("all-filters", {"category": "{a_category}", "audience": "{a_audience}"}),
+        ]
+    ),
+    Case(
+        "files.list-content_type",
+        "GET",
+        "/api/v1/files",
+        200,
+        params={"content_type": "application/pdf", "created_after": "2000-01-01T00:00:00Z"},
+        check=files_listed("b_file"),
+    ),
+    Case("files.stats", "GET", "/api/v1/files/stats", 200, check=only_b_counted),
+    # taxonomy: A's terms are 404 and never listed; A's names do not collide with B's
+    *(
+        case
+        for plural, noun, key in [
+            ("categories", "category", "a_category"),
+            ("audiences", "audience", "a_audience"),
+        ]
+        for term in [f"/api/v1/admin/{plural}/{{{key}}}"]
+        for case in [
+            Case(f"{plural}.admin-get", "GET", term, 404, f"{noun}_not_found"),
+            Case(
+                f"{plural}.admin-rename",
+                "PATCH",
+                term,
+                404,
+                f"{noun}_not_found",
+                json={"name": "pwned"},
+            ),
+            Case(f"{plural}.admin-delete", "DELETE", term, 404, f"{noun}_not_found"),
+            Case(
+                f"{plural}.admin-list",
+                "GET",
+                f"/api/v1/admin/{plural}",
+                200,
+                params={"limit": "100"},
+                check=terms_listed(f"b_{key[2:]}"),
+            ),
+            Case(
+                f"{plural}.list",
+                "GET",
+                f"/api/v1/{plural}",
+                200,
+                params={"limit": "100"},
+                check=terms_listed(f"b_{key[2:]}"),
+            ),
+            Case(
+                f"{plural}.admin-create-a-name",
+                "POST",
+                f"/api/v1/admin/{plural}",
+                201,
+                json={"name": f"{{{key}_name}}"},
+                check=is_b_term,
+            ),
+        ]
+    ),
+    # auth: A's credentials and refresh token mean nothing to B's tenant
+    Case(
+        "auth.login-a-credentials",
+        "POST",
+        "/api/v1/auth/login",
+        401,
+        "invalid_credentials",
+        json={"email": "{a_email}", "password": "{a_password}"},
+    ),
+    Case(
+        "auth.refresh-a-token",
+        "POST",
+        "/api/v1/auth/refresh",
+        401,
+        "invalid_refresh_token",
+        json={"refresh_token": "{a_refresh}"},
+    ),
+    Case(
+        "auth.logout-a-token",
+        "POST",
+        "/api/v1/auth/logout",
+        204,
+        json={"refresh_token": "{a_refresh}"},
+    ),
+    Case("auth.logout-all", "POST", "/api/v1/auth/logout", 204),
+    Case("auth.me", "GET", "/api/v1/auth/me", 200, check=is_b_owner),
+    Case(
+        "auth.signup-a-email",  # 201, not 409 email_taken: B cannot probe A's accounts
+        "POST",
+        "/api/v1/auth/signup",
+        201,
+        json={"email": "{a_email}", "password": "globex-signup-password"},
+    ),
+    Case("branding", "GET", "/api/v1/branding", 200, check=is_b_branding),
+]
+
+HOSTS: dict[str, Callable[[World], dict[str, str]]] = {
+    "own-host": lambda world: {"Host": world.globex.host},
+    "shared-host": lambda world: {},
+    "shared-host+X-Tenant": lambda world: {"X-Tenant": world.acme.slug},
+    "victim-host": lambda world: {"Host": world.acme.host},
+}
+
+
+async def send(
+    api: Api, case: Case, values: dict[str, str], headers: dict[str, str]
+) -> httpx.Response:
+    kwargs: dict[str, Any] = {}
+    if case.json is not None:
+        kwargs["json"] = _fill(case.json, values)
+    if case.form is not None:
+        kwargs["data"] = _fill(case.form, values)
+        kwargs["files"] = {"file": ("attack.pdf", B_PDF, "application/pdf")}
+    if case.raw is not None:
+        kwargs["content"] = case.raw
+        headers = {**headers, "Content-Type": "application/pdf"}
+    return await api.client.request(
+        case.method,
+        _fill(case.path, values),
+        params=_fill(case.params, values),
+        headers=headers,
+        follow_redirects=False,
+        **kwargs,
+    )
+
+
+def _request_text(case: Case, values: dict[str, str]) -> str:
+    return json.dumps(
+        [_fill(case.path, values), _fill([case.params, case.json, case.form], values)]
+    )
+
+
+def _problem(response: httpx.Response, values: dict[str, str]) -> Any:
+    """An error body with the request's own values put back as their names."""
+    text = response.text
+    for key, value in sorted(values.items(), key=lambda item: -len(item[1])):
+        text = text.replace(value, "{" + key + "}")
+    body = json.loads(text)
+    body.pop("request_id", None)
+    return body
+
+
+# -- invariants ---------------------------------------------------------------------------------
+
+
+async def tenant_rows(connection: asyncpg.Connection, tenant_id: str) -> dict[str, list[str]]:
+    """Every row of the tenant in every tenant table (and its tenants and domains rows)."""
+    tables = await connection.fetch(
+        "SELECT table_name FROM information_schema.columns WHERE table_schema = 'public' "
+        "AND column_name = 'tenant_id' ORDER BY table_name"
+    )
+    assert {"files", "users", "refresh_tokens", "categories", "audiences"} <= {
+        t["table_name"] for t in tables
+    }
+    tid = uuid.UUID(tenant_id)
+    snapshot = {
+        "tenants": [
+            repr(tuple(await connection.fetchrow("SELECT * FROM tenants WHERE id = $1", tid)))
+        ]
+    }
+    for table in (t["table_name"] for t in tables):
+        rows = await connection.fetch(f"SELECT * FROM {table} WHERE tenant_id = $1", tid)
+        snapshot[table] = sorted(repr(tuple(row)) for row in rows)
+    return snapshot
+
+
+async def b_files(connection: asyncpg.Connection, tenant_id: str) -> list[str]:
+    rows = await connection.fetch(
+        "SELECT * FROM files WHERE tenant_id = $1 ORDER BY id", uuid.UUID(tenant_id)
+    )
+    return [repr(tuple(row)) for row in rows]
+
+
+async def assert_a_still_served(api: Api, world: World) -> None:
+    host = {"Host": world.acme.host, **world.a_auth}
+    file_id = world.a_file["id"]
+    response = await api.client.get(f"/api/v1/files/{file_id}", headers=host)
+    assert response.status_code == 200, response.text
+    assert response.json() == world.a_file
+    link = await api.client.get(f"/api/v1/files/{file_id}/download", headers=host)
+    assert link.status_code == 200, link.text
+    content = await api.client.get(link.json()["url"])
+    assert (content.status_code, content.content) == (200, PDF)
+    refreshed = await api.client.post(
+        "/api/v1/auth/refresh",
+        json={"refresh_token": world.a_refresh},
+        headers={"Host": world.acme.host},
+    )
+    assert refreshed.status_code == 200, refreshed.text
+
+
+# -- the tests ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", list(HOSTS))
+@pytest.mark.parametrize("case", CASES, ids=str)
+async def test_b_cannot_reach_a(
+    api: Api,
+    app: Litestar,
+    platform_connection: asyncpg.Connection,
+    world: World,
+    case: Case,
+    where: str,
+) -> None:
+    a_before = await tenant_rows(platform_connection, world.acme.id)
+    a_keys = await stored_keys(app, world.acme.id)
+    b_before = (
+        await b_files(platform_connection, world.globex.id),
+        await stored_keys(app, world.globex.id),
+    )
+    headers = {**HOSTS[where](world), **world.b_auth}
+    decoys = world.decoys()
+
+    attack = await send(api, case, world.values, headers)
+    control = await send(api, case, decoys, headers)
+
+    request = f"{case.method} {_fill(case.path, world.values)} {where}"
+    expected = (403, "tenant_mismatch") if where == "victim-host" else (case.status, case.code)
+    for response in (attack, control):
+        code = response.json().get("code") if response.status_code >= 400 else None
+        assert (response.status_code, code) == expected, f"{request}: {response.text}"
+    if attack.status_code >= 400:  # the same problem, word for word, as for a decoy
+        assert _problem(attack, world.values) == _problem(control, decoys), request
+    elif case.check is not None:
+        case.check(world, attack)
+    asked = _request_text(case, world.values)
+    for secret in world.secrets():
+        if secret not in asked:
+            assert secret not in attack.text, f"{request} leaks {secret!r}: {attack.text}"
+
+    assert await tenant_rows(platform_connection, world.acme.id) == a_before, request
+    assert await stored_keys(app, world.acme.id) == a_keys, request
+    assert (
+        await b_files(platform_connection, world.globex.id),
+        await stored_keys(app, world.globex.id),
+    ) == b_before, request
+    await assert_a_still_served(api, world)
+
+
+def _route_pattern(path: str) -> re.Pattern[str]:
+    uuid_pattern = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    parts = re.split(r"(\{[^}]+\})", path)
+    regex = ""
+    for part in parts:
+        if match := re.fullmatch(r"\{(\w+):(\w+)\}", part):
+            regex += {"uuid": uuid_pattern, "path": ".+"}.get(match[2], "[^/]+")
+        else:
+            regex += re.escape(part)
+    return re.compile(regex)
+
+
+def test_every_tenant_route_is_in_the_attack_matrix(app: Litestar) -> None:
+    """A tenant-facing route (under /api/, or in a zone that needs a tenant) without a case in
+    CASES fails here: add its attack before shipping it."""
+    tenant_routes: set[tuple[str, str]] = set()
+    for route in app.routes:
+        if any(re.match(pattern, route.path) for pattern in EXCLUDED_PATHS):
+            continue
+        for handler in getattr(route, "route_handlers", []):
+            zone = route_zone({"route_handler": handler})  # type: ignore[typeddict-item]
+            for method in handler.http_methods - {"OPTIONS", "HEAD"}:
+                if route.path.startswith("/api/") or zone_needs_tenant(zone):
+                    tenant_routes.add((method, route.path))
+    assert tenant_routes, "no tenant routes found"
+
+    covered: set[tuple[str, str]] = set()
+    for case in CASES:
+        url = case.path.format_map(_Anything())
+        matches = [
+            route.path
+            for route in app.routes
+            if (case.method, route.path) in tenant_routes
+            and _route_pattern(route.path).fullmatch(url)
+        ]
+        assert matches, f"case {case.id} names no tenant route: {case.method} {case.path}"
+        covered.update((case.method, path) for path in matches)
+    assert tenant_routes - covered == set(), "tenant routes with no cross-tenant attack case"
+
+
+class _Anything(dict[str, str]):
+    """Fills any placeholder with a fresh UUID (enough to route the path)."""
+
+    def __missing__(self, key: str) -> str:
+        return str(uuid.uuid4())
+
+
+# -- public routes on A's tenant, with no token --------------------------------------------------
+
+PUBLIC = [
+    ("login-b-credentials", "/api/v1/auth/login", "b_credentials", 401, "invalid_credentials"),
+    ("refresh-b-token", "/api/v1/auth/refresh", "b_refresh", 401, "invalid_refresh_token"),
+]
+
+
+@pytest.mark.parametrize("where", ["victim-host", "shared-host+X-Tenant"])
+@pytest.mark.parametrize(
+    ("name", "path", "body", "status", "code"), PUBLIC, ids=[p[0] for p in PUBLIC]
+)
+async def test_b_credentials_mean_nothing_to_a(
+    api: Api,
+    platform_connection: asyncpg.Connection,
+    world: World,
+    name: str,
+    path: str,
+    body: str,
+    status: int,
+    code: str,
+    where: str,
+) -> None:
+    """B's owner logs in, or refreshes, against A's tenant (no bearer token): refused."""
+    _, b_refresh = await _login(api, world.globex)
+    bodies = {
+        "b_credentials": {
+            "email": world.globex.owner_email,
+            "password": world.globex.owner_password,
+        },
+        "b_refresh": {"refresh_token": b_refresh},
+    }
+    headers = {"Host": world.acme.host} if where == "victim-host" else {"X-Tenant": "acme"}
+    a_before = await tenant_rows(platform_connection, world.acme.id)
+    response = await api.client.post(path, json=bodies[body], headers=headers)
+    assert (response.status_code, response.json()["code"]) == (status, code), response.text
+    assert await tenant_rows(platform_connection, world.acme.id) == a_before
+    # B's refresh token is still B's: the failed attempt did not spend or revoke it
+    own = await api.client.post(
+        "/api/v1/auth/refresh",
+        json={"refresh_token": b_refresh},
+        headers={"Host": world.globex.host},
+    )
+    assert own.status_code == 200, own.text
+
+
+# -- signed download URLs --------------------------------------------------------------------------
+
+
+def _key_of(tenant_id: str, file_id: str) -> str:
+    return f"tenants/{tenant_id}/files/{file_id}"
+
+
+TAMPERING: list[tuple[str, Callable[[World, str, dict[str, str]], tuple[str, dict[str, str]]]]] = [
+    ("key-swapped-to-b-object", lambda w, key, q: (_key_of(w.globex.id, w.b_file["id"]), q)),
+    (
+        "key-swapped-to-other-a-object",
+        lambda w, key, q: (_key_of(w.acme.id, w.values["a_other_file"]), q),
+    ),
+    (
+        "key-swapped-to-b-prefix",  # A's file id under B's prefix
+        lambda w, key, q: (_key_of(w.globex.id, w.a_file["id"]), q),
+    ),
+    ("expiry-extended", lambda w, key, q: (key, {**q, "exp": str(int(q["exp"]) + 3600)})),
+    ("expiry-shortened", lambda w, key, q: (key, {**q, "exp": str(int(q["exp"]) - 1)})),
+    ("filename-changed", lambda w, key, q: (key, {**q, "fn": "other.pdf"})),
+    ("content-type-changed", lambda w, key, q: (key, {**q, "ct": "text/html"})),
+    ("signature-dropped", lambda w, key, q: (key, {k: v for k, v in q.items() if k != "sig"})),
+]
+
+
+async def _signed_url(api: Api, tenant: Tenant, auth: dict[str, str], file_id: str) -> str:
+    response = await api.client.get(
+        f"/api/v1/files/{file_id}/download", headers={"Host": tenant.host, **auth}
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["url"])
+
+
+@pytest.mark.parametrize(("name", "tamper"), TAMPERING, ids=[t[0] for t in TAMPERING])
+async def test_a_signed_url_opens_exactly_one_object(
+    api: Api, app: Litestar, world: World, name: str, tamper: Any
+) -> None:
+    if not isinstance(app.state.services.store, LocalStore):
+        pytest.skip("app-signed URLs belong to the local store")
+    for tenant, auth, file, content in [
+        (world.acme, world.a_auth, world.a_file, PDF),
+        (world.globex, world.b_auth, world.b_file, B_PDF),
+    ]:
+        url = urlsplit(await _signed_url(api, tenant, auth, file["id"]))
+        key = url.path.removeprefix("/_store/")
+        assert key == _key_of(tenant.id, file["id"])
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+
+        original = await api.client.get(url.geturl())
+        assert (original.status_code, original.content) == (200, content)
+
+        new_key, new_query = tamper(world, key, query)
+        forged = f"/_store/{new_key}?{urlencode(new_query)}"
+        for host in ({}, {"Host": world.acme.host}, {"Host": world.globex.host}):
+            response = await api.client.get(forged, headers=host)
+            assert response.status_code in (400, 404), f"{forged}: {response.status_code}"
+            assert content not in response.content and PDF not in response.content
+
+
+# -- object keys -------------------------------------------------------------------------------------
+
+
+async def test_every_object_key_is_under_its_tenants_prefix(
+    app: Litestar, platform_connection: asyncpg.Connection, world: World
+) -> None:
+    store = app.state.services.store
+    everything = sorted([key async for key in store.list_keys("tenants/")])
+    rows = await platform_connection.fetch(
+        "SELECT tenant_id::text AS tenant_id, id::text AS id, storage_key, status FROM files"
+    )
+    for row in rows:  # the key names the row's own tenant and file, pending or not
+        assert row["storage_key"] == _key_of(row["tenant_id"], row["id"])
+    ready = sorted(row["storage_key"] for row in rows if row["status"] == "ready")
+    assert everything == ready
+    for tenant in (world.acme, world.globex):
+        keys = await stored_keys(app, tenant.id)
+        assert keys, tenant.slug
+        assert all(key.startswith(f"tenants/{tenant.id}/") for key in keys)
+        assert sorted(keys) == sorted(
+            row["storage_key"]
+            for row in rows
+            if row["status"] == "ready" and row["tenant_id"] == tenant.id
+        )
