@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import asyncpg
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
@@ -34,6 +34,7 @@ from tenantry.tenancy.cache import TenantCache, TenantChangeListener
 from tenantry.tenancy.controllers import BrandingController
 from tenantry.tenancy.deps import provide_tenant
 from tenantry.tenancy.middleware import TenancyMiddleware
+from tenantry.tenancy.zones import OPS
 
 
 def build_services(settings: Settings) -> AppServices:
@@ -110,6 +111,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             title="Tenantry",
             version=__version__,
             path="/schema",
+            openapi_router=Router(path="/schema", route_handlers=[], opt={"zone": OPS}),
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
         ),
         debug=False,

@@ -42,7 +42,7 @@ B_PDF = pdf_of_size(len(PDF) + 1234)  # B's content differs from A's (size and s
 A_OTHER_PDF = pdf_of_size(len(PDF) + 99)
 
 
-# -- the world: A's data, B's data --------------------------------------------------------
+# -- the world: A's data, B's data ----------------------------------------------------------------
 
 
 @dataclass
@@ -163,7 +163,7 @@ async def world(api: Api, platform_connection: asyncpg.Connection) -> World:
     return World(acme, globex, a_auth, a_refresh, b_auth, a_file.json(), b_file.json(), values)
 
 
-# -- the attack table -------------------------------------------------------------------------
+# -- the attack table -----------------------------------------------------------------------------
 
 Check = Callable[[World, httpx.Response], None]
 
@@ -499,7 +499,7 @@ def _problem(response: httpx.Response, values: dict[str, str]) -> Any:
     return body
 
 
-# -- invariants ---------------------------------------------------------------------------------
+# -- invariants -----------------------------------------------------------------------------------
 
 
 async def tenant_rows(connection: asyncpg.Connection, tenant_id: str) -> dict[str, list[str]]:
@@ -548,7 +548,7 @@ async def assert_a_still_served(api: Api, world: World) -> None:
     assert refreshed.status_code == 200, refreshed.text
 
 
-# -- the tests ----------------------------------------------------------------------------------
+# -- the tests ------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("where", list(HOSTS))
@@ -643,7 +643,7 @@ class _Anything(dict[str, str]):
         return str(uuid.uuid4())
 
 
-# -- public routes on A's tenant, with no token --------------------------------------------------
+# -- public routes on A's tenant, with no token ---------------------------------------------------
 
 PUBLIC = [
     ("login-b-credentials", "/api/v1/auth/login", "b_credentials", 401, "invalid_credentials"),
@@ -689,28 +689,51 @@ async def test_b_credentials_mean_nothing_to_a(
     assert own.status_code == 200, own.text
 
 
-# -- signed download URLs --------------------------------------------------------------------------
+# -- signed download URLs -------------------------------------------------------------------------
 
 
 def _key_of(tenant_id: str, file_id: str) -> str:
     return f"tenants/{tenant_id}/files/{file_id}"
 
 
-TAMPERING: list[tuple[str, Callable[[World, str, dict[str, str]], tuple[str, dict[str, str]]]]] = [
-    ("key-swapped-to-b-object", lambda w, key, q: (_key_of(w.globex.id, w.b_file["id"]), q)),
-    (
-        "key-swapped-to-other-a-object",
-        lambda w, key, q: (_key_of(w.acme.id, w.values["a_other_file"]), q),
-    ),
-    (
-        "key-swapped-to-b-prefix",  # A's file id under B's prefix
-        lambda w, key, q: (_key_of(w.globex.id, w.a_file["id"]), q),
-    ),
-    ("expiry-extended", lambda w, key, q: (key, {**q, "exp": str(int(q["exp"]) + 3600)})),
-    ("expiry-shortened", lambda w, key, q: (key, {**q, "exp": str(int(q["exp"]) - 1)})),
-    ("filename-changed", lambda w, key, q: (key, {**q, "fn": "other.pdf"})),
-    ("content-type-changed", lambda w, key, q: (key, {**q, "ct": "text/html"})),
-    ("signature-dropped", lambda w, key, q: (key, {k: v for k, v in q.items() if k != "sig"})),
+Tamper = Callable[[World, str, dict[str, str]], tuple[str, dict[str, str]]]
+
+
+def _swap_key(tenant: str, file: str) -> Tamper:
+    """Keep the signed query, point the path at another object (`tenant`/`file` name World
+    attributes or values)."""
+
+    def tamper(world: World, key: str, query: dict[str, str]) -> tuple[str, dict[str, str]]:
+        tenant_id = getattr(world, tenant).id
+        file_id = world.values[file]
+        return _key_of(tenant_id, file_id), query
+
+    return tamper
+
+
+def _change(name: str, value: Callable[[str], str] | None) -> Tamper:
+    def tamper(world: World, key: str, query: dict[str, str]) -> tuple[str, dict[str, str]]:
+        if value is None:
+            return key, {k: v for k, v in query.items() if k != name}
+        return key, {**query, name: value(query[name])}
+
+    return tamper
+
+
+# (name, whose signed URL is forged, how, expected status)
+TAMPERING: list[tuple[str, str, Tamper, int]] = [
+    ("a-url-key-swapped-to-b-object", "acme", _swap_key("globex", "b_file"), 404),
+    ("a-url-key-swapped-to-other-a-object", "acme", _swap_key("acme", "a_other_file"), 404),
+    ("a-url-key-under-b-prefix", "acme", _swap_key("globex", "a_file"), 404),
+    ("b-url-key-swapped-to-a-object", "globex", _swap_key("acme", "a_file"), 404),
+    ("b-url-key-swapped-to-other-a-object", "globex", _swap_key("acme", "a_other_file"), 404),
+    ("a-url-expiry-extended", "acme", _change("exp", lambda v: str(int(v) + 3600)), 404),
+    ("a-url-expiry-shortened", "acme", _change("exp", lambda v: str(int(v) - 1)), 404),
+    ("a-url-expiry-in-the-past", "acme", _change("exp", lambda v: "1000000000"), 404),
+    ("a-url-filename-changed", "acme", _change("fn", lambda v: "other.pdf"), 404),
+    ("a-url-content-type-changed", "acme", _change("ct", lambda v: "text/html"), 404),
+    ("a-url-signature-altered", "acme", _change("sig", lambda v: v[::-1]), 404),
+    ("a-url-signature-dropped", "acme", _change("sig", None), 400),
 ]
 
 
@@ -722,33 +745,37 @@ async def _signed_url(api: Api, tenant: Tenant, auth: dict[str, str], file_id: s
     return str(response.json()["url"])
 
 
-@pytest.mark.parametrize(("name", "tamper"), TAMPERING, ids=[t[0] for t in TAMPERING])
+@pytest.mark.parametrize(
+    ("name", "source", "tamper", "status"), TAMPERING, ids=[t[0] for t in TAMPERING]
+)
 async def test_a_signed_url_opens_exactly_one_object(
-    api: Api, app: Litestar, world: World, name: str, tamper: Any
+    api: Api, app: Litestar, world: World, name: str, source: str, tamper: Tamper, status: int
 ) -> None:
     if not isinstance(app.state.services.store, LocalStore):
         pytest.skip("app-signed URLs belong to the local store")
-    for tenant, auth, file, content in [
-        (world.acme, world.a_auth, world.a_file, PDF),
-        (world.globex, world.b_auth, world.b_file, B_PDF),
-    ]:
-        url = urlsplit(await _signed_url(api, tenant, auth, file["id"]))
-        key = url.path.removeprefix("/_store/")
-        assert key == _key_of(tenant.id, file["id"])
-        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+    tenant, auth, file, content = {
+        "acme": (world.acme, world.a_auth, world.a_file, PDF),
+        "globex": (world.globex, world.b_auth, world.b_file, B_PDF),
+    }[source]
+    url = urlsplit(await _signed_url(api, tenant, auth, file["id"]))
+    key = url.path.removeprefix("/_store/")
+    assert key == _key_of(tenant.id, file["id"])
+    query = {k: v[0] for k, v in parse_qs(url.query).items()}
 
-        original = await api.client.get(url.geturl())
-        assert (original.status_code, original.content) == (200, content)
+    new_key, new_query = tamper(world, key, query)
+    assert (new_key, new_query) != (key, query)
+    forged = f"/_store/{new_key}?{urlencode(new_query)}"
+    for host in ({}, {"Host": world.acme.host}, {"Host": world.globex.host}):
+        response = await api.client.get(forged, headers=host)
+        assert response.status_code == status, f"GET {forged} {host}: {response.text}"
+        for served in (PDF, A_OTHER_PDF, B_PDF):
+            assert served not in response.content
+    # the original URL still serves exactly its own bytes
+    original = await api.client.get(url.geturl())
+    assert (original.status_code, original.content) == (200, content)
 
-        new_key, new_query = tamper(world, key, query)
-        forged = f"/_store/{new_key}?{urlencode(new_query)}"
-        for host in ({}, {"Host": world.acme.host}, {"Host": world.globex.host}):
-            response = await api.client.get(forged, headers=host)
-            assert response.status_code in (400, 404), f"{forged}: {response.status_code}"
-            assert content not in response.content and PDF not in response.content
 
-
-# -- object keys -------------------------------------------------------------------------------------
+# -- object keys ----------------------------------------------------------------------------------
 
 
 async def test_every_object_key_is_under_its_tenants_prefix(

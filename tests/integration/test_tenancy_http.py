@@ -165,3 +165,19 @@ async def test_x_tenant_only_on_public_routes(api: Api, client: AsyncTestClient[
     response = await client.get("/api/v1/branding")
     assert response.status_code == 404
     assert response.json()["code"] == "tenant_required"
+
+
+async def test_ops_routes_need_no_tenant(client: AsyncTestClient[Litestar]) -> None:
+    assert (await client.get("/health/live")).status_code == 200
+    ready = await client.get("/health/ready")
+    assert ready.json() == {
+        "status": "ok",
+        "checks": {"database": "ok", "store": "ok", "tenant_listener": "ok"},
+    }
+    schema = await client.get("/schema/openapi.json")
+    assert schema.status_code == 200
+    assert "/api/v1/files" in schema.json()["paths"]
+    # Every response names its request, errors included.
+    missing = await client.get("/api/v1/auth/me", headers={"X-Request-ID": "trace-123"})
+    assert missing.headers["x-request-id"] == "trace-123"
+    assert missing.json()["request_id"] == "trace-123"

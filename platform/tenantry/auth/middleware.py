@@ -17,7 +17,6 @@ from tenantry.auth.tokens import bearer_token
 from tenantry.lib.errors import Unauthorized
 from tenantry.runtime import AppServices
 from tenantry.tenancy.context import current_tenant_id
-from tenantry.tenancy.middleware import EXCLUDED_PATHS
 from tenantry.tenancy.zones import PLATFORM, TENANT, route_zone
 
 
@@ -31,7 +30,6 @@ class Principal(msgspec.Struct, frozen=True):
 
 class AuthMiddleware(ASGIMiddleware):
     scopes = ("http",)  # type: ignore[assignment]
-    exclude_path_pattern = EXCLUDED_PATHS
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         zone = route_zone(scope)

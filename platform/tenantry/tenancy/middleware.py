@@ -19,8 +19,6 @@ from tenantry.runtime import AppServices
 from tenantry.tenancy.context import TenantRecord, current_tenant
 from tenantry.tenancy.zones import TENANT_PUBLIC, route_zone, zone_needs_tenant
 
-EXCLUDED_PATHS = ("^/schema", "^/health", "^/metrics", "^/_store/")
-
 
 class UnknownTenant(NotFound):
     code = "unknown_tenant"
@@ -39,7 +37,6 @@ class TenantSuspended(Forbidden):
 
 class TenancyMiddleware(ASGIMiddleware):
     scopes = ("http",)  # type: ignore[assignment]
-    exclude_path_pattern = EXCLUDED_PATHS
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         zone = route_zone(scope)
