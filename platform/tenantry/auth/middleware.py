@@ -1,4 +1,4 @@
-"""AuthMiddleware: verifies the bearer token a route's zone requires and sets `request.user`.
+"""AuthMiddleware: checks the bearer token a route's zone requires and sets `request.user`.
 
 Runs after TenancyMiddleware. No database read: the token carries what guards need (subject,
 role, tenant); a tenant token must name the request's tenant.
@@ -13,7 +13,7 @@ from litestar.datastructures import Headers
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from tenantry.auth.tokens import bearer_token
+from tenantry.auth.tokens import bearer_token, verified_tenant_claims
 from tenantry.lib.errors import Unauthorized
 from tenantry.runtime import AppServices
 from tenantry.tenancy.context import current_tenant_id
@@ -34,12 +34,14 @@ class AuthMiddleware(ASGIMiddleware):
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         zone = route_zone(scope)
         if zone in (TENANT, PLATFORM):
-            token = bearer_token(Headers.from_scope(scope).get("authorization"))
-            if token is None:
-                raise Unauthorized("a bearer token is required", code="missing_token")
-            claims = AppServices.of(scope).tokens.verify(
-                token, "tenant" if zone == TENANT else "platform"
-            )
+            claims = verified_tenant_claims.get() if zone == TENANT else None
+            if claims is None:
+                token = bearer_token(Headers.from_scope(scope).get("authorization"))
+                if token is None:
+                    raise Unauthorized("a bearer token is required", code="missing_token")
+                claims = AppServices.of(scope).tokens.verify(
+                    token, "tenant" if zone == TENANT else "platform"
+                )
             if zone == TENANT and claims.tid != current_tenant_id():
                 raise Unauthorized("the token is not valid for this tenant", code="invalid_token")
             scope["user"] = Principal(id=claims.sub, role=claims.role, tenant_id=claims.tid)

@@ -6,6 +6,7 @@ import hashlib
 import secrets
 import time
 import uuid
+from contextvars import ContextVar
 from typing import Literal
 
 import jwt
@@ -69,12 +70,19 @@ class TokenIssuer:
             raise Unauthorized("invalid access token", code="invalid_token")
         return claims
 
-    def peek_tenant(self, token: str) -> uuid.UUID | None:
-        """The tenant of a valid tenant token, or None for any token that would not verify."""
+    def try_verify(self, token: str, audience: Audience) -> AccessClaims | None:
+        """The claims of a valid token, or None for any token that would not verify."""
         try:
-            return self.verify(token, "tenant").tid
+            return self.verify(token, audience)
         except Unauthorized:
             return None
+
+
+# A tenant token verified once per request (by TenancyMiddleware, which needs its tenant);
+# AuthMiddleware reuses it instead of checking the signature a second time.
+verified_tenant_claims: ContextVar[AccessClaims | None] = ContextVar(
+    "verified_tenant_claims", default=None
+)
 
 
 def new_refresh_token() -> str:

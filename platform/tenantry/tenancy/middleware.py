@@ -13,7 +13,7 @@ from litestar.datastructures import Headers
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from tenantry.auth.tokens import bearer_token
+from tenantry.auth.tokens import AccessClaims, bearer_token, verified_tenant_claims
 from tenantry.lib.errors import Forbidden, NotFound
 from tenantry.runtime import AppServices
 from tenantry.tenancy.context import TenantRecord, current_tenant
@@ -43,23 +43,36 @@ class TenancyMiddleware(ASGIMiddleware):
         if not zone_needs_tenant(zone):
             await next_app(scope, receive, send)
             return
-        tenant = await resolve_tenant(scope, AppServices.of(scope), public=zone == TENANT_PUBLIC)
+        services = AppServices.of(scope)
+        headers = Headers.from_scope(scope)
+        token = bearer_token(headers.get("authorization"))
+        claims = services.tokens.try_verify(token, "tenant") if token else None
+        tenant = await resolve_tenant(
+            scope, headers, services, claims, public=zone == TENANT_PUBLIC
+        )
         if tenant is not None and tenant.status == "suspended":
             raise TenantSuspended(f"tenant '{tenant.slug}' is suspended")
-        token = current_tenant.set(tenant)
+        tenant_token = current_tenant.set(tenant)
+        claims_token = verified_tenant_claims.set(claims)
         if tenant is not None:
             structlog.contextvars.bind_contextvars(tenant_id=str(tenant.id))
         try:
             await next_app(scope, receive, send)
         finally:
-            current_tenant.reset(token)
+            verified_tenant_claims.reset(claims_token)
+            current_tenant.reset(tenant_token)
 
 
 async def resolve_tenant(
-    scope: Scope, services: AppServices, *, public: bool
+    scope: Scope,
+    headers: Headers,
+    services: AppServices,
+    claims: AccessClaims | None,
+    *,
+    public: bool,
 ) -> TenantRecord | None:
+    """The tenant of the host, else of the verified token, else (public routes) `X-Tenant`."""
     settings = services.settings
-    headers = Headers.from_scope(scope)
     host = request_host(scope, headers, settings.trusted_proxies)
     cache = services.tenant_cache
 
@@ -73,8 +86,7 @@ async def resolve_tenant(
         if host_tenant is None:
             raise UnknownTenant(f"no tenant serves host '{host}'")
 
-    token = bearer_token(headers.get("authorization"))
-    token_tenant_id = services.tokens.peek_tenant(token) if token else None
+    token_tenant_id = claims.tid if claims else None
     if host_tenant is not None:
         if token_tenant_id is not None and token_tenant_id != host_tenant.id:
             raise TenantMismatch("the token was issued by another tenant than this host's")
