@@ -12,10 +12,12 @@ import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
 import pytest
+from sqlalchemy.engine import URL
 
 from tenantry.config import Settings
 from tenantry.db import bootstrap
@@ -72,43 +74,47 @@ def settings(
     asyncio.run(_drop_database(server, database))
 
 
-async def _drop_database(server: Settings, database: str) -> None:
-    connection = await asyncpg.connect(asyncpg_dsn(admin_url(server)))
+@asynccontextmanager
+async def connect_as(url: URL) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(asyncpg_dsn(url))
     try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        yield connection
     finally:
         await connection.close()
+
+
+async def _drop_database(server: Settings, database: str) -> None:
+    async with connect_as(admin_url(server)) as connection:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 @pytest.fixture
 async def owner_connection(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
-    """A connection as `tenantry_owner` (owns the tables; used for seeding and cleanup)."""
-    connection = await asyncpg.connect(asyncpg_dsn(role_url(settings, "owner")))
-    try:
+    """As `tenantry_owner`: owns the tables, reads the catalog (and no tenant rows)."""
+    async with connect_as(role_url(settings, "owner")) as connection:
         yield connection
-    finally:
-        await connection.close()
 
 
 @pytest.fixture
 async def platform_connection(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
-    """A connection as `tenantry_platform`, which sees every tenant through explicit policies."""
-    connection = await asyncpg.connect(asyncpg_dsn(role_url(settings, "platform")))
-    try:
+    """As `tenantry_platform`, which sees every tenant through explicit policies."""
+    async with connect_as(role_url(settings, "platform")) as connection:
         yield connection
-    finally:
-        await connection.close()
+
+
+@pytest.fixture
+async def app_connection(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    """As `tenantry_app`, the role of the tenant API: RLS applies."""
+    async with connect_as(role_url(settings, "app")) as connection:
+        yield connection
 
 
 @pytest.fixture
 async def clean_database(settings: Settings) -> AsyncIterator[None]:
     """Every test that writes leaves empty tables (TRUNCATE) and an empty local store."""
     yield
-    connection = await asyncpg.connect(asyncpg_dsn(role_url(settings, "owner")))
-    try:
+    async with connect_as(role_url(settings, "owner")) as connection:
         await connection.execute("TRUNCATE tenants, platform_admins CASCADE")
-    finally:
-        await connection.close()
     shutil.rmtree(settings.data_dir / "objects", ignore_errors=True)
 
 

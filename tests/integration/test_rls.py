@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import text
 
 from tenantry.config import Settings
-from tenantry.db.engines import asyncpg_dsn, role_url, tenant_db_config
+from tenantry.db.engines import tenant_db_config
 from tenantry.tenancy.context import TenantRecord, current_tenant
 
 # One row per tenant table, as the owner would insert it for `tenant_id`. A tenant table
@@ -135,15 +135,6 @@ async def two_tenants(
             await _insert(platform_connection, table, await factory(platform_connection, tenant_id))
         ids.append(tenant_id)
     return ids[0], ids[1]
-
-
-@pytest.fixture
-async def app_connection(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(asyncpg_dsn(role_url(settings, "app")))
-    try:
-        yield connection
-    finally:
-        await connection.close()
 
 
 async def test_matrix_covers_every_tenant_table(owner_connection: asyncpg.Connection) -> None:
