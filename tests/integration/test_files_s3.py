@@ -3,7 +3,6 @@ uploads, presigned downloads, and nothing left behind on failure."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 
 import httpx
@@ -15,7 +14,7 @@ from litestar.testing import AsyncTestClient
 from tenantry.app import create_app
 from tenantry.config import S3Settings, Settings
 from tenantry.storage import S3Store
-from tests.fixtures.s3 import S3Endpoint
+from tests.fixtures.s3 import S3Endpoint, open_s3_store
 from tests.integration.conftest import Api
 from tests.integration.files_support import pdf_of_size, upload
 
@@ -25,15 +24,7 @@ MiB = 1024 * 1024
 @pytest.fixture
 async def bucket_store(s3_endpoint: S3Endpoint) -> AsyncIterator[S3Store]:
     """A fresh bucket, and a store on it for the test's own inspection."""
-    store = S3Store(
-        bucket=f"tenantry-files-{uuid.uuid4().hex[:12]}",
-        endpoint_url=s3_endpoint.endpoint_url,
-        region=s3_endpoint.region,
-        access_key_id=s3_endpoint.access_key_id,
-        secret_access_key=s3_endpoint.secret_access_key,
-    )
-    async with store:
-        await store.ensure_bucket()
+    async with open_s3_store(s3_endpoint) as store:
         yield store
 
 
