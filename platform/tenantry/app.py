@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             if isinstance(services.store, S3Store):
                 await services.store.close()
             await listener.stop()
+            services.passwords.close()
             await services.tenant_db.get_engine().dispose()
             await services.platform_db.get_engine().dispose()
 

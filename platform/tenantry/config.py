@@ -123,12 +123,19 @@ def load_settings(environ: dict[str, str] | None = None, *, dotenv: Path | None 
             ),
         }
     try:
-        settings = msgspec.convert(raw, Settings, strict=False)
+        settings = msgspec.convert(raw, Settings, strict=False, dec_hook=_decode_path)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"invalid setting: {exc}") from exc
     if settings.is_production:
         _refuse_unsafe(settings)
     return settings
+
+
+def _decode_path(type_: type, value: object) -> object:
+    # msgspec converts strings to most types but not to Path.
+    if type_ is Path and isinstance(value, str):
+        return Path(value)
+    raise NotImplementedError
 
 
 def _refuse_unsafe(settings: Settings) -> None:

@@ -61,6 +61,11 @@ def test_dotenv_is_read_and_environment_wins(tmp_path: Path) -> None:
     assert settings.bcrypt_rounds == 11
 
 
+def test_data_dir_from_environment(tmp_path: Path) -> None:
+    settings = load_settings({"TENANTRY_DATA_DIR": str(tmp_path)}, dotenv=tmp_path / "none")
+    assert settings.data_dir == tmp_path
+
+
 def test_invalid_value_names_the_setting(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings({"TENANTRY_BCRYPT_ROUNDS": "many"}, dotenv=tmp_path / "none")
