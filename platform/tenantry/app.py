@@ -21,6 +21,7 @@ from tenantry.auth.tokens import TokenIssuer
 from tenantry.config import Settings, runtime_settings
 from tenantry.db.deps import provide_platform_session, provide_tenant_session
 from tenantry.db.engines import asyncpg_dsn, platform_db_config, role_url, tenant_db_config
+from tenantry.db.reads import TenantReader
 from tenantry.files.controllers import FilesController, LocalStoreController
 from tenantry.files.reconcile import Reconciler, periodic_reconciler
 from tenantry.lib.errors import EXCEPTION_HANDLERS
@@ -55,6 +56,7 @@ def build_services(settings: Settings) -> AppServices:
             tenant_db.get_engine(), ttl_seconds=settings.tenant_cache_ttl_seconds
         ),
         store=build_store(settings),
+        reader=TenantReader(asyncpg_dsn(role_url(settings, "app")), max_size=settings.db_pool_size),
     )
 
 
@@ -70,6 +72,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             services.tenant_cache, lambda: asyncpg.connect(listener_dsn)
         )
         await listener.start()
+        await services.reader.start()
         if isinstance(services.store, S3Store):
             await services.store.start()
         reconciler = Reconciler(
@@ -84,6 +87,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             if isinstance(services.store, S3Store):
                 await services.store.close()
             await listener.stop()
+            await services.reader.close()
             services.passwords.close()
             await services.tenant_db.get_engine().dispose()
             await services.platform_db.get_engine().dispose()

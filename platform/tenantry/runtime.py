@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from tenantry.auth.passwords import PasswordHasher
     from tenantry.auth.tokens import TokenIssuer
     from tenantry.config import Settings
+    from tenantry.db.reads import TenantReader
     from tenantry.storage import ObjectStore
     from tenantry.tenancy.cache import TenantCache
 
@@ -27,6 +28,7 @@ class AppServices:
     passwords: PasswordHasher
     tenant_cache: TenantCache
     store: ObjectStore
+    reader: TenantReader
 
     @staticmethod
     def of(source: Scope | ASGIConnection[Any, Any, Any, Any]) -> AppServices:

@@ -12,10 +12,12 @@ from datetime import UTC, datetime
 
 import asyncpg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
 from tenantry.config import Settings
-from tenantry.db.engines import tenant_db_config
+from tenantry.db.engines import asyncpg_dsn, role_url, tenant_db_config
+from tenantry.db.models import User
+from tenantry.db.reads import PreparedRead, TenantReader
 from tenantry.tenancy.context import TenantRecord, current_tenant
 
 # One row per tenant table, as the owner would insert it for `tenant_id`. A tenant table
@@ -287,3 +289,26 @@ async def test_pooled_connection_does_not_carry_a_tenant(
         assert setting == ""
     finally:
         await config.get_engine().dispose()
+
+
+async def test_fast_read_path_does_not_carry_a_tenant(
+    settings: Settings, two_tenants: tuple[uuid.UUID, uuid.UUID]
+) -> None:
+    tenant_a, _ = two_tenants
+    reader = TenantReader(asyncpg_dsn(role_url(settings, "app")), max_size=1)
+    await reader.start()
+    count = PreparedRead(select(func.count()).select_from(User))
+    record = TenantRecord(tenant_a, "tenant-a", "A", "active", "standard", 1, 1, {}, {})
+    try:
+        token = current_tenant.set(record)
+        try:
+            assert (await reader.fetch_one(count))[0] == 1
+        finally:
+            current_tenant.reset(token)
+        # Same single pooled connection, no tenant: nothing visible, and no writes allowed.
+        assert (await reader.fetch_one(count))[0] == 0
+        async with reader.transaction() as connection:
+            with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
+                await connection.execute("DELETE FROM users")
+    finally:
+        await reader.close()

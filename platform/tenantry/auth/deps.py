@@ -23,6 +23,7 @@ def provide_tenant_auth_service(
         settings=services.settings,
         tokens=services.tokens,
         passwords=services.passwords,
+        reader=services.reader,
     )
 
 

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from sqlalchemy import select, text, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,12 +15,17 @@ from tenantry.auth.schemas import MeResponse, TenantSummary, TokenResponse, User
 from tenantry.auth.tokens import TokenIssuer, hash_refresh_token, new_refresh_token
 from tenantry.config import Settings
 from tenantry.db.models import PlatformAdmin, RefreshToken, User
+from tenantry.db.reads import PreparedRead, TenantReader
 from tenantry.lib.errors import Conflict, Forbidden, Unauthorized
 from tenantry.lib.schemas import normalize_email
 from tenantry.tenancy.context import TenantRecord
 
-_ME = text(
-    "SELECT id, email, role FROM users WHERE tenant_id = :tenant_id AND id = :user_id AND NOT disabled"
+_ME = PreparedRead(
+    select(User.id, User.email, User.role).where(
+        User.tenant_id == bindparam("tenant_id"),
+        User.id == bindparam("user_id"),
+        User.disabled.is_(False),
+    )
 )
 
 
@@ -57,8 +62,10 @@ class TenantAuthService:
         settings: Settings,
         tokens: TokenIssuer,
         passwords: PasswordHasher,
+        reader: TenantReader,
     ) -> None:
         self.session = session
+        self.reader = reader
         self.tenant = tenant
         self.settings = settings
         self.tokens = tokens
@@ -145,13 +152,11 @@ class TenantAuthService:
         await self.session.execute(query.values(revoked_at=datetime.now(UTC)))
 
     async def me(self, user_id: uuid.UUID) -> MeResponse:
-        row = (
-            await self.session.execute(_ME, {"tenant_id": self.tenant.id, "user_id": user_id})
-        ).first()
+        row = await self.reader.fetch_one(_ME, tenant_id=self.tenant.id, user_id=user_id)
         if row is None:
             raise Unauthorized("account not found or disabled", code="invalid_token")
         tenant = TenantSummary(id=self.tenant.id, slug=self.tenant.slug, name=self.tenant.name)
-        return MeResponse(id=row.id, email=row.email, role=row.role, tenant=tenant)
+        return MeResponse(id=row["id"], email=row["email"], role=row["role"], tenant=tenant)
 
     async def _issue(self, user: User, *, family_id: uuid.UUID) -> TokenResponse:
         refresh_token = new_refresh_token()

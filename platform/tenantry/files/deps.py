@@ -17,4 +17,5 @@ def provide_file_service(
     db_session: NamedDependency[AsyncSession],
     tenant: NamedDependency[TenantRecord],
 ) -> FileService:
-    return FileService(db_session, tenant, request.user, AppServices.of(request).store)
+    services = AppServices.of(request)
+    return FileService(db_session, tenant, request.user, services.store, services.reader)

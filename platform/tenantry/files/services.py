@@ -4,7 +4,7 @@ stats. Every query names the tenant; RLS holds even where one would not."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,6 +16,7 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     UnaryExpression,
+    bindparam,
     delete,
     exists,
     func,
@@ -23,10 +24,12 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.auth.middleware import Principal
 from tenantry.db.models import Audience, Category, File, FileAudience, UsageEvent
+from tenantry.db.reads import PreparedRead, TenantReader
 from tenantry.files.languages import ISO_639_1
 from tenantry.files.pipeline import MeteredUpload, QuotaExceeded
 from tenantry.files.schemas import (
@@ -67,6 +70,13 @@ _FILE_COLUMNS = (
     File.uploaded_by,
     File.created_at,
     File.updated_at,
+)
+_GET_READY_FILE = PreparedRead(
+    select(*_FILE_COLUMNS).where(
+        File.tenant_id == bindparam("tenant_id"),
+        File.id == bindparam("file_id"),
+        File.status == "ready",
+    )
 )
 _SORTS: dict[str, tuple[UnaryExpression[Any], ...]] = {
     "-created_at": (File.created_at.desc(), File.id.desc()),
@@ -153,9 +163,15 @@ class FileFilters:
 
 class FileService:
     def __init__(
-        self, session: AsyncSession, tenant: TenantRecord, user: Principal, store: ObjectStore
+        self,
+        session: AsyncSession,
+        tenant: TenantRecord,
+        user: Principal,
+        store: ObjectStore,
+        reader: TenantReader,
     ) -> None:
         self.session = session
+        self.reader = reader
         self.tenant = tenant
         self.user = user
         self.store = store
@@ -175,13 +191,23 @@ class FileService:
         )
         rows = (await self.session.execute(query)).all()
         total = rows[0].total if rows else await self._count(filters) if offset else 0
-        return Page(items=[_file_out(row) for row in rows], total=total, limit=limit, offset=offset)
+        return Page(
+            items=[_file_out(row._mapping) for row in rows], total=total, limit=limit, offset=offset
+        )
 
     async def get_file(self, file_id: uuid.UUID) -> FileOut:
-        row = (await self.session.execute(self._ready_files(File.id == file_id))).first()
+        """One ready file, on the fast read path (a committed view)."""
+        row = await self.reader.fetch_one(
+            _GET_READY_FILE, tenant_id=self.tenant.id, file_id=file_id
+        )
         if row is None:
             raise FileNotFound(f"no file {file_id}")
         return _file_out(row)
+
+    async def _read_back(self, file_id: uuid.UUID) -> FileOut:
+        """A file as this session sees it, its own uncommitted changes included."""
+        row = (await self.session.execute(self._ready_files(File.id == file_id))).one()
+        return _file_out(row._mapping)
 
     async def download_link(self, file_id: uuid.UUID) -> DownloadLink:
         file = await self._load(file_id)
@@ -280,7 +306,7 @@ class FileService:
         except BaseException:
             await self._discard(file)
             raise
-        return await self.get_file(file.id)
+        return await self._read_back(file.id)
 
     async def upload_content(
         self, file_id: uuid.UUID, declared_type: str | None, chunks: AsyncIterator[bytes]
@@ -298,7 +324,7 @@ class FileService:
             await self.session.rollback()
             await self._delete_object(key)
             raise
-        return await self.get_file(file.id)
+        return await self._read_back(file.id)
 
     async def _store_content(
         self, file: File, declared_type: str | None, chunks: AsyncIterator[bytes]
@@ -366,7 +392,7 @@ class FileService:
             self._add_audiences(file.id, audiences)
         file.updated_at = datetime.now(UTC)
         await self.session.flush()
-        return await self.get_file(file_id)
+        return await self._read_back(file_id)
 
     async def delete_file(self, file_id: uuid.UUID) -> None:
         """Row, counters and event in one transaction; the object goes after the commit."""
@@ -497,7 +523,7 @@ class FileService:
                 select(*_FILE_COLUMNS).where(File.tenant_id == self.tenant.id, File.id == file.id)
             )
         ).one()
-        return _file_out(row)
+        return _file_out(row._mapping)
 
     async def _delete_object(self, key: str) -> None:
         try:
@@ -526,20 +552,20 @@ def _clean_filename(filename: str) -> str:
     return name[:255] or "upload"
 
 
-def _file_out(row: Any) -> FileOut:
+def _file_out(row: Mapping[str, Any] | RowMapping) -> FileOut:
     return FileOut(
-        id=row.id,
-        title=row.title,
-        description=row.description,
-        category=row.category_id,
-        language=row.language,
-        audiences=list(row.audiences),
-        content_type=row.content_type,
-        size=row.size,
-        sha256=row.sha256,
-        filename=row.original_filename,
-        status=row.status,
-        uploaded_by=row.uploaded_by,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
+        id=row["id"],
+        title=row["title"],
+        description=row["description"],
+        category=row["category_id"],
+        language=row["language"],
+        audiences=list(row["audiences"]),
+        content_type=row["content_type"],
+        size=row["size"],
+        sha256=row["sha256"],
+        filename=row["original_filename"],
+        status=row["status"],
+        uploaded_by=row["uploaded_by"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
     )
