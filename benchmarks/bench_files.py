@@ -650,23 +650,21 @@ def find_py_spy() -> str | None:
     )
 
 
-def cpu_seconds(server: Server) -> tuple[float, float]:
-    """CPU seconds used so far by the granian workers and by this benchmark's Postgres."""
-    workers = 0.0
-    for worker in server.workers():
-        with contextlib.suppress(psutil.Error):
-            times = worker.cpu_times()
-            workers += times.user + times.system
-    postgres = 0.0
+def cpu_by_pid(server: Server) -> tuple[dict[int, float], dict[int, float]]:
+    """CPU seconds used so far, per pid: the granian workers, and this benchmark's Postgres."""
+    workers = {worker.pid: process_cpu(worker) for worker in server.workers()}
+    postgres = {}
     for process in psutil.process_iter(["name", "cmdline"]):
         cmdline = " ".join(process.info["cmdline"] or [])
-        if process.info["name"] == "postgres" and (
-            " bench " in cmdline or "tenantry-bench-files" in cmdline
-        ):
-            with contextlib.suppress(psutil.Error):
-                times = process.cpu_times()
-                postgres += times.user + times.system
+        ours = " bench " in cmdline or "tenantry-bench-files" in cmdline
+        if process.info["name"] == "postgres" and ours:
+            postgres[process.pid] = process_cpu(process)
     return workers, postgres
+
+
+def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU used between two snapshots; a process born in between counts whole."""
+    return sum(max(0.0, used - before.get(pid, 0.0)) for pid, used in after.items())
 
 
 def profile(
@@ -688,14 +686,14 @@ def profile(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    cpu_before, wall_before = cpu_seconds(server), time.monotonic()
+    cpu_before, wall_before = cpu_by_pid(server), time.monotonic()
     result = run_wrk(server.base_url, tenant, path, script, 12)
-    cpu_after, wall = cpu_seconds(server), time.monotonic() - wall_before
+    cpu_after, wall = cpu_by_pid(server), time.monotonic() - wall_before
     spy.wait(timeout=60)
     header = (
         f"{name}: {result.rps:.0f} req/s under py-spy; CPU cores busy: granian workers "
-        f"{(cpu_after[0] - cpu_before[0]) / wall:.2f}, Postgres "
-        f"{(cpu_after[1] - cpu_before[1]) / wall:.2f} (of 2); worker {worker}"
+        f"{cpu_delta(cpu_before[0], cpu_after[0]) / wall:.2f}, Postgres "
+        f"{cpu_delta(cpu_before[1], cpu_after[1]) / wall:.2f} (of 2); worker {worker}"
     )
     return header + "\n" + summarise_profile(raw)
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+import uuid
 
+import asyncpg
 import jwt
 import pytest
 
@@ -104,7 +106,7 @@ async def test_logout_revokes_the_refresh_token(api: Api) -> None:
     assert response.status_code == 401
 
 
-async def test_signup_only_where_allowed(api: Api) -> None:
+async def test_signup_only_where_allowed(api: Api, platform_connection: asyncpg.Connection) -> None:
     open_tenant = await api.provision("open", settings={"allow_signup": True})
     closed = await api.provision("closed")
     body = {"email": "Mentee@Example.com", "password": "mentee-password"}
@@ -127,6 +129,11 @@ async def test_signup_only_where_allowed(api: Api) -> None:
     assert again.json()["code"] == "email_taken"
     login = await api.login(open_tenant, email="mentee@example.com", password="mentee-password")
     assert login.status_code == 200
+    events = await platform_connection.fetch(
+        "SELECT kind, user_role FROM usage_events WHERE tenant_id = $1 ORDER BY occurred_at",
+        uuid.UUID(open_tenant.id),
+    )
+    assert [tuple(e) for e in events] == [("signup", "viewer"), ("login", "viewer")]
 
 
 @pytest.mark.parametrize(

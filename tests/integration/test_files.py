@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import uuid
 
+import anyio.to_thread
 import asyncpg
 import pytest
 from litestar import Litestar
@@ -275,7 +276,8 @@ async def test_client_disconnect_mid_stream_leaves_nothing(
             (b"content-type", f"multipart/form-data; boundary={boundary}".encode()),
         ],
     }
-    await app(scope, receive, send)  # type: ignore[arg-type]
+    # The app's pools live on the test client's event loop (its own thread): run it there.
+    await anyio.to_thread.run_sync(api.client.blocking_portal.call, app, scope, receive, send)
     assert await file_rows(platform_connection, acme.id) == []
     assert await stored_keys(app, acme.id) == []
     assert await usage(platform_connection, acme.id) == (0, 0)

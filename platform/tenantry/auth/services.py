@@ -14,7 +14,7 @@ from tenantry.auth.passwords import PasswordHasher
 from tenantry.auth.schemas import MeResponse, TenantSummary, TokenResponse, UserOut
 from tenantry.auth.tokens import TokenIssuer, hash_refresh_token, new_refresh_token
 from tenantry.config import Settings
-from tenantry.db.models import PlatformAdmin, RefreshToken, User
+from tenantry.db.models import PlatformAdmin, RefreshToken, UsageEvent, User
 from tenantry.db.reads import PreparedRead, TenantReader
 from tenantry.lib.errors import Conflict, Forbidden, Unauthorized
 from tenantry.lib.schemas import normalize_email
@@ -91,6 +91,7 @@ class TenantAuthService:
             raise Conflict(
                 "an account with this email exists", code="email_taken", field="email"
             ) from exc
+        self._record(user, "signup")
         return UserOut(id=user.id, email=user.email, role=user.role)
 
     async def login(self, email: str, password: str) -> TokenResponse:
@@ -103,6 +104,7 @@ class TenantAuthService:
         ):
             raise InvalidCredentials()
         assert user is not None
+        self._record(user, "login")
         return await self._issue(user, family_id=uuid.uuid4())
 
     async def refresh(self, refresh_token: str) -> TokenResponse:
@@ -157,6 +159,12 @@ class TenantAuthService:
             raise Unauthorized("account not found or disabled", code="invalid_token")
         tenant = TenantSummary(id=self.tenant.id, slug=self.tenant.slug, name=self.tenant.name)
         return MeResponse(id=row["id"], email=row["email"], role=row["role"], tenant=tenant)
+
+    def _record(self, user: User, kind: str) -> None:
+        """The usage event, written in the same transaction as the action."""
+        self.session.add(
+            UsageEvent(tenant_id=self.tenant.id, kind=kind, user_id=user.id, user_role=user.role)
+        )
 
     async def _issue(self, user: User, *, family_id: uuid.UUID) -> TokenResponse:
         refresh_token = new_refresh_token()
