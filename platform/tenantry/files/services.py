@@ -12,7 +12,6 @@ import msgspec
 import structlog
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from sqlalchemy import (
-    BigInteger,
     ColumnElement,
     Select,
     UnaryExpression,
@@ -97,12 +96,25 @@ _RELEASE_STORAGE = text(
     "UPDATE tenant_usage SET storage_bytes = storage_bytes - :bytes, file_count = file_count - 1, "
     "updated_at = now() WHERE tenant_id = :tenant_id"
 )
+_READY_COUNT = text("SELECT file_count FROM tenant_usage WHERE tenant_id = :tenant_id")
+# One scan for the totals and three breakdowns; GROUPING() tells the sets apart (a set bit is
+# a column rolled up): 0b111 totals, 0b011 by category, 0b101 by language, 0b110 by type.
+_STATS_GROUPS = text(
+    "SELECT category_id, language, content_type, count(*) AS files, "
+    "COALESCE(sum(size), 0)::bigint AS bytes, GROUPING(category_id, language, content_type) AS grouping "
+    "FROM files WHERE tenant_id = :tenant_id AND status = 'ready' "
+    "GROUP BY GROUPING SETS ((), (category_id), (language), (content_type))"
+)
+_CATEGORY_NAMES = text("SELECT id, name FROM categories WHERE tenant_id = :tenant_id ORDER BY name")
+_AUDIENCE_STATS = text(
+    "SELECT a.id, a.name, COALESCE(x.files, 0) AS files, COALESCE(x.bytes, 0)::bigint AS bytes "
+    "FROM audiences a LEFT JOIN ("
+    "  SELECT fa.audience_id, count(*) AS files, sum(f.size) AS bytes FROM file_audiences fa "
+    "  JOIN files f ON f.tenant_id = fa.tenant_id AND f.id = fa.file_id AND f.status = 'ready' "
+    "  WHERE fa.tenant_id = :tenant_id GROUP BY fa.audience_id"
+    ") x ON x.audience_id = a.id WHERE a.tenant_id = :tenant_id ORDER BY a.name"
+)
 _STORAGE_USED = text("SELECT storage_bytes FROM tenant_usage WHERE tenant_id = :tenant_id")
-
-
-def _total_bytes() -> ColumnElement[int]:
-    # sum(bigint) is numeric in Postgres; cast back so the API answers integers.
-    return func.coalesce(func.sum(File.size), 0).cast(BigInteger)
 
 
 class FileNotFound(NotFound):
@@ -184,13 +196,18 @@ class FileService:
     ) -> Page[FileOut]:
         query = (
             self._ready_files(*filters.conditions)
-            .add_columns(func.count().over().label("total"))
             .order_by(*_SORTS[sort])
             .limit(limit)
             .offset(offset)
         )
         rows = (await self.session.execute(query)).all()
-        total = rows[0].total if rows else await self._count(filters) if offset else 0
+        if filters.conditions:
+            total = await self._count(filters)
+        else:
+            # The quota counter already counts ready files: no scan of the tenant's rows.
+            total = (
+                await self.session.execute(_READY_COUNT, {"tenant_id": self.tenant.id})
+            ).scalar_one()
         return Page(
             items=[_file_out(row._mapping) for row in rows], total=total, limit=limit, offset=offset
         )
@@ -222,65 +239,38 @@ class FileService:
         return DownloadLink(url=url, expires_at=datetime.now(UTC) + timedelta(seconds=ttl))
 
     async def stats(self) -> FileStats:
-        ready = (File.tenant_id == self.tenant.id) & (File.status == "ready")
-        totals = (
-            await self.session.execute(select(func.count(), _total_bytes()).where(ready))
-        ).one()
-        by_category = await self.session.execute(
-            select(
-                Category.id,
-                Category.name,
-                func.count(File.id),
-                _total_bytes(),
-            )
-            .select_from(Category)
-            .outerjoin(
-                File,
-                (File.tenant_id == Category.tenant_id) & (File.category_id == Category.id) & ready,
-            )
-            .where(Category.tenant_id == self.tenant.id)
-            .group_by(Category.id, Category.name)
-            .order_by(Category.name)
-        )
-        uncategorised = await self.session.execute(
-            select(func.count(), _total_bytes()).where(ready, File.category_id.is_(None))
-        )
-        by_audience = await self.session.execute(
-            select(
-                Audience.id,
-                Audience.name,
-                func.count(File.id),
-                _total_bytes(),
-            )
-            .select_from(Audience)
-            .outerjoin(
-                FileAudience,
-                (FileAudience.tenant_id == Audience.tenant_id)
-                & (FileAudience.audience_id == Audience.id),
-            )
-            .outerjoin(
-                File,
-                (File.tenant_id == FileAudience.tenant_id)
-                & (File.id == FileAudience.file_id)
-                & ready,
-            )
-            .where(Audience.tenant_id == self.tenant.id)
-            .group_by(Audience.id, Audience.name)
-            .order_by(Audience.name)
-        )
-        by_language = await self._group_by(File.language, ready)
-        by_content_type = await self._group_by(File.content_type, ready)
-        none_files, none_bytes = uncategorised.one()
-        categories = [GroupStat(str(i), n, c, b) for i, n, c, b in by_category]
-        if none_files:
-            categories.append(GroupStat(None, None, none_files, none_bytes))
+        """Three queries: one grouping-sets scan of the ready files, the category names, and
+        the audiences joined to their files (every category and audience, empty ones too)."""
+        params = {"tenant_id": self.tenant.id}
+        groups = (await self.session.execute(_STATS_GROUPS, params)).all()
+        categories = (await self.session.execute(_CATEGORY_NAMES, params)).all()
+        audiences = (await self.session.execute(_AUDIENCE_STATS, params)).all()
+        files, size = next(((g.files, g.bytes) for g in groups if g.grouping == 0b111), (0, 0))
+        by_dimension: dict[int, dict[str | None, tuple[int, int]]] = {
+            0b011: {},
+            0b101: {},
+            0b110: {},
+        }
+        for group in groups:
+            key = group.category_id or group.language or group.content_type
+            if group.grouping in by_dimension:
+                by_dimension[group.grouping][str(key) if key is not None else None] = (
+                    group.files,
+                    group.bytes,
+                )
+        per_category = by_dimension[0b011]
+        by_category = [
+            GroupStat(str(c.id), c.name, *per_category.pop(str(c.id), (0, 0))) for c in categories
+        ]
+        if None in per_category:  # files without a category
+            by_category.append(GroupStat(None, None, *per_category[None]))
         return FileStats(
-            files=totals[0],
-            bytes=totals[1],
-            by_category=categories,
-            by_language=by_language,
-            by_audience=[GroupStat(str(i), n, c, b) for i, n, c, b in by_audience],
-            by_content_type=by_content_type,
+            files=files,
+            bytes=size,
+            by_category=by_category,
+            by_language=_group_stats(by_dimension[0b101]),
+            by_audience=[GroupStat(str(a.id), a.name, a.files, a.bytes) for a in audiences],
+            by_content_type=_group_stats(by_dimension[0b110]),
         )
 
     # -- uploads -------------------------------------------------------------------------
@@ -420,15 +410,6 @@ class FileService:
         )
         return int((await self.session.execute(query)).scalar_one())
 
-    async def _group_by(self, column: Any, ready: ColumnElement[bool]) -> list[GroupStat]:
-        rows = await self.session.execute(
-            select(column, func.count(), _total_bytes())
-            .where(ready)
-            .group_by(column)
-            .order_by(column)
-        )
-        return [GroupStat(key, key, files, size) for key, files, size in rows]
-
     async def _load(self, file_id: uuid.UUID, *, for_update: bool = False) -> File:
         query = select(File).where(
             File.tenant_id == self.tenant.id, File.id == file_id, File.status == "ready"
@@ -530,6 +511,12 @@ class FileService:
             await self.store.delete(key)
         except Exception:  # the reconciler removes it later; the caller's answer stands
             logger.exception("object_delete_failed", key=key)
+
+
+def _group_stats(groups: dict[str | None, tuple[int, int]]) -> list[GroupStat]:
+    """A breakdown keyed by the value itself (language, content type), nulls last."""
+    ordered = sorted(groups.items(), key=lambda item: (item[0] is None, item[0] or ""))
+    return [GroupStat(key, key, files, size) for key, (files, size) in ordered]
 
 
 def _language(language: str | None) -> str | None:
