@@ -1,4 +1,4 @@
-"""Listing index: ready files of a tenant, newest first, in exactly the API's sort order.
+"""Listing index in the API's sort order; an `uploading` status that claims a pending file.
 
 The first index sorted `id` ascending under `created_at DESC`, which the default sort
 (`-created_at`, then `-id`) could not use without an extra sort step.
@@ -19,6 +19,13 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    # `uploading`: a request has claimed the row and is streaming its content; no other
+    # request may write the same object meanwhile.
+    op.execute("ALTER TABLE files DROP CONSTRAINT files_status_check")
+    op.execute(
+        "ALTER TABLE files ADD CONSTRAINT files_status_check "
+        "CHECK (status IN ('pending', 'uploading', 'ready', 'deleting'))"
+    )
     op.execute("DROP INDEX ix_files_tenant_id_created_at")
     op.execute(
         "CREATE INDEX ix_files_tenant_id_created_at_ready ON files (tenant_id, created_at DESC, id DESC) "
@@ -27,6 +34,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("ALTER TABLE files DROP CONSTRAINT files_status_check")
+    op.execute(
+        "ALTER TABLE files ADD CONSTRAINT files_status_check "
+        "CHECK (status IN ('pending', 'ready', 'deleting'))"
+    )
     op.execute("DROP INDEX ix_files_tenant_id_created_at_ready")
     op.execute(
         "CREATE INDEX ix_files_tenant_id_created_at ON files (tenant_id, created_at DESC, id)"

@@ -553,3 +553,29 @@ async def test_stats_include_empty_groups(
         {"key": "en", "name": "en", "files": 2, "bytes": len(PDF) + 1000}
     ]
     assert stats["by_content_type"][0]["key"] == "application/pdf"
+
+
+async def test_concurrent_puts_to_one_pending_file_store_it_once(
+    api: Api, app: Litestar, platform_connection: asyncpg.Connection
+) -> None:
+    acme = await api.provision("acme")
+    host = {"Host": acme.host, **await api.token(acme)}
+    pending = (
+        await api.client.post(
+            "/api/v1/files", json={"title": "Raw", "filename": "raw.pdf"}, headers=host
+        )
+    ).json()
+    content = pdf_of_size(2_000_000)
+    responses = await asyncio.gather(
+        *(
+            api.client.put(
+                pending["upload_url"],
+                content=content,
+                headers={**host, "Content-Type": "application/pdf"},
+            )
+            for _ in range(3)
+        )
+    )
+    assert sorted(r.status_code for r in responses) == [200, 404, 404]
+    assert await usage(platform_connection, acme.id) == (len(content), 1)
+    assert await stored_keys(app, acme.id) == [f"tenants/{acme.id}/files/{pending['file']['id']}"]

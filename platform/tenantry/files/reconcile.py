@@ -23,7 +23,8 @@ BATCH = 500
 logger = structlog.get_logger("tenantry.reconcile")
 
 _STALE_PENDING = text(
-    "DELETE FROM files WHERE status = 'pending' AND updated_at < :cutoff RETURNING storage_key"
+    "DELETE FROM files WHERE status IN ('pending', 'uploading') AND updated_at < :cutoff "
+    "RETURNING storage_key"
 )
 _KNOWN_KEYS = text("SELECT storage_key FROM files WHERE storage_key = ANY(:keys)")
 _OFFBOARDED = text("SELECT id FROM tenants WHERE status = 'deleted'")

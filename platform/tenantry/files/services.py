@@ -114,6 +114,14 @@ _AUDIENCE_STATS = text(
     "  WHERE fa.tenant_id = :tenant_id GROUP BY fa.audience_id"
     ") x ON x.audience_id = a.id WHERE a.tenant_id = :tenant_id ORDER BY a.name"
 )
+_CLAIM_PENDING = text(
+    "UPDATE files SET status = 'uploading', updated_at = now() "
+    "WHERE tenant_id = :tenant_id AND id = :file_id AND status = 'pending' RETURNING storage_key"
+)
+_RELEASE_CLAIM = text(
+    "UPDATE files SET status = 'pending', updated_at = now() "
+    "WHERE tenant_id = :tenant_id AND id = :file_id AND status = 'uploading'"
+)
 _STORAGE_USED = text("SELECT storage_bytes FROM tenant_usage WHERE tenant_id = :tenant_id")
 
 
@@ -289,7 +297,7 @@ class FileService:
         chunks: AsyncIterator[bytes],
     ) -> FileOut:
         """Multipart upload: a pending row, the object, then ready; any failure leaves neither."""
-        file = await self._insert_pending(metadata, filename)
+        file = await self._insert_pending(metadata, filename, status="uploading")
         await self.session.commit()  # the row exists before the object: the reconciler relies on it
         try:
             await self._store_content(file, declared_type, chunks)
@@ -301,20 +309,28 @@ class FileService:
     async def upload_content(
         self, file_id: uuid.UUID, declared_type: str | None, chunks: AsyncIterator[bytes]
     ) -> FileOut:
-        """Step two of the raw upload; on failure the file stays pending, so it can be retried."""
-        file = await self.files.get_one_or_none(
-            File.tenant_id == self.tenant.id, File.id == file_id, File.status == "pending"
+        """Step two of the raw upload. The row is claimed first (`pending` -> `uploading`), so
+        two concurrent PUTs cannot both write the object; on failure it is `pending` again,
+        and the client may retry."""
+        claimed = await self.session.execute(
+            _CLAIM_PENDING, {"tenant_id": self.tenant.id, "file_id": file_id}
         )
-        if file is None:
+        key = claimed.scalar_one_or_none()
+        if key is None:
             raise FileNotFound(f"no pending file {file_id}")
-        key = file.storage_key
+        await self.session.commit()
+        file = await self.files.get_one(File.tenant_id == self.tenant.id, File.id == file_id)
         try:
             await self._store_content(file, declared_type, chunks)
         except BaseException:
             await self.session.rollback()
+            await self.session.execute(
+                _RELEASE_CLAIM, {"tenant_id": self.tenant.id, "file_id": file_id}
+            )
+            await self.session.commit()
             await self._delete_object(key)
             raise
-        return await self._read_back(file.id)
+        return await self._read_back(file_id)
 
     async def _store_content(
         self, file: File, declared_type: str | None, chunks: AsyncIterator[bytes]
@@ -421,7 +437,9 @@ class FileService:
             raise FileNotFound(f"no file {file_id}")
         return file
 
-    async def _insert_pending(self, metadata: FileMetadata, filename: str) -> File:
+    async def _insert_pending(
+        self, metadata: FileMetadata, filename: str, *, status: str = "pending"
+    ) -> File:
         await self._check_category(metadata.category)
         audiences = await self._check_audiences(metadata.audiences)
         file_id = uuid.uuid4()
@@ -434,7 +452,7 @@ class FileService:
             language=_language(metadata.language),
             original_filename=_clean_filename(filename),
             storage_key=file_key(self.tenant.id, file_id),
-            status="pending",
+            status=status,
             uploaded_by=self.user.id,
         )
         self.session.add(file)
