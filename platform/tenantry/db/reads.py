@@ -2,8 +2,8 @@
 
 `/auth/me` and single-file reads run on every page of every app. Through an ORM session they
 pay for the session, the greenlet bridge and the event hooks on each request (measured in
-benchmarks/RESULTS.md); here they are four round trips on a pooled connection: BEGIN READ ONLY,
-set the tenant, the query, COMMIT. The tenant setting is transaction-local, as on the tenant
+benchmarks/RESULTS.md); here they are three round trips on a pooled connection: BEGIN READ ONLY
+with the tenant setting, the query, COMMIT. The tenant setting is transaction-local, as on the tenant
 engine, so a pooled connection never carries a tenant into the next transaction.
 """
 
@@ -20,6 +20,11 @@ from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from tenantry.tenancy.context import current_tenant_id
 
 _DIALECT = asyncpg_dialect.dialect()  # type: ignore[no-untyped-call]
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """No reset round trip when a connection goes back to the pool: these connections set no
+    session state (the tenant is transaction-local and the transaction is always closed)."""
 
 
 class PreparedRead:
@@ -42,7 +47,9 @@ class TenantReader:
         self._pool: asyncpg.Pool | None = None
 
     async def start(self) -> None:
-        self._pool = await asyncpg.create_pool(self._dsn, min_size=1, max_size=self._max_size)
+        self._pool = await asyncpg.create_pool(
+            self._dsn, min_size=1, max_size=self._max_size, reset=_keep_session
+        )
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -53,11 +60,17 @@ class TenantReader:
         """A read-only transaction that sees the request's tenant only (nothing without one)."""
         assert self._pool is not None, "TenantReader.start() was not awaited"
         tenant_id = current_tenant_id()
-        async with self._pool.acquire() as connection, connection.transaction(readonly=True):
-            await connection.execute(
-                "SELECT set_config('app.tenant_id', $1, true)", str(tenant_id) if tenant_id else ""
-            )
-            yield connection
+        # BEGIN and the tenant in one round trip. A simple-protocol batch takes no parameters,
+        # so the id is inlined: it is a uuid.UUID from the tenant cache, never client text.
+        begin = f"BEGIN READ ONLY; SELECT set_config('app.tenant_id', '{tenant_id or ''}', true)"
+        async with self._pool.acquire() as connection:
+            await connection.execute(begin)
+            try:
+                yield connection
+            except BaseException:
+                await connection.execute("ROLLBACK")
+                raise
+            await connection.execute("COMMIT")
 
     async def fetch_one(self, read: PreparedRead, **values: object) -> asyncpg.Record | None:
         async with self.transaction() as connection:

@@ -27,7 +27,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.auth.middleware import Principal
-from tenantry.db.models import Audience, Category, File, FileAudience, UsageEvent
+from tenantry.db.models import Audience, Category, File, FileAudience, TenantUsage, UsageEvent
 from tenantry.db.reads import PreparedRead, TenantReader
 from tenantry.files.languages import ISO_639_1
 from tenantry.files.pipeline import MeteredUpload, QuotaExceeded
@@ -85,6 +85,19 @@ _SORTS: dict[str, tuple[UnaryExpression[Any], ...]] = {
     "size": (File.size.asc(), File.id.asc()),
     "-size": (File.size.desc(), File.id.desc()),
 }
+_LIST_READY = {
+    sort: PreparedRead(
+        select(*_FILE_COLUMNS)
+        .where(File.tenant_id == bindparam("tenant_id"), File.status == "ready")
+        .order_by(*order)
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+    )
+    for sort, order in _SORTS.items()
+}
+_READY_COUNT = PreparedRead(
+    select(TenantUsage.file_count).where(TenantUsage.tenant_id == bindparam("tenant_id"))
+)
 # The quota check and the counter change are one statement: concurrent uploads can never
 # push storage past the quota, whatever order they finish in.
 _RESERVE_STORAGE = text(
@@ -96,7 +109,6 @@ _RELEASE_STORAGE = text(
     "UPDATE tenant_usage SET storage_bytes = storage_bytes - :bytes, file_count = file_count - 1, "
     "updated_at = now() WHERE tenant_id = :tenant_id"
 )
-_READY_COUNT = text("SELECT file_count FROM tenant_usage WHERE tenant_id = :tenant_id")
 # One scan for the totals and three breakdowns; GROUPING() tells the sets apart (a set bit is
 # a column rolled up): 0b111 totals, 0b011 by category, 0b101 by language, 0b110 by type.
 _STATS_GROUPS = text(
@@ -202,6 +214,8 @@ class FileService:
     async def list_files(
         self, filters: FileFilters, *, sort: FileSort, limit: int, offset: int
     ) -> Page[FileOut]:
+        if not filters.conditions:
+            return await self._list_unfiltered(sort=sort, limit=limit, offset=offset)
         query = (
             self._ready_files(*filters.conditions)
             .order_by(*_SORTS[sort])
@@ -209,15 +223,26 @@ class FileService:
             .offset(offset)
         )
         rows = (await self.session.execute(query)).all()
-        if filters.conditions:
-            total = await self._count(filters)
-        else:
-            # The quota counter already counts ready files: no scan of the tenant's rows.
-            total = (
-                await self.session.execute(_READY_COUNT, {"tenant_id": self.tenant.id})
-            ).scalar_one()
         return Page(
-            items=[_file_out(row._mapping) for row in rows], total=total, limit=limit, offset=offset
+            items=[_file_out(row._mapping) for row in rows],
+            total=await self._count(filters),
+            limit=limit,
+            offset=offset,
+        )
+
+    async def _list_unfiltered(self, *, sort: FileSort, limit: int, offset: int) -> Page[FileOut]:
+        """The plain listing every app opens with, on the fast read path; the total is the
+        usage counter, which already counts ready files (no scan of the tenant's rows)."""
+        read = _LIST_READY[sort]
+        async with self.reader.transaction() as connection:
+            rows = await connection.fetch(
+                read.sql, *read.arguments(tenant_id=self.tenant.id, limit=limit, offset=offset)
+            )
+            total = await connection.fetchval(
+                _READY_COUNT.sql, *_READY_COUNT.arguments(tenant_id=self.tenant.id)
+            )
+        return Page(
+            items=[_file_out(row) for row in rows], total=total or 0, limit=limit, offset=offset
         )
 
     async def get_file(self, file_id: uuid.UUID) -> FileOut:
