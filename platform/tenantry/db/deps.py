@@ -21,15 +21,19 @@ def _session_provider(
 ) -> SessionProvider:
     async def provide(request: Request[Any, Any, Any]) -> AsyncGenerator[AsyncSession, None]:
         services = AppServices.of(request)
-        async with pick(services).create_session_maker()() as session:
-            try:
-                yield session
-            except Exception:
+        session = pick(services).create_session_maker()()
+        # A session that never began a transaction holds no connection: read routes that
+        # answer from the fast read path pay nothing for it (no commit, no close).
+        try:
+            yield session
+        except Exception:
+            if session.in_transaction():
                 await session.rollback()
-                raise
+            raise
+        if session.in_transaction():
             await session.commit()
-            if after_commit is not None:
-                after_commit(services)
+        if after_commit is not None:
+            after_commit(services)
 
     return provide
 
