@@ -90,6 +90,15 @@ async def _tenant_usage_row(
     return {"tenant_id": tenant_id, "storage_bytes": 1, "file_count": 1}
 
 
+async def _file_stat_row(connection: asyncpg.Connection, tenant_id: uuid.UUID) -> dict[str, object]:
+    return {
+        "tenant_id": tenant_id,
+        "dimension": "language",
+        "key": uuid.uuid4().hex[:2],
+        "files": 1,
+    }
+
+
 APPEND_ONLY = {"usage_events"}
 ROW_FACTORIES: dict[str, RowFactory] = {
     "users": _user_row,
@@ -100,6 +109,7 @@ ROW_FACTORIES: dict[str, RowFactory] = {
     "file_audiences": _file_audience_row,
     "usage_events": _usage_event_row,
     "tenant_usage": _tenant_usage_row,
+    "file_stats": _file_stat_row,
 }
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.admin.schemas import TermIn, TermOut
 from tenantry.db.models import Audience, Category
+from tenantry.files import rollup
 from tenantry.lib.errors import Conflict, NotFound
 from tenantry.lib.schemas import Page
 
@@ -79,6 +80,8 @@ class TaxonomyService(SQLAlchemyAsyncRepositoryService[TermT, SQLAlchemyAsyncRep
         )
         if result.rowcount == 0:  # type: ignore[attr-defined]
             raise self._not_found(term_id)
+        # The database took the term off its files (SET NULL / CASCADE): recount that dimension.
+        await rollup.recount(self.repository.session, self.tenant_id, self.noun)
 
     async def ensure_names(self, names: list[str]) -> int:
         """Create the names that do not exist yet (never deletes); how many were created."""

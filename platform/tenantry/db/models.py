@@ -211,3 +211,15 @@ class TenantUsage(Base):
     storage_bytes: Mapped[int] = mapped_column(BigInteger, server_default="0")
     file_count: Mapped[int] = mapped_column(BigInteger, server_default="0")
     updated_at: Mapped[datetime] = _updated_at()
+
+
+class FileStat(Base):
+    """The stats rollup (see `tenantry.files.rollup`): ready files per dimension and key."""
+
+    __tablename__ = "file_stats"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    dimension: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    files: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    bytes: Mapped[int] = mapped_column(BigInteger, server_default="0")

@@ -27,10 +27,20 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.auth.middleware import Principal
-from tenantry.db.models import Audience, Category, File, FileAudience, TenantUsage, UsageEvent
+from tenantry.db.models import (
+    Audience,
+    Category,
+    File,
+    FileAudience,
+    FileStat,
+    TenantUsage,
+    UsageEvent,
+)
 from tenantry.db.reads import PreparedRead, TenantReader
+from tenantry.files import rollup
 from tenantry.files.languages import ISO_639_1
 from tenantry.files.pipeline import MeteredUpload, QuotaExceeded
+from tenantry.files.rollup import Facets
 from tenantry.files.schemas import (
     DownloadLink,
     FileMetadata,
@@ -109,22 +119,20 @@ _RELEASE_STORAGE = text(
     "UPDATE tenant_usage SET storage_bytes = storage_bytes - :bytes, file_count = file_count - 1, "
     "updated_at = now() WHERE tenant_id = :tenant_id"
 )
-# One scan for the totals and three breakdowns; GROUPING() tells the sets apart (a set bit is
-# a column rolled up): 0b111 totals, 0b011 by category, 0b101 by language, 0b110 by type.
-_STATS_GROUPS = text(
-    "SELECT category_id, language, content_type, count(*) AS files, "
-    "COALESCE(sum(size), 0)::bigint AS bytes, GROUPING(category_id, language, content_type) AS grouping "
-    "FROM files WHERE tenant_id = :tenant_id AND status = 'ready' "
-    "GROUP BY GROUPING SETS ((), (category_id), (language), (content_type))"
+_STATS_ROWS = PreparedRead(
+    select(FileStat.dimension, FileStat.key, FileStat.files, FileStat.bytes).where(
+        FileStat.tenant_id == bindparam("tenant_id")
+    )
 )
-_CATEGORY_NAMES = text("SELECT id, name FROM categories WHERE tenant_id = :tenant_id ORDER BY name")
-_AUDIENCE_STATS = text(
-    "SELECT a.id, a.name, COALESCE(x.files, 0) AS files, COALESCE(x.bytes, 0)::bigint AS bytes "
-    "FROM audiences a LEFT JOIN ("
-    "  SELECT fa.audience_id, count(*) AS files, sum(f.size) AS bytes FROM file_audiences fa "
-    "  JOIN files f ON f.tenant_id = fa.tenant_id AND f.id = fa.file_id AND f.status = 'ready' "
-    "  WHERE fa.tenant_id = :tenant_id GROUP BY fa.audience_id"
-    ") x ON x.audience_id = a.id WHERE a.tenant_id = :tenant_id ORDER BY a.name"
+_CATEGORIES = PreparedRead(
+    select(Category.id, Category.name)
+    .where(Category.tenant_id == bindparam("tenant_id"))
+    .order_by(Category.name)
+)
+_AUDIENCES_BY_NAME = PreparedRead(
+    select(Audience.id, Audience.name)
+    .where(Audience.tenant_id == bindparam("tenant_id"))
+    .order_by(Audience.name)
 )
 _CLAIM_PENDING = text(
     "UPDATE files SET status = 'uploading', updated_at = now() "
@@ -268,42 +276,42 @@ class FileService:
             content_type=file.content_type or "application/octet-stream",
             expires_in=ttl,
         )
-        await self._record("download", file, bytes_=file.size)
+        await self._record("download", file, await self._facets(file))
         return DownloadLink(url=url, expires_at=datetime.now(UTC) + timedelta(seconds=ttl))
 
     async def stats(self) -> FileStats:
-        """Three queries: one grouping-sets scan of the ready files, the category names, and
-        the audiences joined to their files (every category and audience, empty ones too)."""
-        params = {"tenant_id": self.tenant.id}
-        groups = (await self.session.execute(_STATS_GROUPS, params)).all()
-        categories = (await self.session.execute(_CATEGORY_NAMES, params)).all()
-        audiences = (await self.session.execute(_AUDIENCE_STATS, params)).all()
-        files, size = next(((g.files, g.bytes) for g in groups if g.grouping == 0b111), (0, 0))
-        by_dimension: dict[int, dict[str | None, tuple[int, int]]] = {
-            0b011: {},
-            0b101: {},
-            0b110: {},
-        }
-        for group in groups:
-            key = group.category_id or group.language or group.content_type
-            if group.grouping in by_dimension:
-                by_dimension[group.grouping][str(key) if key is not None else None] = (
-                    group.files,
-                    group.bytes,
-                )
-        per_category = by_dimension[0b011]
+        """From the rollup (a few dozen rows), on the fast read path: every category and
+        audience of the tenant, empty ones too, and a `null` group for uncategorised files."""
+        tenant = {"tenant_id": self.tenant.id}
+        async with self.reader.transaction() as connection:
+            rows = await connection.fetch(_STATS_ROWS.sql, *_STATS_ROWS.arguments(**tenant))
+            categories = await connection.fetch(_CATEGORIES.sql, *_CATEGORIES.arguments(**tenant))
+            audiences = await connection.fetch(
+                _AUDIENCES_BY_NAME.sql, *_AUDIENCES_BY_NAME.arguments(**tenant)
+            )
+        counted: dict[str, dict[str, tuple[int, int]]] = {}
+        for row in rows:
+            if row["files"] > 0:
+                counted.setdefault(row["dimension"], {})[row["key"]] = (row["files"], row["bytes"])
+        files, size = counted.get("total", {}).get(rollup.NONE, (0, 0))
+        per_category = counted.get("category", {})
         by_category = [
-            GroupStat(str(c.id), c.name, *per_category.pop(str(c.id), (0, 0))) for c in categories
+            GroupStat(str(c["id"]), c["name"], *per_category.get(str(c["id"]), (0, 0)))
+            for c in categories
         ]
-        if None in per_category:  # files without a category
-            by_category.append(GroupStat(None, None, *per_category[None]))
+        if rollup.NONE in per_category:
+            by_category.append(GroupStat(None, None, *per_category[rollup.NONE]))
+        per_audience = counted.get("audience", {})
         return FileStats(
             files=files,
             bytes=size,
             by_category=by_category,
-            by_language=_group_stats(by_dimension[0b101]),
-            by_audience=[GroupStat(str(a.id), a.name, a.files, a.bytes) for a in audiences],
-            by_content_type=_group_stats(by_dimension[0b110]),
+            by_language=_group_stats(counted.get("language", {})),
+            by_audience=[
+                GroupStat(str(a["id"]), a["name"], *per_audience.get(str(a["id"]), (0, 0)))
+                for a in audiences
+            ],
+            by_content_type=_group_stats(counted.get("content_type", {})),
         )
 
     # -- uploads -------------------------------------------------------------------------
@@ -388,7 +396,9 @@ class FileService:
         file.size = metered.size
         file.sha256 = metered.sha256
         file.content_type = content_type
-        await self._record("upload", file, bytes_=metered.size)
+        facets = await self._facets(file)
+        await rollup.apply(self.session, self.tenant.id, added=facets)
+        await self._record("upload", file, facets)
         await self.session.commit()
 
     async def _discard(self, file: File) -> None:
@@ -403,7 +413,8 @@ class FileService:
     # -- changes -------------------------------------------------------------------------
 
     async def update_file(self, file_id: uuid.UUID, patch: FilePatch) -> FileOut:
-        file = await self._load(file_id)
+        file = await self._load(file_id, for_update=True)
+        before = await self._facets(file)
         if patch.title is not msgspec.UNSET:
             file.title = patch.title
         if patch.description is not msgspec.UNSET:
@@ -423,15 +434,20 @@ class FileService:
             self._add_audiences(file.id, audiences)
         file.updated_at = datetime.now(UTC)
         await self.session.flush()
+        await rollup.apply(
+            self.session, self.tenant.id, removed=before, added=await self._facets(file)
+        )
         return await self._read_back(file_id)
 
     async def delete_file(self, file_id: uuid.UUID) -> None:
         """Row, counters and event in one transaction; the object goes after the commit."""
         file = await self._load(file_id, for_update=True)
-        await self._record("delete", file, bytes_=file.size)
+        facets = await self._facets(file)
+        await self._record("delete", file, facets)
         await self.session.execute(
             _RELEASE_STORAGE, {"tenant_id": self.tenant.id, "bytes": file.size}
         )
+        await rollup.apply(self.session, self.tenant.id, removed=facets)
         await self.session.execute(
             delete(File).where(File.tenant_id == self.tenant.id, File.id == file.id)
         )
@@ -519,12 +535,21 @@ class FileService:
             )
         return wanted
 
-    async def _record(self, kind: str, file: File, *, bytes_: int) -> None:
+    async def _facets(self, file: File, *, size: int | None = None) -> Facets:
         audiences = await self.session.scalars(
-            select(FileAudience.audience_id).where(
-                FileAudience.tenant_id == self.tenant.id, FileAudience.file_id == file.id
-            )
+            select(FileAudience.audience_id)
+            .where(FileAudience.tenant_id == self.tenant.id, FileAudience.file_id == file.id)
+            .order_by(FileAudience.audience_id)
         )
+        return Facets(
+            size=file.size if size is None else size,
+            category_id=file.category_id,
+            language=file.language,
+            content_type=file.content_type,
+            audience_ids=list(audiences),
+        )
+
+    async def _record(self, kind: str, file: File, facets: Facets) -> None:
         self.session.add(
             UsageEvent(
                 tenant_id=self.tenant.id,
@@ -532,11 +557,11 @@ class FileService:
                 user_id=self.user.id,
                 user_role=self.user.role,
                 file_id=file.id,
-                bytes=bytes_,
-                category_id=file.category_id,
-                language=file.language,
-                audience_ids=list(audiences),
-                content_type=file.content_type,
+                bytes=facets.size,
+                category_id=facets.category_id,
+                language=facets.language,
+                audience_ids=facets.audience_ids,
+                content_type=facets.content_type,
             )
         )
         await self.session.flush()
@@ -556,10 +581,10 @@ class FileService:
             logger.exception("object_delete_failed", key=key)
 
 
-def _group_stats(groups: dict[str | None, tuple[int, int]]) -> list[GroupStat]:
-    """A breakdown keyed by the value itself (language, content type), nulls last."""
-    ordered = sorted(groups.items(), key=lambda item: (item[0] is None, item[0] or ""))
-    return [GroupStat(key, key, files, size) for key, (files, size) in ordered]
+def _group_stats(groups: dict[str, tuple[int, int]]) -> list[GroupStat]:
+    """A breakdown keyed by the value itself (language, content type); unset last, as null."""
+    ordered = sorted(groups.items(), key=lambda item: (item[0] == rollup.NONE, item[0]))
+    return [GroupStat(key or None, key or None, files, size) for key, (files, size) in ordered]
 
 
 def _language(language: str | None) -> str | None:

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.auth.passwords import PasswordHasher
 from tenantry.config import Settings
-from tenantry.db.models import File, Tenant, TenantDomain, TenantUsage, User
+from tenantry.db.models import File, FileStat, Tenant, TenantDomain, TenantUsage, User
 from tenantry.lib.errors import Conflict, InvalidInput, NotFound
 from tenantry.lib.schemas import Page, convert_or_invalid, normalize_email
 from tenantry.platform.schemas import (
@@ -199,6 +199,7 @@ class TenantService(SQLAlchemyAsyncRepositoryService[Tenant, TenantRepository]):
         session = self.repository.session
         await session.execute(delete(TenantDomain).where(TenantDomain.tenant_id == tenant_id))
         await session.execute(delete(File).where(File.tenant_id == tenant_id))
+        await session.execute(delete(FileStat).where(FileStat.tenant_id == tenant_id))
         await session.execute(
             update(TenantUsage)
             .where(TenantUsage.tenant_id == tenant_id)
