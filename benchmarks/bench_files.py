@@ -29,7 +29,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -47,7 +46,7 @@ import asyncpg
 import httpx
 import psutil
 from aiobotocore.config import AioConfig
-from harness import OPERATOR, embedded_postgres, prepare
+from harness import OPERATOR, embedded_postgres, free_port, prepare, stop_group
 
 from tenantry.config import Settings
 from tenantry.db.engines import admin_url, asyncpg_dsn, role_url
@@ -72,32 +71,6 @@ READ_PATHS = {
 
 
 # --- processes ----------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def stop_group(process: subprocess.Popen[bytes], sig: int = signal.SIGINT) -> None:
-    """`sig` to the group leader, then SIGKILL to whatever of its group remains."""
-    group = process.pid  # start_new_session: group id == leader pid
-    with contextlib.suppress(ProcessLookupError):
-        process.send_signal(sig)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    for _ in range(50):
-        try:
-            os.killpg(group, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(group, signal.SIGKILL)
 
 
 def wait_http(url: str, process: subprocess.Popen[bytes], ok: tuple[int, ...]) -> None:

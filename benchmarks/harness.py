@@ -46,12 +46,6 @@ class Target:
     host_header: str = f"{SLUG}.localhost"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _tenantry(env: dict[str, str], cwd: Path, *args: str) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "tenantry", *args], env=env, cwd=cwd, capture_output=True, text=True
@@ -123,7 +117,7 @@ def server_process(env: dict[str, str], cwd: Path, port: int, workers: int) -> I
         _wait_ready(base_url, process)
         yield base_url
     finally:
-        _stop_group(process)
+        stop_group(process)
 
 
 def _wait_ready(base_url: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
@@ -138,11 +132,17 @@ def _wait_ready(base_url: str, process: subprocess.Popen[bytes], timeout: float 
     raise RuntimeError("server not ready in time")
 
 
-def _stop_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGINT to granian's main process, then SIGKILL to whatever of its group remains."""
-    group = process.pid  # start_new_session: the group id is the leader's pid
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stop_group(process: subprocess.Popen[bytes], sig: int = signal.SIGINT) -> None:
+    """`sig` to the group leader, then SIGKILL to whatever of its group remains."""
+    group = process.pid  # start_new_session: group id == leader pid
     with contextlib.suppress(ProcessLookupError):
-        process.send_signal(signal.SIGINT)
+        process.send_signal(sig)
     try:
         process.wait(timeout=20)
     except subprocess.TimeoutExpired:
@@ -154,7 +154,8 @@ def _stop_group(process: subprocess.Popen[bytes]) -> None:
         except ProcessLookupError:
             return
         time.sleep(0.1)
-    os.killpg(group, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGKILL)
 
 
 def create_tenant(base_url: str) -> None:
@@ -182,6 +183,6 @@ def running_target(*, bcrypt_rounds: int, workers: int) -> Iterator[Target]:
         os.chmod(root, 0o755)  # pgserver runs Postgres as its own user when we are root
         with embedded_postgres(root) as database_url:
             env = prepare(database_url, root, bcrypt_rounds)
-            with server_process(env, root, _free_port(), workers) as base_url:
+            with server_process(env, root, free_port(), workers) as base_url:
                 create_tenant(base_url)
                 yield Target(base_url, env, app_dsn(database_url, root / ".tenantry"))
