@@ -47,9 +47,12 @@ import httpx
 import psutil
 from aiobotocore.config import AioConfig
 from harness import OPERATOR, embedded_postgres, free_port, prepare, stop_group
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from tenantry.config import Settings
 from tenantry.db.engines import admin_url, asyncpg_dsn, role_url
+from tenantry.files import rollup
 
 MiB = 1024 * 1024
 PART_SIZE = 8 * MiB
@@ -473,23 +476,6 @@ FROM (SELECT count(*) AS files, coalesce(sum(size), 0) AS bytes FROM files
 WHERE tenant_id = $1::uuid
 """
 
-# The stats rollup the app keeps in its write transactions (tenantry.files.rollup), built here
-# for the rows seeded behind its back, like the usage counter above.
-SEED_ROLLUP = """
-INSERT INTO file_stats (tenant_id, dimension, key, files, bytes)
-SELECT $1::uuid, 'total', '', count(*), sum(size) FROM files
-    WHERE tenant_id = $1::uuid AND status = 'ready'
-UNION ALL SELECT $1::uuid, 'category', COALESCE(category_id::text, ''), count(*), sum(size)
-    FROM files WHERE tenant_id = $1::uuid AND status = 'ready' GROUP BY category_id
-UNION ALL SELECT $1::uuid, 'language', COALESCE(language, ''), count(*), sum(size)
-    FROM files WHERE tenant_id = $1::uuid AND status = 'ready' GROUP BY language
-UNION ALL SELECT $1::uuid, 'content_type', COALESCE(content_type, ''), count(*), sum(size)
-    FROM files WHERE tenant_id = $1::uuid AND status = 'ready' GROUP BY content_type
-UNION ALL SELECT $1::uuid, 'audience', fa.audience_id::text, count(*), sum(f.size)
-    FROM files f JOIN file_audiences fa ON fa.tenant_id = f.tenant_id AND fa.file_id = f.id
-    WHERE f.tenant_id = $1::uuid AND f.status = 'ready' GROUP BY fa.audience_id
-"""
-
 
 def role_dsn(database_url: str, data_dir: Path, role: str) -> str:
     secrets = json.loads((data_dir / "secrets.json").read_text())
@@ -545,9 +531,9 @@ async def seed(platform_dsn: str, admin_dsn: str, tenants: list[ReadTenant]) -> 
                 )
                 await connection.execute(SEED_AUDIENCES, tenant.id, tenant.audiences)
                 await connection.execute(SEED_USAGE, tenant.id)
-                await connection.execute(SEED_ROLLUP, tenant.id)
     finally:
         await connection.close()
+    await rebuild_rollups(platform_dsn, tenants)
     admin = await asyncpg.connect(admin_dsn)
     try:
         await admin.execute("ANALYZE")
@@ -555,6 +541,17 @@ async def seed(platform_dsn: str, admin_dsn: str, tenants: list[ReadTenant]) -> 
     finally:
         await admin.close()
     return time.perf_counter() - started
+
+
+async def rebuild_rollups(platform_dsn: str, tenants: list[ReadTenant]) -> None:
+    """The app keeps its stats rollup in its write transactions; seeded rows bypassed them."""
+    engine = create_async_engine(make_url(platform_dsn).set(drivername="postgresql+asyncpg"))
+    try:
+        async with AsyncSession(engine) as session, session.begin():
+            for tenant in tenants:
+                await rollup.rebuild(session, uuid.UUID(tenant.id))
+    finally:
+        await engine.dispose()
 
 
 async def file_ids(platform_dsn: str, tenant_id: str, count: int) -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 
 # Repositories hand out either kind; both execute statements the same way.
@@ -26,12 +26,22 @@ _APPLY = text(
     "ON CONFLICT (tenant_id, dimension, key) DO UPDATE SET "
     "files = file_stats.files + EXCLUDED.files, bytes = file_stats.bytes + EXCLUDED.bytes"
 )
+
+
+def _recount_by_column(dimension: str, key_sql: str) -> TextClause:
+    # Only module constants are formatted in; the tenant is a bound parameter.
+    return text(
+        "INSERT INTO file_stats (tenant_id, dimension, key, files, bytes) "  # noqa: S608
+        f"SELECT :tenant_id, '{dimension}', {key_sql}, count(*), sum(size) FROM files "
+        "WHERE tenant_id = :tenant_id AND status = 'ready' GROUP BY 3"
+    )
+
+
 _RECOUNT = {
-    "category": text(
-        "INSERT INTO file_stats (tenant_id, dimension, key, files, bytes) "
-        "SELECT :tenant_id, 'category', COALESCE(category_id::text, ''), count(*), sum(size) "
-        "FROM files WHERE tenant_id = :tenant_id AND status = 'ready' GROUP BY category_id"
-    ),
+    "total": _recount_by_column("total", "''"),
+    "category": _recount_by_column("category", "COALESCE(category_id::text, '')"),
+    "language": _recount_by_column("language", "COALESCE(language, '')"),
+    "content_type": _recount_by_column("content_type", "COALESCE(content_type, '')"),
     "audience": text(
         "INSERT INTO file_stats (tenant_id, dimension, key, files, bytes) "
         "SELECT :tenant_id, 'audience', fa.audience_id::text, count(*), sum(f.size) "
@@ -98,3 +108,9 @@ async def recount(session: Session, tenant_id: uuid.UUID, dimension: str) -> Non
     database itself changed files (ON DELETE SET NULL / CASCADE)."""
     await session.execute(_CLEAR, {"tenant_id": tenant_id, "dimension": dimension})
     await session.execute(_RECOUNT[dimension], {"tenant_id": tenant_id})
+
+
+async def rebuild(session: Session, tenant_id: uuid.UUID) -> None:
+    """Every dimension from the files: for rows written behind the rollup's back (bulk loads)."""
+    for dimension in _RECOUNT:
+        await recount(session, tenant_id, dimension)
