@@ -28,8 +28,7 @@ from tenantry.db.embedded import DATABASE_NAME, start_embedded_postgres, with_da
 from tenantry.db.engines import platform_db_config
 from tenantry.db.paths import TENANTS_DIR
 from tenantry.files.reconcile import Reconciler, ReconcileReport
-from tenantry.platform.manifests import Manifest, ManifestError, apply_manifest, load_manifests
-from tenantry.storage import S3Store
+from tenantry.manifests import Manifest, ManifestError, apply_manifest, load_manifests
 from tenantry.storage.factory import build_store
 
 T = TypeVar("T")
@@ -250,8 +249,7 @@ def storage_reconcile() -> None:
 async def reconcile_once(settings: Settings) -> ReconcileReport:
     store = build_store(settings)
     config = platform_db_config(settings)
-    if isinstance(store, S3Store):
-        await store.start()
+    await store.start()
     try:
         reconciler = Reconciler(
             config,
@@ -260,8 +258,7 @@ async def reconcile_once(settings: Settings) -> ReconcileReport:
         )
         return await reconciler.run_once()
     finally:
-        if isinstance(store, S3Store):
-            await store.close()
+        await store.close()
         await config.get_engine().dispose()
 
 

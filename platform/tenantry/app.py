@@ -1,45 +1,81 @@
-"""create_app(): settings, engines, middleware order, routers."""
+"""create_app(): the composition root. Builds the singletons once, hands them to middleware by
+construction and to handlers by dependency injection, wires the routers and the lifespan.
+
+Only this module (and the CLI) knows every layer; domains receive what they need from here
+(e.g. the operator's offboarding gets the files domain's purge), never import each other.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import asyncpg
+from advanced_alchemy.config import SQLAlchemyAsyncConfig
 from litestar import Litestar, Router
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
 from tenantry import __version__
-from tenantry.admin.controllers import TAXONOMY_CONTROLLERS
 from tenantry.auth.controllers import PlatformAuthController, TenantAuthController
 from tenantry.auth.middleware import AuthMiddleware
 from tenantry.auth.passwords import PasswordHasher
 from tenantry.auth.tokens import TokenIssuer
 from tenantry.config import Settings, runtime_settings
-from tenantry.db.deps import provide_platform_session, provide_tenant_session
+from tenantry.db.deps import session_provider
 from tenantry.db.engines import asyncpg_dsn, platform_db_config, role_url, tenant_db_config
+from tenantry.db.errors import DATABASE_ERRORS, translate_database_error
 from tenantry.db.reads import TenantReader
-from tenantry.files.controllers import FilesController, LocalStoreController
+from tenantry.files.controllers import (
+    AudiencesAdminController,
+    AudiencesController,
+    CategoriesAdminController,
+    CategoriesController,
+    FilesController,
+)
+from tenantry.files.purge import purge_tenant_files
 from tenantry.files.reconcile import Reconciler, periodic_reconciler
-from tenantry.lib.errors import EXCEPTION_HANDLERS
+from tenantry.lib.errors import EXCEPTION_HANDLERS, translated
 from tenantry.lib.logging import RequestContextMiddleware, add_request_id_header, configure_logging
-from tenantry.ops.controllers import HealthController
+from tenantry.lib.zones import OPS
+from tenantry.ops.controllers import HealthController, ProblemTypesController
 from tenantry.platform.controllers import TenantsController
-from tenantry.runtime import AppServices
-from tenantry.storage import S3Store
+from tenantry.platform.services import TenantPurge
+from tenantry.storage import ObjectStore
 from tenantry.storage.factory import build_store
 from tenantry.tenancy.cache import TenantCache, TenantChangeListener
 from tenantry.tenancy.controllers import BrandingController
 from tenantry.tenancy.deps import provide_tenant
-from tenantry.tenancy.middleware import TenancyMiddleware
-from tenantry.tenancy.zones import OPS
+from tenantry.tenancy.middleware import TenancyMiddleware, TenantResolver
+
+# What each domain removes when the operator offboards a tenant.
+TENANT_PURGES: Sequence[TenantPurge] = (purge_tenant_files,)
+
+
+@dataclass(frozen=True, slots=True)
+class AppServices:
+    """The app-wide singletons, built once at start-up (tests reach them as app.state.services)."""
+
+    settings: Settings
+    tenant_db: SQLAlchemyAsyncConfig
+    platform_db: SQLAlchemyAsyncConfig
+    tokens: TokenIssuer
+    passwords: PasswordHasher
+    tenant_cache: TenantCache
+    resolver: TenantResolver
+    store: ObjectStore
+    reader: TenantReader
 
 
 def build_services(settings: Settings) -> AppServices:
     tenant_db = tenant_db_config(settings)
+    tenant_cache = TenantCache(
+        tenant_db.get_engine(), ttl_seconds=settings.tenant_cache_ttl_seconds
+    )
     return AppServices(
         settings=settings,
         tenant_db=tenant_db,
@@ -52,12 +88,22 @@ def build_services(settings: Settings) -> AppServices:
         passwords=PasswordHasher(
             rounds=settings.bcrypt_rounds, concurrency=settings.bcrypt_concurrency
         ),
-        tenant_cache=TenantCache(
-            tenant_db.get_engine(), ttl_seconds=settings.tenant_cache_ttl_seconds
+        tenant_cache=tenant_cache,
+        resolver=TenantResolver(
+            tenant_cache,
+            base_domain=settings.base_domain,
+            shared_hosts=settings.shared_hosts,
+            trusted_proxies=settings.trusted_proxies,
         ),
         store=build_store(settings),
-        reader=TenantReader(asyncpg_dsn(role_url(settings, "app")), max_size=settings.db_pool_size),
+        reader=TenantReader(
+            asyncpg_dsn(role_url(settings, "app")), max_size=settings.db_read_pool_size
+        ),
     )
+
+
+def _singleton(value: Any) -> Provide:
+    return Provide(lambda: value, use_cache=True, sync_to_thread=False)
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -73,8 +119,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         )
         await listener.start()
         await services.reader.start()
-        if isinstance(services.store, S3Store):
-            await services.store.start()
+        await services.store.start()
         reconciler = Reconciler(
             services.platform_db,
             services.store,
@@ -84,8 +129,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             async with periodic_reconciler(reconciler, settings.reconcile_interval_seconds):
                 yield
         finally:
-            if isinstance(services.store, S3Store):
-                await services.store.close()
+            await services.store.close()
             await listener.stop()
             await services.reader.close()
             services.passwords.close()
@@ -95,21 +139,45 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app = Litestar(
         route_handlers=[
             HealthController,
+            ProblemTypesController,
             PlatformAuthController,
             TenantsController,
             TenantAuthController,
             BrandingController,
-            *TAXONOMY_CONTROLLERS,
+            CategoriesAdminController,
+            AudiencesAdminController,
+            CategoriesController,
+            AudiencesController,
             FilesController,
-            LocalStoreController,
+            *services.store.http_handlers(),
         ],
-        middleware=[RequestContextMiddleware(), TenancyMiddleware(), AuthMiddleware()],
+        middleware=[
+            RequestContextMiddleware(),
+            TenancyMiddleware(services.resolver, services.tokens),
+            AuthMiddleware(services.tokens),
+        ],
         dependencies={
-            "db_session": Provide(provide_tenant_session),
-            "platform_db_session": Provide(provide_platform_session),
+            "db_session": Provide(session_provider(services.tenant_db)),
+            # Platform writes change tenants: this replica drops its tenant cache at once
+            # (others hear NOTIFY), so the very next request sees a suspension.
+            "platform_db_session": Provide(
+                session_provider(services.platform_db, services.tenant_cache.invalidate)
+            ),
             "tenant": Provide(provide_tenant, sync_to_thread=False),
+            "settings": _singleton(settings),
+            "store": _singleton(services.store),
+            "reader": _singleton(services.reader),
+            "tokens": _singleton(services.tokens),
+            "passwords": _singleton(services.passwords),
+            "tenant_cache": _singleton(services.tenant_cache),
+            "tenant_engine": _singleton(services.tenant_db.get_engine()),
+            "tenant_gate": _singleton(services.resolver.serves),
+            "tenant_purges": _singleton(TENANT_PURGES),
         },
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers={
+            **EXCEPTION_HANDLERS,
+            **{error: translated(translate_database_error) for error in DATABASE_ERRORS},
+        },
         before_send=[add_request_id_header],
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(

@@ -34,6 +34,9 @@ class S3Settings(msgspec.Struct, frozen=True):
     access_key_id: str | None = None
     secret_access_key: str | None = None
     part_size: int = 8 * 1024 * 1024
+    # Seconds before a store that does not answer counts as down (503 storage_unavailable).
+    connect_timeout: float = 5.0
+    read_timeout: float = 60.0
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -44,7 +47,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     db_owner_password: str = ""
     db_app_password: str = ""
     db_platform_password: str = ""
-    db_pool_size: int = 20
+    # Connections per worker process (README: connection budget): the tenant ORM pool, the raw
+    # read pool of the hot paths, the platform pool; plus one LISTEN connection.
+    db_pool_size: int = 6
+    db_read_pool_size: int = 10
+    db_platform_pool_size: int = 3
     jwt_secret: str = ""
     jwt_issuer: str = "tenantry"
     access_token_ttl_seconds: int = 15 * 60
@@ -57,6 +64,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # the token or, on public auth routes, from `X-Tenant`.
     shared_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "[::1]")
     trusted_proxies: tuple[str, ...] = ()
+    # Scheme, host and port of download links (e.g. "https://media.example.com"); unset: the
+    # origin the client called (from a trusted proxy's X-Forwarded-Proto/-Host when present).
+    public_origin: str | None = None
     tenant_cache_ttl_seconds: float = 30.0
     platform_admin_email: str = DEV_PLATFORM_ADMIN_EMAIL
     platform_admin_password: str = DEV_PLATFORM_ADMIN_PASSWORD
@@ -116,11 +126,11 @@ def load_settings(environ: dict[str, str] | None = None, *, dotenv: Path | None 
             or source.get("AWS_ACCESS_KEY_ID"),
             "secret_access_key": source.get(prefix + "S3_SECRET_ACCESS_KEY")
             or source.get("AWS_SECRET_ACCESS_KEY"),
-            **(
-                {"part_size": source[prefix + "S3_PART_SIZE"]}
-                if prefix + "S3_PART_SIZE" in source
-                else {}
-            ),
+            **{
+                name: source[prefix + "S3_" + name.upper()]
+                for name in ("part_size", "connect_timeout", "read_timeout")
+                if prefix + "S3_" + name.upper() in source
+            },
         }
     try:
         settings = msgspec.convert(raw, Settings, strict=False, dec_hook=_decode_path)

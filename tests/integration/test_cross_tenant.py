@@ -32,8 +32,8 @@ import httpx
 import pytest
 from litestar import Litestar
 
+from tenantry.lib.zones import route_zone, zone_needs_tenant
 from tenantry.storage import LocalStore
-from tenantry.tenancy.zones import route_zone, zone_needs_tenant
 from tests.integration.conftest import Api, Tenant
 from tests.integration.files_support import PDF, pdf_of_size, stored_keys, upload, user_with_role
 

@@ -9,7 +9,7 @@ import asyncpg
 
 from tenantry.__main__ import apply_manifests
 from tenantry.config import Settings
-from tenantry.platform.manifests import load_manifests
+from tenantry.manifests import load_manifests
 
 
 async def test_demo_manifests_apply_idempotently(

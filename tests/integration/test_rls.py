@@ -18,7 +18,7 @@ from tenantry.config import Settings
 from tenantry.db.engines import asyncpg_dsn, role_url, tenant_db_config
 from tenantry.db.models import User
 from tenantry.db.reads import PreparedRead, TenantReader
-from tenantry.tenancy.context import TenantRecord, current_tenant
+from tenantry.db.tenant_scope import TenantRecord, current_tenant
 
 # One row per tenant table, as the owner would insert it for `tenant_id`. A tenant table
 # missing here fails `test_matrix_covers_every_tenant_table`, so new tables join the matrix.
@@ -275,7 +275,7 @@ async def test_pooled_connection_does_not_carry_a_tenant(
     settings: Settings, two_tenants: tuple[uuid.UUID, uuid.UUID]
 ) -> None:
     tenant_a, _ = two_tenants
-    config = tenant_db_config(settings, pool_size=1, max_overflow=0)
+    config = tenant_db_config(settings, pool_size=1)
     maker = config.create_session_maker()
     record = TenantRecord(tenant_a, "tenant-a", "A", "active", "standard", 1, 1, {}, {})
     try:

@@ -10,7 +10,7 @@ import pytest
 
 from tenantry.__main__ import apply_manifests
 from tenantry.config import Settings
-from tenantry.platform.manifests import ManifestError, load_manifests
+from tenantry.manifests import ManifestError, load_manifests
 from tests.integration.conftest import Api, Tenant
 
 RESOURCES = [("categories", "category"), ("audiences", "audience")]

@@ -172,7 +172,7 @@ async def test_ops_routes_need_no_tenant(client: AsyncTestClient[Litestar]) -> N
     ready = await client.get("/health/ready")
     assert ready.json() == {
         "status": "ok",
-        "checks": {"database": "ok", "store": "ok", "tenant_listener": "ok"},
+        "checks": {"database": "ok", "read_pool": "ok", "store": "ok", "tenant_listener": "ok"},
     }
     schema = await client.get("/schema/openapi.json")
     assert schema.status_code == 200

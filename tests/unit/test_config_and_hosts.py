@@ -6,9 +6,9 @@ import pytest
 from litestar.datastructures import Headers
 
 from tenantry.config import ConfigError, Settings, load_settings, with_dev_secrets
-from tenantry.lib.errors import InvalidInput
+from tenantry.lib.errors import DomainError
+from tenantry.lib.http import request_host
 from tenantry.platform.services import normalize_domain
-from tenantry.tenancy.middleware import request_host
 
 STRONG = "s" * 40
 
@@ -121,6 +121,6 @@ def test_domain_rules(domain: str, ok: bool) -> None:
     if ok:
         assert normalize_domain(domain, Settings()) == domain.lower().rstrip(".")
     else:
-        with pytest.raises(InvalidInput) as caught:
+        with pytest.raises(DomainError) as caught:
             normalize_domain(domain, Settings())
         assert caught.value.code == "invalid_domain"

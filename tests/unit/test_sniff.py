@@ -226,7 +226,11 @@ def key() -> str:
 
 async def signed(store: LocalStore, key: str) -> tuple[str, dict[str, str]]:
     url = await store.presign_get(
-        key, filename='Plan "Ä".pdf', content_type="application/pdf", expires_in=60
+        key,
+        filename='Plan "Ä".pdf',
+        content_type="application/pdf",
+        expires_in=60,
+        origin="http://127.0.0.1:8000",
     )
     parts = urlsplit(url)
     return parts.path, {name: values[0] for name, values in parse_qs(parts.query).items()}

@@ -8,7 +8,7 @@ import pytest
 
 from tenantry.auth.passwords import PasswordHasher, validate_password
 from tenantry.auth.tokens import TokenIssuer, bearer_token, hash_refresh_token
-from tenantry.lib.errors import InvalidInput, Unauthorized
+from tenantry.lib.errors import DomainError
 
 SECRET = "unit-test-secret-" + "z" * 32
 
@@ -30,13 +30,13 @@ def test_audiences_do_not_mix(issuer: TokenIssuer) -> None:
     platform = issuer.issue(
         subject=uuid.uuid4(), role="platform_admin", audience="platform", tenant_id=None
     )
-    with pytest.raises(Unauthorized):
+    with pytest.raises(DomainError):
         issuer.verify(platform, "tenant")
     assert issuer.try_verify(platform, "tenant") is None
     tenant = issuer.issue(
         subject=uuid.uuid4(), role="owner", audience="tenant", tenant_id=uuid.uuid4()
     )
-    with pytest.raises(Unauthorized):
+    with pytest.raises(DomainError):
         issuer.verify(tenant, "platform")
 
 
@@ -51,7 +51,7 @@ def test_platform_token_carrying_a_tenant_is_refused(issuer: TokenIssuer) -> Non
         "jti": "j",
         "tid": str(uuid.uuid4()),
     }
-    with pytest.raises(Unauthorized):
+    with pytest.raises(DomainError):
         issuer.verify(jwt.encode(claims, SECRET, algorithm="HS256"), "platform")
 
 
@@ -60,7 +60,7 @@ def test_expired_token_has_its_own_code(issuer: TokenIssuer) -> None:
     token = expired.issue(
         subject=uuid.uuid4(), role="viewer", audience="tenant", tenant_id=uuid.uuid4()
     )
-    with pytest.raises(Unauthorized) as caught:
+    with pytest.raises(DomainError) as caught:
         issuer.verify(token, "tenant")
     assert caught.value.code == "token_expired"
 
@@ -76,7 +76,7 @@ def test_hs512_token_with_same_secret_is_refused(issuer: TokenIssuer) -> None:
         "exp": int(time.time()) + 60,
         "jti": "j",
     }
-    with pytest.raises(Unauthorized):
+    with pytest.raises(DomainError):
         issuer.verify(jwt.encode(claims, SECRET, algorithm="HS512"), "tenant")
 
 
@@ -103,13 +103,13 @@ def test_refresh_token_hash_is_stable_and_not_the_token() -> None:
 
 def test_password_limits() -> None:
     assert validate_password("x" * 72) == b"x" * 72
-    with pytest.raises(InvalidInput) as too_long:
+    with pytest.raises(DomainError) as too_long:
         validate_password("x" * 73)
     assert too_long.value.code == "password_too_long"
-    with pytest.raises(InvalidInput) as multibyte:
+    with pytest.raises(DomainError) as multibyte:
         validate_password("€" * 25)  # 25 characters, 75 bytes
     assert multibyte.value.code == "password_too_long"
-    with pytest.raises(InvalidInput) as short:
+    with pytest.raises(DomainError) as short:
         validate_password("1234567")
     assert short.value.code == "password_too_short"
 

@@ -18,7 +18,7 @@ from tenantry.auth.schemas import (
     UserOut,
 )
 from tenantry.auth.services import PlatformAuthService, TenantAuthService
-from tenantry.tenancy.zones import PLATFORM_PUBLIC, TENANT_PUBLIC
+from tenantry.lib.zones import PLATFORM_PUBLIC, TENANT_PUBLIC
 
 
 class TenantAuthController(Controller):

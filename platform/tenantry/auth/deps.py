@@ -1,36 +1,32 @@
 from __future__ import annotations
 
-from typing import Any
-
-from litestar import Request
 from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tenantry.auth.passwords import PasswordHasher
 from tenantry.auth.services import PlatformAuthService, TenantAuthService
-from tenantry.runtime import AppServices
-from tenantry.tenancy.context import TenantRecord
+from tenantry.auth.tokens import TokenIssuer
+from tenantry.config import Settings
+from tenantry.db.reads import TenantReader
+from tenantry.db.tenant_scope import TenantRecord
 
 
 def provide_tenant_auth_service(
-    request: Request[Any, Any, Any],
     db_session: NamedDependency[AsyncSession],
     tenant: NamedDependency[TenantRecord],
+    settings: NamedDependency[Settings],
+    tokens: NamedDependency[TokenIssuer],
+    passwords: NamedDependency[PasswordHasher],
+    reader: NamedDependency[TenantReader],
 ) -> TenantAuthService:
-    services = AppServices.of(request)
     return TenantAuthService(
-        db_session,
-        tenant,
-        settings=services.settings,
-        tokens=services.tokens,
-        passwords=services.passwords,
-        reader=services.reader,
+        db_session, tenant, settings=settings, tokens=tokens, passwords=passwords, reader=reader
     )
 
 
 def provide_platform_auth_service(
-    request: Request[Any, Any, Any], platform_db_session: NamedDependency[AsyncSession]
+    platform_db_session: NamedDependency[AsyncSession],
+    tokens: NamedDependency[TokenIssuer],
+    passwords: NamedDependency[PasswordHasher],
 ) -> PlatformAuthService:
-    services = AppServices.of(request)
-    return PlatformAuthService(
-        platform_db_session, tokens=services.tokens, passwords=services.passwords
-    )
+    return PlatformAuthService(platform_db_session, tokens=tokens, passwords=passwords)

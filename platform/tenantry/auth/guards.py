@@ -8,17 +8,26 @@ from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 from litestar.types import Guard
 
-from tenantry.lib.errors import Forbidden
+from tenantry.db.enums import Role
+from tenantry.lib.errors import DomainError, ErrorCode
 
-ROLES = ("viewer", "editor", "admin", "owner")
-_RANK = {role: rank for rank, role in enumerate(ROLES)}
+_RANK = {role: rank for rank, role in enumerate(Role)}
 
 
-def requires_role(minimum: str) -> Guard:
+def role_rank(role: str) -> int:
+    """The rank of a role name; -1 for anything that is not a tenant role."""
+    try:
+        return _RANK[Role(role)]
+    except ValueError:
+        return -1
+
+
+def requires_role(minimum: Role) -> Guard:
     needed = _RANK[minimum]
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-        if _RANK.get(connection.user.role, -1) < needed:
-            raise Forbidden(f"requires role {minimum} or higher", code="insufficient_role")
+    # Async, so Litestar calls it on the loop (a sync guard would hop to a thread).
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        if role_rank(connection.user.role) < needed:
+            raise DomainError(ErrorCode.INSUFFICIENT_ROLE, f"requires role {minimum} or higher")
 
     return guard

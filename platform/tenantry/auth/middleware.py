@@ -13,11 +13,10 @@ from litestar.datastructures import Headers
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from tenantry.auth.tokens import bearer_token, verified_tenant_claims
-from tenantry.lib.errors import Unauthorized
-from tenantry.runtime import AppServices
-from tenantry.tenancy.context import current_tenant_id
-from tenantry.tenancy.zones import PLATFORM, TENANT, route_zone
+from tenantry.auth.tokens import TokenIssuer, bearer_token, verified_tenant_claims
+from tenantry.db.tenant_scope import current_tenant_id
+from tenantry.lib.errors import DomainError, ErrorCode
+from tenantry.lib.zones import PLATFORM, TENANT, route_zone
 
 
 class Principal(msgspec.Struct, frozen=True):
@@ -31,6 +30,9 @@ class Principal(msgspec.Struct, frozen=True):
 class AuthMiddleware(ASGIMiddleware):
     scopes = ("http",)  # type: ignore[assignment]
 
+    def __init__(self, tokens: TokenIssuer) -> None:
+        self._tokens = tokens
+
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         zone = route_zone(scope)
         if zone in (TENANT, PLATFORM):
@@ -38,12 +40,10 @@ class AuthMiddleware(ASGIMiddleware):
             if claims is None:
                 token = bearer_token(Headers.from_scope(scope).get("authorization"))
                 if token is None:
-                    raise Unauthorized("a bearer token is required", code="missing_token")
-                claims = AppServices.of(scope).tokens.verify(
-                    token, "tenant" if zone == TENANT else "platform"
-                )
+                    raise DomainError(ErrorCode.MISSING_TOKEN, "a bearer token is required")
+                claims = self._tokens.verify(token, "tenant" if zone == TENANT else "platform")
             if zone == TENANT and claims.tid != current_tenant_id():
-                raise Unauthorized("the token is not valid for this tenant", code="invalid_token")
+                raise DomainError(ErrorCode.INVALID_TOKEN, "the token is not valid for this tenant")
             scope["user"] = Principal(id=claims.sub, role=claims.role, tenant_id=claims.tid)
             scope["auth"] = claims
         await next_app(scope, receive, send)

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import bcrypt
 
-from tenantry.lib.errors import InvalidInput
+from tenantry.lib.errors import DomainError, ErrorCode
 
 T = TypeVar("T")
 MIN_PASSWORD_LENGTH = 8
@@ -28,15 +28,15 @@ MAX_PASSWORD_BYTES = 72  # bcrypt silently ignores everything after 72 bytes
 def validate_password(password: str, field: str = "password") -> bytes:
     encoded = password.encode()
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidInput(
+        raise DomainError(
+            ErrorCode.PASSWORD_TOO_SHORT,
             f"password must be at least {MIN_PASSWORD_LENGTH} characters",
-            code="password_too_short",
             field=field,
         )
     if len(encoded) > MAX_PASSWORD_BYTES:
-        raise InvalidInput(
+        raise DomainError(
+            ErrorCode.PASSWORD_TOO_LONG,
             f"password must be at most {MAX_PASSWORD_BYTES} bytes in UTF-8",
-            code="password_too_long",
             field=field,
         )
     return encoded
@@ -71,9 +71,9 @@ class PasswordHasher:
         encoded = password.encode()
         if len(encoded) > MAX_PASSWORD_BYTES:
             # No stored password is this long; refusing says nothing about the account.
-            raise InvalidInput(
+            raise DomainError(
+                ErrorCode.PASSWORD_TOO_LONG,
                 f"password must be at most {MAX_PASSWORD_BYTES} bytes in UTF-8",
-                code="password_too_long",
                 field="password",
             )
         target = password_hash.encode() if password_hash else self._dummy_hash

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,11 +13,13 @@ from tenantry.auth.passwords import PasswordHasher
 from tenantry.auth.schemas import MeResponse, TenantSummary, TokenResponse, UserOut
 from tenantry.auth.tokens import TokenIssuer, hash_refresh_token, new_refresh_token
 from tenantry.config import Settings
+from tenantry.db.enums import Role, UsageKind
 from tenantry.db.models import PlatformAdmin, RefreshToken, UsageEvent, User
 from tenantry.db.reads import PreparedRead, TenantReader
-from tenantry.lib.errors import Conflict, Forbidden, Unauthorized
+from tenantry.db.repository import TenantScopedRepository
+from tenantry.db.tenant_scope import TenantRecord
+from tenantry.lib.errors import DomainError, ErrorCode
 from tenantry.lib.schemas import normalize_email
-from tenantry.tenancy.context import TenantRecord
 
 _ME = PreparedRead(
     select(User.id, User.email, User.role).where(
@@ -29,23 +30,18 @@ _ME = PreparedRead(
 )
 
 
-class InvalidCredentials(Unauthorized):
-    code = "invalid_credentials"
-    title = "Invalid email or password"
-
-
-class UserRepository(SQLAlchemyAsyncRepository[User]):
+class UserRepository(TenantScopedRepository[User]):
     model_type = User
 
 
-class RefreshTokenRepository(SQLAlchemyAsyncRepository[RefreshToken]):
+class RefreshTokenRepository(TenantScopedRepository[RefreshToken]):
     model_type = RefreshToken
 
-    async def revoke_family(self, tenant_id: uuid.UUID, family_id: uuid.UUID) -> None:
+    async def revoke_family(self, family_id: uuid.UUID) -> None:
         await self.session.execute(
             update(RefreshToken)
             .where(
-                RefreshToken.tenant_id == tenant_id,
+                RefreshToken.tenant_id == self.tenant_id,
                 RefreshToken.family_id == family_id,
                 RefreshToken.revoked_at.is_(None),
             )
@@ -70,14 +66,14 @@ class TenantAuthService:
         self.settings = settings
         self.tokens = tokens
         self.passwords = passwords
-        self.users = UserRepository(session=session)
-        self.refresh_tokens = RefreshTokenRepository(session=session)
+        self.users = UserRepository(session=session, tenant_id=tenant.id)
+        self.refresh_tokens = RefreshTokenRepository(session=session, tenant_id=tenant.id)
 
     async def signup(self, email: str, password: str) -> UserOut:
         if not self.tenant.settings.get("allow_signup", False):
-            raise Forbidden("this tenant does not allow self-signup", code="signup_disabled")
+            raise DomainError(ErrorCode.SIGNUP_DISABLED, "this tenant does not allow self-signup")
         password_hash = await self.passwords.hash(password)
-        role = str(self.tenant.settings.get("signup_role", "viewer"))
+        role = Role(self.tenant.settings.get("signup_role", Role.VIEWER))
         user = User(
             tenant_id=self.tenant.id,
             email=normalize_email(email),
@@ -88,10 +84,10 @@ class TenantAuthService:
         try:
             await self.session.flush()
         except IntegrityError as exc:
-            raise Conflict(
-                "an account with this email exists", code="email_taken", field="email"
+            raise DomainError(
+                ErrorCode.EMAIL_TAKEN, "an account with this email exists", field="email"
             ) from exc
-        self._record(user, "signup")
+        self._record(user, UsageKind.SIGNUP)
         return UserOut(id=user.id, email=user.email, role=user.role)
 
     async def login(self, email: str, password: str) -> TokenResponse:
@@ -102,9 +98,9 @@ class TenantAuthService:
         if not await self.passwords.verify(
             password, user.password_hash if known and user else None
         ):
-            raise InvalidCredentials()
+            raise DomainError(ErrorCode.INVALID_CREDENTIALS)
         assert user is not None
-        self._record(user, "login")
+        self._record(user, UsageKind.LOGIN)
         return await self._issue(user, family_id=uuid.uuid4())
 
     async def refresh(self, refresh_token: str) -> TokenResponse:
@@ -120,21 +116,21 @@ class TenantAuthService:
         ).scalar_one_or_none()
         now = datetime.now(UTC)
         if stored is None:
-            raise Unauthorized("unknown refresh token", code="invalid_refresh_token")
+            raise DomainError(ErrorCode.INVALID_REFRESH_TOKEN, "unknown refresh token")
         if stored.rotated_at is not None or stored.revoked_at is not None:
             # A rotated token used again means it leaked: end every session of that family.
-            await self.refresh_tokens.revoke_family(self.tenant.id, stored.family_id)
+            await self.refresh_tokens.revoke_family(stored.family_id)
             await self.session.commit()
-            raise Unauthorized(
-                "refresh token reused; its sessions are revoked", code="refresh_token_reused"
+            raise DomainError(
+                ErrorCode.REFRESH_TOKEN_REUSED, "refresh token reused; its sessions are revoked"
             )
         if stored.expires_at <= now:
-            raise Unauthorized("refresh token expired", code="invalid_refresh_token")
+            raise DomainError(ErrorCode.INVALID_REFRESH_TOKEN, "refresh token expired")
         user = await self.users.get_one_or_none(
             User.tenant_id == self.tenant.id, User.id == stored.user_id
         )
         if user is None or user.disabled:
-            raise Unauthorized("account disabled", code="invalid_refresh_token")
+            raise DomainError(ErrorCode.INVALID_REFRESH_TOKEN, "account disabled")
         stored.rotated_at = now
         return await self._issue(user, family_id=stored.family_id)
 
@@ -156,11 +152,11 @@ class TenantAuthService:
     async def me(self, user_id: uuid.UUID) -> MeResponse:
         row = await self.reader.fetch_one(_ME, tenant_id=self.tenant.id, user_id=user_id)
         if row is None:
-            raise Unauthorized("account not found or disabled", code="invalid_token")
+            raise DomainError(ErrorCode.INVALID_TOKEN, "account not found or disabled")
         tenant = TenantSummary(id=self.tenant.id, slug=self.tenant.slug, name=self.tenant.name)
         return MeResponse(id=row["id"], email=row["email"], role=row["role"], tenant=tenant)
 
-    def _record(self, user: User, kind: str) -> None:
+    def _record(self, user: User, kind: UsageKind) -> None:
         """The usage event, written in the same transaction as the action."""
         self.session.add(
             UsageEvent(tenant_id=self.tenant.id, kind=kind, user_id=user.id, user_role=user.role)
@@ -208,7 +204,7 @@ class PlatformAuthService:
         if not await self.passwords.verify(
             password, admin.password_hash if known and admin else None
         ):
-            raise InvalidCredentials()
+            raise DomainError(ErrorCode.INVALID_CREDENTIALS)
         assert admin is not None
         access = self.tokens.issue(
             subject=admin.id, role="platform_admin", audience="platform", tenant_id=None

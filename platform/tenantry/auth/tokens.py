@@ -12,7 +12,7 @@ from typing import Literal
 import jwt
 import msgspec
 
-from tenantry.lib.errors import Unauthorized
+from tenantry.lib.errors import DomainError, ErrorCode
 
 Audience = Literal["tenant", "platform"]
 ALGORITHM = "HS256"
@@ -63,18 +63,18 @@ class TokenIssuer:
             )
             claims = msgspec.convert(payload, AccessClaims, strict=False)
         except jwt.ExpiredSignatureError as exc:
-            raise Unauthorized("access token expired", code="token_expired") from exc
+            raise DomainError(ErrorCode.TOKEN_EXPIRED, "access token expired") from exc
         except (jwt.PyJWTError, msgspec.ValidationError) as exc:
-            raise Unauthorized("invalid access token", code="invalid_token") from exc
+            raise DomainError(ErrorCode.INVALID_TOKEN, "invalid access token") from exc
         if (audience == "tenant") != (claims.tid is not None):
-            raise Unauthorized("invalid access token", code="invalid_token")
+            raise DomainError(ErrorCode.INVALID_TOKEN, "invalid access token")
         return claims
 
     def try_verify(self, token: str, audience: Audience) -> AccessClaims | None:
         """The claims of a valid token, or None for any token that would not verify."""
         try:
             return self.verify(token, audience)
-        except Unauthorized:
+        except DomainError:
             return None
 
 

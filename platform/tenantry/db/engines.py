@@ -1,13 +1,13 @@
 """Database URLs per role, the tenant and platform engines, and the RLS session hook.
 
 The tenant engine connects as `tenantry_app` (NOBYPASSRLS, owns nothing). Every transaction it
-begins first runs `set_config('app.tenant_id', <tenant or ''>, true)`, so RLS sees the request's
-tenant, and a pooled connection never carries a tenant into the next transaction.
+begins first runs `tenant_setting_sql`, so RLS sees the request's tenant, and a pooled connection
+never carries a tenant into the next transaction.
 """
 
 from __future__ import annotations
 
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 from advanced_alchemy.config import (
     AlembicAsyncConfig,
@@ -15,14 +15,16 @@ from advanced_alchemy.config import (
     EngineConfig,
     SQLAlchemyAsyncConfig,
 )
-from sqlalchemy import event, text
+from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from tenantry.config import Settings
 from tenantry.db.paths import MIGRATIONS_DIR
-from tenantry.tenancy.context import current_tenant_id
+from tenantry.db.tenant_scope import current_tenant_id, tenant_setting_sql
 
 Role = Literal["owner", "app", "platform"]
 ROLE_NAMES: dict[Role, str] = {
@@ -30,7 +32,6 @@ ROLE_NAMES: dict[Role, str] = {
     "app": "tenantry_app",
     "platform": "tenantry_platform",
 }
-_SET_TENANT = text("SELECT set_config('app.tenant_id', :tenant_id, true)")
 
 
 def admin_url(settings: Settings) -> URL:
@@ -53,31 +54,34 @@ def asyncpg_dsn(url: URL) -> str:
 def _set_tenant_on_begin(
     _session: Session, _transaction: SessionTransaction, connection: Connection
 ) -> None:
-    tenant_id = current_tenant_id()
-    connection.execute(_SET_TENANT, {"tenant_id": str(tenant_id) if tenant_id else ""})
+    connection.exec_driver_sql(tenant_setting_sql(current_tenant_id()))
 
 
-def _config(url: URL, *, pool_size: int, max_overflow: int | None = None) -> SQLAlchemyAsyncConfig:
-    return SQLAlchemyAsyncConfig(
+def _refuse_closed_connection(
+    dbapi_connection: Any, _record: ConnectionPoolEntry, _proxy: Any
+) -> None:
+    """A connection Postgres or a proxy closed while it sat in the pool is replaced on checkout
+    (the pool retries on DisconnectionError), at no round trip: asyncpg notices a closed socket
+    by itself, so asking it is enough."""
+    driver_connection = getattr(dbapi_connection, "driver_connection", None)
+    if driver_connection is not None and driver_connection.is_closed():
+        raise DisconnectionError("connection closed while idle in the pool")
+
+
+def _config(url: URL, *, pool_size: int) -> SQLAlchemyAsyncConfig:
+    config = SQLAlchemyAsyncConfig(
         connection_string=url.render_as_string(hide_password=False),
-        engine_config=EngineConfig(
-            pool_size=pool_size,
-            max_overflow=pool_size if max_overflow is None else max_overflow,
-            pool_pre_ping=False,
-        ),
+        # A hard budget per worker (README: connection budget): no overflow beyond the pool.
+        engine_config=EngineConfig(pool_size=pool_size, max_overflow=0, pool_pre_ping=False),
         session_config=AsyncSessionConfig(expire_on_commit=False),
         create_all=False,
     )
+    event.listen(config.get_engine().sync_engine, "checkout", _refuse_closed_connection)
+    return config
 
 
-def tenant_db_config(
-    settings: Settings, *, pool_size: int | None = None, max_overflow: int | None = None
-) -> SQLAlchemyAsyncConfig:
-    config = _config(
-        role_url(settings, "app"),
-        pool_size=pool_size or settings.db_pool_size,
-        max_overflow=max_overflow,
-    )
+def tenant_db_config(settings: Settings, *, pool_size: int | None = None) -> SQLAlchemyAsyncConfig:
+    config = _config(role_url(settings, "app"), pool_size=pool_size or settings.db_pool_size)
     # advanced-alchemy replaces a Session subclass passed in config, so the hook goes on the
     # sync session class of the maker it builds.
     maker = cast("async_sessionmaker[AsyncSession]", config.create_session_maker())
@@ -87,7 +91,7 @@ def tenant_db_config(
 
 
 def platform_db_config(settings: Settings) -> SQLAlchemyAsyncConfig:
-    return _config(role_url(settings, "platform"), pool_size=max(2, settings.db_pool_size // 4))
+    return _config(role_url(settings, "platform"), pool_size=settings.db_platform_pool_size)
 
 
 def owner_db_config(settings: Settings) -> SQLAlchemyAsyncConfig:

@@ -1,10 +1,10 @@
 """Hot read paths on a raw asyncpg pool: the same RLS contract, a fraction of the overhead.
 
-`/auth/me` and single-file reads run on every page of every app. Through an ORM session they
-pay for the session, the greenlet bridge and the event hooks on each request (measured in
-benchmarks/RESULTS.md); here they are three round trips on a pooled connection: BEGIN READ ONLY
-with the tenant setting, the query, COMMIT. The tenant setting is transaction-local, as on the tenant
-engine, so a pooled connection never carries a tenant into the next transaction.
+`/auth/me`, single-file reads, the plain listing and the stats run on every page of every app.
+Through an ORM session they pay for the session, the greenlet bridge and the event hooks on each
+request (benchmarks/RESULTS.md); here a read-only transaction is BEGIN with the tenant setting in
+one round trip (`tenant_setting_sql`, the same statement the tenant engine runs), the queries,
+COMMIT. The setting is transaction-local, so a pooled connection never carries a tenant on.
 """
 
 from __future__ import annotations
@@ -17,9 +17,11 @@ import asyncpg
 from sqlalchemy import Select
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 
-from tenantry.tenancy.context import current_tenant_id
+from tenantry.db.errors import translate_database_error
+from tenantry.db.tenant_scope import current_tenant_id, tenant_setting_sql
 
 _DIALECT = asyncpg_dialect.dialect()  # type: ignore[no-untyped-call]
+ACQUIRE_TIMEOUT_SECONDS = 10.0
 
 
 async def _keep_session(connection: asyncpg.Connection) -> None:
@@ -41,14 +43,18 @@ class PreparedRead:
 
 
 class TenantReader:
+    """The raw read pool. asyncpg replaces a connection that was closed while idle when it is
+    acquired, so a dropped connection costs a reconnect, not a failed request."""
+
     def __init__(self, dsn: str, *, max_size: int) -> None:
         self._dsn = dsn
         self._max_size = max_size
         self._pool: asyncpg.Pool | None = None
 
     async def start(self) -> None:
+        # min_size=0: start-up does not fail while the database is still coming up.
         self._pool = await asyncpg.create_pool(
-            self._dsn, min_size=1, max_size=self._max_size, reset=_keep_session
+            self._dsn, min_size=0, max_size=self._max_size, reset=_keep_session
         )
 
     async def close(self) -> None:
@@ -57,21 +63,31 @@ class TenantReader:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
-        """A read-only transaction that sees the request's tenant only (nothing without one)."""
+        """A read-only transaction that sees the request's tenant only (nothing without one).
+        Database failures leave as the catalogue's errors (503, or 422 for a bad value)."""
         assert self._pool is not None, "TenantReader.start() was not awaited"
-        tenant_id = current_tenant_id()
-        # BEGIN and the tenant in one round trip. A simple-protocol batch takes no parameters,
-        # so the id is inlined: it is a uuid.UUID from the tenant cache, never client text.
-        begin = f"BEGIN READ ONLY; SELECT set_config('app.tenant_id', '{tenant_id or ''}', true)"
-        async with self._pool.acquire() as connection:
-            await connection.execute(begin)
-            try:
-                yield connection
-            except BaseException:
-                await connection.execute("ROLLBACK")
+        begin = "BEGIN READ ONLY; " + tenant_setting_sql(current_tenant_id())
+        try:
+            async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as connection:
+                await connection.execute(begin)
+                try:
+                    yield connection
+                except BaseException:
+                    if not connection.is_closed():
+                        await connection.execute("ROLLBACK")
+                    raise
+                await connection.execute("COMMIT")
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+            translated = translate_database_error(exc)
+            if translated is None:
                 raise
-            await connection.execute("COMMIT")
+            raise translated from exc
 
     async def fetch_one(self, read: PreparedRead, **values: object) -> asyncpg.Record | None:
         async with self.transaction() as connection:
             return await connection.fetchrow(read.sql, *read.arguments(**values))
+
+    async def check(self) -> None:
+        """For readiness: a connection can be had and answers."""
+        async with self.transaction() as connection:
+            await connection.fetchval("SELECT 1")

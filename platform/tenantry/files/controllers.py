@@ -4,18 +4,25 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-import msgspec
-from litestar import Controller, Request, Response, delete, get, patch, post, put
+from litestar import Controller, Request, delete, get, patch, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody
-from litestar.response import Redirect, Stream
-from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT, HTTP_206_PARTIAL_CONTENT
+from litestar.response import Redirect
+from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from multipart import parse_options_header
 
 from tenantry.auth.guards import requires_role
 from tenantry.auth.middleware import Principal
-from tenantry.files.deps import provide_file_service
+from tenantry.db.enums import Role
+from tenantry.files.deps import (
+    provide_audiences,
+    provide_categories,
+    provide_file_service,
+    provide_file_uploads,
+    provide_origin,
+)
 from tenantry.files.multipart import read_form
+from tenantry.files.repository import FileFilters
 from tenantry.files.schemas import (
     DownloadLink,
     FileMetadata,
@@ -26,12 +33,11 @@ from tenantry.files.schemas import (
     PendingFileCreate,
     PendingFileOut,
 )
-from tenantry.files.services import FileFilters, FileService
-from tenantry.lib.errors import InvalidInput, NotFound
+from tenantry.files.services import FileService
+from tenantry.files.taxonomy import TaxonomyService, TermIn, TermOut
+from tenantry.files.uploads import FileUploads
+from tenantry.lib.errors import DomainError, ErrorCode
 from tenantry.lib.schemas import Limit, Offset, Page, convert_or_invalid, decode_json_or_invalid
-from tenantry.runtime import AppServices
-from tenantry.storage import LocalStore, RangeNotSatisfiable, content_disposition, parse_range
-from tenantry.tenancy.zones import OPS
 
 MAX_JSON_BODY = 64 * 1024
 _SINGLE_FIELDS = ("title", "description", "category", "language")
@@ -40,8 +46,12 @@ _SINGLE_FIELDS = ("title", "description", "category", "language")
 class FilesController(Controller):
     path = "/api/v1/files"
     tags = ["files"]
-    guards = [requires_role("viewer")]
-    dependencies = {"file_service": Provide(provide_file_service, sync_to_thread=False)}
+    guards = [requires_role(Role.VIEWER)]
+    dependencies = {
+        "file_service": Provide(provide_file_service, sync_to_thread=False),
+        "file_uploads": Provide(provide_file_uploads, sync_to_thread=False),
+        "origin": Provide(provide_origin, sync_to_thread=False),
+    }
 
     @get("/")
     async def list_files(
@@ -89,24 +99,22 @@ class FilesController(Controller):
         self,
         file_id: FromPath[uuid.UUID],
         file_service: NamedDependency[FileService],
-        request: Request[Principal, Any, Any],
+        origin: NamedDependency[str],
         redirect: FromQuery[bool] = False,
     ) -> DownloadLink | Redirect:
-        """A signed URL, valid for the tenant's TTL, answering with the original filename.
-        `?redirect=true` answers 307 to it instead."""
-        link = await file_service.download_link(file_id)
-        if link.url.startswith("/"):  # the local store's app-signed URL: make it absolute
-            link = msgspec.structs.replace(link, url=str(request.base_url).rstrip("/") + link.url)
+        """A signed, absolute URL, valid for the tenant's TTL, answering with the original
+        filename. `?redirect=true` answers 307 to it instead."""
+        link = await file_service.download_link(file_id, origin=origin)
         return Redirect(link.url, status_code=307) if redirect else link
 
     @post(
         "/",
-        guards=[requires_role("editor")],
+        guards=[requires_role(Role.EDITOR)],
         request_max_body_size=None,
         status_code=HTTP_201_CREATED,
     )
     async def upload(
-        self, request: Request[Principal, Any, Any], file_service: NamedDependency[FileService]
+        self, request: Request[Principal, Any, Any], file_uploads: NamedDependency[FileUploads]
     ) -> FileOut | PendingFileOut:
         """`multipart/form-data`: metadata fields (`title`, `description`, `category`, `language`,
         repeatable `audiences`) and then the `file` part, streamed in one pass.
@@ -116,29 +124,29 @@ class FilesController(Controller):
         content_type = request.headers.get("content-type")
         if parse_options_header(content_type or "")[0] == "application/json":
             data = decode_json_or_invalid(await _bounded_body(request), PendingFileCreate)
-            pending = await file_service.create_pending(data)
+            pending = await file_uploads.create_pending(data)
             return PendingFileOut(file=pending, upload_url=f"/api/v1/files/{pending.id}/content")
         form = await read_form(request.stream(), content_type)
         metadata = _metadata(form.fields)
         if form.file is None:
-            raise InvalidInput("the form has no 'file' part", code="missing_file", field="file")
-        return await file_service.upload(
+            raise DomainError(ErrorCode.MISSING_FILE, "the form has no 'file' part", field="file")
+        return await file_uploads.upload(
             metadata, form.file.filename, form.file.declared_type, form.file.chunks
         )
 
-    @put("/{file_id:uuid}/content", guards=[requires_role("editor")], request_max_body_size=None)
+    @put("/{file_id:uuid}/content", guards=[requires_role(Role.EDITOR)], request_max_body_size=None)
     async def upload_content(
         self,
         file_id: FromPath[uuid.UUID],
         request: Request[Principal, Any, Any],
-        file_service: NamedDependency[FileService],
+        file_uploads: NamedDependency[FileUploads],
     ) -> FileOut:
         """The raw body of a pending file, through the same pipeline as multipart uploads."""
-        return await file_service.upload_content(
+        return await file_uploads.upload_content(
             file_id, request.headers.get("content-type"), request.stream()
         )
 
-    @patch("/{file_id:uuid}", guards=[requires_role("editor")])
+    @patch("/{file_id:uuid}", guards=[requires_role(Role.EDITOR)])
     async def update_file(
         self,
         file_id: FromPath[uuid.UUID],
@@ -148,65 +156,11 @@ class FilesController(Controller):
         """Metadata only; the content of a file never changes (upload a new one)."""
         return await file_service.update_file(file_id, data)
 
-    @delete("/{file_id:uuid}", guards=[requires_role("editor")], status_code=HTTP_204_NO_CONTENT)
+    @delete("/{file_id:uuid}", guards=[requires_role(Role.EDITOR)], status_code=HTTP_204_NO_CONTENT)
     async def delete_file(
         self, file_id: FromPath[uuid.UUID], file_service: NamedDependency[FileService]
     ) -> None:
         await file_service.delete_file(file_id)
-
-
-class LocalStoreController(Controller):
-    """Serves the local store's app-signed URLs (the stand-in for presigned S3 URLs).
-
-    The signature is the authorisation: it names the key, the expiry, the filename and the
-    content type, so one URL opens exactly one object until it expires."""
-
-    path = "/_store"
-    opt = {"zone": OPS}
-    tags = ["ops"]
-    include_in_schema = False
-
-    @get("/{key:path}")
-    async def serve(
-        self,
-        key: FromPath[str],
-        request: Request[Any, Any, Any],
-        exp: FromQuery[str],
-        fn: FromQuery[str],
-        ct: FromQuery[str],
-        sig: FromQuery[str],
-    ) -> Response[Any]:
-        store = AppServices.of(request).store
-        key = key.lstrip("/")
-        if not isinstance(store, LocalStore) or not store.verify_signed(key, exp, fn, ct, sig):
-            raise NotFound("no such object, or the link expired", code="invalid_signature")
-        info = await store.head(key)
-        if info is None:
-            raise NotFound("no such object", code="object_not_found")
-        headers = {
-            "Accept-Ranges": "bytes",
-            "Content-Disposition": content_disposition(fn),
-            "Cache-Control": "private, no-store",
-            "X-Content-Type-Options": "nosniff",
-        }
-        try:
-            byte_range = parse_range(request.headers.get("range"), info.size)
-        except RangeNotSatisfiable as exc:
-            return Response(
-                b"", status_code=416, headers={**headers, "Content-Range": f"bytes */{exc.size}"}
-            )
-        if info.size == 0:
-            return Response(b"", media_type=ct, headers=headers)
-        start, end = byte_range or (0, info.size - 1)
-        headers["Content-Length"] = str(end - start + 1)
-        if byte_range is not None:
-            headers["Content-Range"] = f"bytes {start}-{end}/{info.size}"
-        return Stream(
-            store.open_range(key, start, end),
-            media_type=ct,
-            headers=headers,
-            status_code=HTTP_206_PARTIAL_CONTENT if byte_range else 200,
-        )
 
 
 async def _bounded_body(request: Request[Any, Any, Any]) -> bytes:
@@ -214,7 +168,7 @@ async def _bounded_body(request: Request[Any, Any, Any]) -> bytes:
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_JSON_BODY:
-            raise InvalidInput("JSON body too large", code="body_too_large", field="body")
+            raise DomainError(ErrorCode.BODY_TOO_LARGE, "JSON body too large", field="body")
     return bytes(body)
 
 
@@ -223,15 +177,97 @@ def _metadata(fields: dict[str, list[str]]) -> FileMetadata:
     unknown = set(fields) - {*_SINGLE_FIELDS, "audiences"}
     if unknown:
         name = sorted(unknown)[0]
-        raise InvalidInput(f"unknown field '{name}'", code="unknown_field", field=name)
+        raise DomainError(ErrorCode.UNKNOWN_FIELD, f"unknown field '{name}'", field=name)
     data: dict[str, object] = {}
     for name in _SINGLE_FIELDS:
         values = fields.get(name, [])
         if len(values) > 1:
-            raise InvalidInput(f"field '{name}' given more than once", field=name)
+            raise DomainError(
+                ErrorCode.INVALID_FIELD, f"field '{name}' given more than once", field=name
+            )
         if values and (values[0] or name == "title"):
             data[name] = values[0]
     data["audiences"] = [value for value in fields.get("audiences", []) if value]
     if "title" not in data:
-        raise InvalidInput("title is required", code="missing_field", field="title")
+        raise DomainError(ErrorCode.MISSING_FIELD, "title is required", field="title")
     return convert_or_invalid(data, FileMetadata)
+
+
+class TaxonomyReadController(Controller):
+    """Read-only: every user of the tenant (viewer and up) fills upload forms from these."""
+
+    guards = [requires_role(Role.VIEWER)]
+    tags = ["taxonomy"]
+
+    @get("/")
+    async def list_terms(
+        self,
+        taxonomy: NamedDependency[TaxonomyService[Any]],
+        limit: Limit = 20,
+        offset: Offset = 0,
+    ) -> Page[TermOut]:
+        """The tenant's terms, sorted by name, in pages (`limit` at most 100): a form that
+        needs them all asks for `limit=100` and pages on while `offset + limit < total`."""
+        return await taxonomy.list_terms(limit=limit, offset=offset)
+
+
+class TaxonomyAdminController(TaxonomyReadController):
+    """Tenant admins and owners manage the taxonomy."""
+
+    guards = [requires_role(Role.ADMIN)]
+    tags = ["admin"]
+
+    @post("/")
+    async def create_term(
+        self, data: JSONBody[TermIn], taxonomy: NamedDependency[TaxonomyService[Any]]
+    ) -> TermOut:
+        """The name is trimmed; a name the tenant already uses is 409 (`*_exists`)."""
+        return await taxonomy.create_term(data)
+
+    @get("/{term_id:uuid}")
+    async def get_term(
+        self, term_id: FromPath[uuid.UUID], taxonomy: NamedDependency[TaxonomyService[Any]]
+    ) -> TermOut:
+        return await taxonomy.get_term(term_id)
+
+    @patch("/{term_id:uuid}")
+    async def rename_term(
+        self,
+        term_id: FromPath[uuid.UUID],
+        data: JSONBody[TermIn],
+        taxonomy: NamedDependency[TaxonomyService[Any]],
+    ) -> TermOut:
+        """Rename; files keep referring to the term by id."""
+        return await taxonomy.rename_term(term_id, data)
+
+    @delete("/{term_id:uuid}", status_code=HTTP_204_NO_CONTENT)
+    async def delete_term(
+        self, term_id: FromPath[uuid.UUID], taxonomy: NamedDependency[TaxonomyService[Any]]
+    ) -> None:
+        """Files are never deleted with a term: a deleted category leaves its files without a
+        category (`category` becomes null); a deleted audience is taken off every file."""
+        await taxonomy.delete_term(term_id)
+
+
+_CATEGORIES = {"taxonomy": Provide(provide_categories, sync_to_thread=False)}
+_AUDIENCES = {"taxonomy": Provide(provide_audiences, sync_to_thread=False)}
+
+
+class CategoriesController(TaxonomyReadController):
+    path = "/api/v1/categories"
+    dependencies = _CATEGORIES
+
+
+class AudiencesController(TaxonomyReadController):
+    path = "/api/v1/audiences"
+    dependencies = _AUDIENCES
+
+
+class CategoriesAdminController(TaxonomyAdminController):
+    path = "/api/v1/admin/categories"
+    dependencies = _CATEGORIES
+
+
+class AudiencesAdminController(TaxonomyAdminController):
+    path = "/api/v1/admin/audiences"
+    dependencies = _AUDIENCES

@@ -1,3 +1,5 @@
+"""Providers of the files domain's services, from the request's session, tenant and user."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -7,15 +9,56 @@ from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.auth.middleware import Principal
+from tenantry.config import Settings
+from tenantry.db.models import Audience, Category
+from tenantry.db.reads import TenantReader
+from tenantry.db.tenant_scope import TenantRecord
+from tenantry.files.repository import FileRepository
 from tenantry.files.services import FileService
-from tenantry.runtime import AppServices
-from tenantry.tenancy.context import TenantRecord
+from tenantry.files.taxonomy import AUDIENCES, CATEGORIES, TaxonomyService
+from tenantry.files.uploads import FileUploads
+from tenantry.lib.http import request_origin
+from tenantry.storage import ObjectStore
+
+
+def _files(session: AsyncSession, tenant: TenantRecord, reader: TenantReader) -> FileRepository:
+    return FileRepository(session=session, tenant_id=tenant.id, reader=reader)
 
 
 def provide_file_service(
     request: Request[Principal, Any, Any],
     db_session: NamedDependency[AsyncSession],
     tenant: NamedDependency[TenantRecord],
+    reader: NamedDependency[TenantReader],
+    store: NamedDependency[ObjectStore],
 ) -> FileService:
-    services = AppServices.of(request)
-    return FileService(db_session, tenant, request.user, services.store, services.reader)
+    return FileService(_files(db_session, tenant, reader), tenant, request.user, store)
+
+
+def provide_file_uploads(
+    request: Request[Principal, Any, Any],
+    db_session: NamedDependency[AsyncSession],
+    tenant: NamedDependency[TenantRecord],
+    reader: NamedDependency[TenantReader],
+    store: NamedDependency[ObjectStore],
+) -> FileUploads:
+    return FileUploads(_files(db_session, tenant, reader), tenant, request.user, store)
+
+
+def provide_origin(request: Request[Any, Any, Any], settings: NamedDependency[Settings]) -> str:
+    """Where download links point: the configured public origin, else the one the client used."""
+    return settings.public_origin or request_origin(
+        request.scope, request.headers, settings.trusted_proxies
+    )
+
+
+def provide_categories(
+    db_session: NamedDependency[AsyncSession], tenant: NamedDependency[TenantRecord]
+) -> TaxonomyService[Category]:
+    return TaxonomyService(CATEGORIES, db_session, tenant.id)
+
+
+def provide_audiences(
+    db_session: NamedDependency[AsyncSession], tenant: NamedDependency[TenantRecord]
+) -> TaxonomyService[Audience]:
+    return TaxonomyService(AUDIENCES, db_session, tenant.id)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from multipart import MultipartError, MultipartSegment, PushMultipartParser, parse_options_header
 
-from tenantry.lib.errors import InvalidInput
+from tenantry.lib.errors import DomainError, ErrorCode
 
 FILE_FIELD = "file"
 MAX_FIELD_BYTES = 64 * 1024
@@ -36,8 +36,10 @@ class FormStart:
 def boundary_of(content_type: str | None) -> str:
     essence, options = parse_options_header(content_type or "")
     if essence != "multipart/form-data" or not options.get("boundary"):
-        raise InvalidInput(
-            "expected multipart/form-data with a boundary", code="invalid_multipart", field="body"
+        raise DomainError(
+            ErrorCode.INVALID_MULTIPART,
+            "expected multipart/form-data with a boundary",
+            field="body",
         )
     return str(options["boundary"])
 
@@ -62,8 +64,8 @@ async def read_form(body: AsyncIterator[bytes], content_type: str | None) -> For
                 )
             fields.setdefault(event.name, []).append(await _field_value(events, event.name))
     except MultipartError as exc:
-        raise InvalidInput(
-            f"malformed multipart body: {exc}", code="invalid_multipart", field="body"
+        raise DomainError(
+            ErrorCode.INVALID_MULTIPART, f"malformed multipart body: {exc}", field="body"
         ) from exc
     return FormStart(fields, None)
 
@@ -86,13 +88,15 @@ async def _field_value(events: AsyncIterator[object], name: str) -> str:
         if isinstance(event, bytes | bytearray | memoryview):
             value += event
             if len(value) > MAX_FIELD_BYTES:
-                raise InvalidInput(
-                    f"field '{name}' is too large", code="field_too_large", field=name
+                raise DomainError(
+                    ErrorCode.FIELD_TOO_LARGE, f"field '{name}' is too large", field=name
                 )
     try:
         return value.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InvalidInput(f"field '{name}' is not UTF-8", field=name) from exc
+        raise DomainError(
+            ErrorCode.INVALID_FIELD, f"field '{name}' is not UTF-8", field=name
+        ) from exc
 
 
 async def _file_body(events: AsyncIterator[object]) -> AsyncIterator[bytes]:
@@ -107,12 +111,12 @@ async def _file_body(events: AsyncIterator[object]) -> AsyncIterator[bytes]:
             if isinstance(event, MultipartSegment):
                 # The file was streamed before this field was seen: refuse rather than
                 # silently ignore it (the upload is aborted, nothing is kept).
-                raise InvalidInput(
+                raise DomainError(
+                    ErrorCode.FIELD_AFTER_FILE,
                     f"field '{event.name}' comes after the file part; send metadata first",
-                    code="field_after_file",
                     field=event.name,
                 )
     except MultipartError as exc:
-        raise InvalidInput(
-            f"malformed multipart body: {exc}", code="invalid_multipart", field="body"
+        raise DomainError(
+            ErrorCode.INVALID_MULTIPART, f"malformed multipart body: {exc}", field="body"
         ) from exc

@@ -9,28 +9,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator
 
-from tenantry.lib.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from tenantry.lib.errors import DomainError, ErrorCode
 from tenantry.storage import SNIFF_BYTES, declared_matches, mime_essence, sniff
-
-
-class FileTooLarge(PayloadTooLarge):
-    code = "file_too_large"
-    title = "File too large"
-
-
-class QuotaExceeded(PayloadTooLarge):
-    code = "quota_exceeded"
-    title = "Storage quota exceeded"
-
-
-class ContentTypeMismatch(UnsupportedMediaType):
-    code = "content_type_mismatch"
-    title = "Declared content type does not match the content"
-
-
-class UnsupportedFileType(UnsupportedMediaType):
-    code = "unsupported_file_type"
-    title = "File type not allowed"
 
 
 class MeteredUpload:
@@ -70,14 +50,21 @@ class MeteredUpload:
                 break
         self._head = bytes(head)
         if not self._head:
-            raise InvalidInput("the file is empty", code="empty_file", field="file")
+            raise DomainError(ErrorCode.EMPTY_FILE, "the file is empty", field="file")
         sniffed = sniff(self._head)
         if sniffed is None:
-            raise UnsupportedFileType("the file's type is not one the platform accepts")
+            raise DomainError(
+                ErrorCode.UNSUPPORTED_FILE_TYPE, "the file's type is not one the platform accepts"
+            )
         if not declared_matches(self._declared, sniffed):
-            raise ContentTypeMismatch(f"declared {self._declared}, but the content is {sniffed}")
+            raise DomainError(
+                ErrorCode.CONTENT_TYPE_MISMATCH,
+                f"declared {self._declared}, but the content is {sniffed}",
+            )
         if self._allowed is not None and sniffed not in self._allowed:
-            raise UnsupportedFileType(f"{sniffed} is not allowed for this tenant")
+            raise DomainError(
+                ErrorCode.UNSUPPORTED_FILE_TYPE, f"{sniffed} is not allowed for this tenant"
+            )
         self.content_type = sniffed
         return sniffed
 
@@ -91,8 +78,12 @@ class MeteredUpload:
     def _count(self, chunk: bytes) -> bytes:
         self.size += len(chunk)
         if self.size > self._max_file_bytes:
-            raise FileTooLarge(f"files may be at most {self._max_file_bytes} bytes")
+            raise DomainError(
+                ErrorCode.FILE_TOO_LARGE, f"files may be at most {self._max_file_bytes} bytes"
+            )
         if self.size > self._quota_left:
-            raise QuotaExceeded("the tenant's storage quota would be exceeded")
+            raise DomainError(
+                ErrorCode.QUOTA_EXCEEDED, "the tenant's storage quota would be exceeded"
+            )
         self._hash.update(chunk)
         return chunk

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 
+from tenantry.db.enums import StatsDimension
+
 # Repositories hand out either kind; both execute statements the same way.
 Session = AsyncSession | async_scoped_session[AsyncSession]
 
@@ -28,7 +30,7 @@ _APPLY = text(
 )
 
 
-def _recount_by_column(dimension: str, key_sql: str) -> TextClause:
+def _recount_by_column(dimension: StatsDimension, key_sql: str) -> TextClause:
     # Only module constants are formatted in; the tenant is a bound parameter.
     return text(
         "INSERT INTO file_stats (tenant_id, dimension, key, files, bytes) "  # noqa: S608
@@ -38,11 +40,15 @@ def _recount_by_column(dimension: str, key_sql: str) -> TextClause:
 
 
 _RECOUNT = {
-    "total": _recount_by_column("total", "''"),
-    "category": _recount_by_column("category", "COALESCE(category_id::text, '')"),
-    "language": _recount_by_column("language", "COALESCE(language, '')"),
-    "content_type": _recount_by_column("content_type", "COALESCE(content_type, '')"),
-    "audience": text(
+    StatsDimension.TOTAL: _recount_by_column(StatsDimension.TOTAL, "''"),
+    StatsDimension.CATEGORY: _recount_by_column(
+        StatsDimension.CATEGORY, "COALESCE(category_id::text, '')"
+    ),
+    StatsDimension.LANGUAGE: _recount_by_column(StatsDimension.LANGUAGE, "COALESCE(language, '')"),
+    StatsDimension.CONTENT_TYPE: _recount_by_column(
+        StatsDimension.CONTENT_TYPE, "COALESCE(content_type, '')"
+    ),
+    StatsDimension.AUDIENCE: text(
         "INSERT INTO file_stats (tenant_id, dimension, key, files, bytes) "
         "SELECT :tenant_id, 'audience', fa.audience_id::text, count(*), sum(f.size) "
         "FROM files f JOIN file_audiences fa ON fa.tenant_id = f.tenant_id AND fa.file_id = f.id "
@@ -64,11 +70,11 @@ class Facets:
 
     def counted_under(self) -> list[tuple[str, str]]:
         pairs = [
-            ("total", NONE),
-            ("category", str(self.category_id) if self.category_id else NONE),
-            ("language", self.language or NONE),
-            ("content_type", self.content_type or NONE),
-            *(("audience", str(audience)) for audience in self.audience_ids),
+            (StatsDimension.TOTAL, NONE),
+            (StatsDimension.CATEGORY, str(self.category_id) if self.category_id else NONE),
+            (StatsDimension.LANGUAGE, self.language or NONE),
+            (StatsDimension.CONTENT_TYPE, self.content_type or NONE),
+            *((StatsDimension.AUDIENCE, str(audience)) for audience in self.audience_ids),
         ]
         return sorted(pairs)
 
@@ -103,7 +109,7 @@ async def apply(
     )
 
 
-async def recount(session: Session, tenant_id: uuid.UUID, dimension: str) -> None:
+async def recount(session: Session, tenant_id: uuid.UUID, dimension: StatsDimension) -> None:
     """Rebuild one dimension from the files: after a category or audience is deleted, when the
     database itself changed files (ON DELETE SET NULL / CASCADE)."""
     await session.execute(_CLEAR, {"tenant_id": tenant_id, "dimension": dimension})

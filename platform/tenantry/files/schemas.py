@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -85,3 +86,23 @@ class FileStats(msgspec.Struct):
     by_language: list[GroupStat]
     by_audience: list[GroupStat]
     by_content_type: list[GroupStat]
+
+
+def file_out(row: Mapping[str, Any]) -> FileOut:
+    """The wire shape of a row of `repository.FILE_COLUMNS` (either driver's row)."""
+    return FileOut(
+        id=row["id"],
+        title=row["title"],
+        description=row["description"],
+        category=row["category_id"],
+        language=row["language"],
+        audiences=list(row["audiences"]),
+        content_type=row["content_type"],
+        size=row["size"],
+        sha256=row["sha256"],
+        filename=row["original_filename"],
+        status=row["status"],
+        uploaded_by=row["uploaded_by"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )

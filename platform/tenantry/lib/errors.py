@@ -1,22 +1,210 @@
-"""Domain errors and their one mapping to RFC 9457 problem details.
+"""The error catalogue and its one mapping to RFC 9457 problem details.
 
-Services raise `DomainError`s with a stable machine `code`; this module is the only place that
-turns them (and framework errors) into `application/problem+json` responses.
+Every problem `code` the API answers with is a member of `ErrorCode`, with its status, title and
+meaning; `docs/errors.md` is generated from it (a test keeps the two in step), and each problem's
+`type` is `/problems/{code}`, which the app serves. Services raise `DomainError(ErrorCode.X)`;
+this module is the only place that turns errors into `application/problem+json` responses.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from enum import Enum
 from typing import Any
 
 import msgspec
 import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
-from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
 
 PROBLEM_JSON = "application/problem+json"
+PROBLEM_TYPE_PATH = "/problems"
 logger = structlog.get_logger("tenantry.errors")
+
+
+class ErrorCode(Enum):
+    """(HTTP status, title, meaning) of every problem code; the member's name, lowercased, is
+    the `code` clients match on."""
+
+    # -- generic input and protocol errors --------------------------------------------------
+    BAD_REQUEST = (400, "Bad request", "The request could not be read (malformed syntax).")
+    INVALID_JSON = (400, "Malformed JSON", "The body is not valid JSON.")
+    VALIDATION_ERROR = (
+        400,
+        "Invalid input",
+        "A query or path parameter, or a JSON body field, is missing, of the wrong type or out "
+        "of range; `errors` names it.",
+    )
+    INVALID_FIELD = (
+        422,
+        "Invalid field",
+        "A field is well formed but not acceptable (a form field, a merged setting); `errors` "
+        "names it.",
+    )
+    INVALID_VALUE = (
+        422,
+        "Value not storable",
+        "A value cannot be stored as given (a NUL character, a number out of range).",
+    )
+    UNKNOWN_FIELD = (422, "Unknown field", "The form carries a field this route does not take.")
+    MISSING_FIELD = (422, "Missing field", "A required form field is absent.")
+    BODY_TOO_LARGE = (413, "Body too large", "The request body exceeds this route's limit.")
+    NOT_FOUND = (404, "Not found", "No route or resource at this path.")
+    METHOD_NOT_ALLOWED = (405, "Method not allowed", "The path exists, but not with this method.")
+    UNSUPPORTED_MEDIA_TYPE = (
+        415,
+        "Unsupported media type",
+        "The request's Content-Type is not one this route accepts.",
+    )
+    INVALID_HOST = (400, "Invalid host", "The Host header is not a valid host name.")
+    INTERNAL_ERROR = (
+        500,
+        "Internal server error",
+        "A bug on our side; the request id in the answer finds it in the logs.",
+    )
+    DATABASE_UNAVAILABLE = (
+        503,
+        "Database unavailable",
+        "The database could not be reached; nothing was changed. Retry later.",
+    )
+    STORAGE_UNAVAILABLE = (
+        503,
+        "File storage unavailable",
+        "The object store failed or could not be reached; nothing was kept. Retry later.",
+    )
+    # -- tenancy ---------------------------------------------------------------------------
+    UNKNOWN_TENANT = (404, "Unknown tenant", "No active tenant serves this host or slug.")
+    TENANT_REQUIRED = (
+        404,
+        "Tenant required",
+        "A shared host was called without naming a tenant: use the tenant's host or `X-Tenant`.",
+    )
+    TENANT_MISMATCH = (
+        403,
+        "Token belongs to another tenant",
+        "The bearer token was issued by another tenant than the one this host serves.",
+    )
+    TENANT_SUSPENDED = (403, "Tenant suspended", "The tenant is suspended by the operator.")
+    # -- authentication and authorisation --------------------------------------------------
+    MISSING_TOKEN = (401, "Authentication required", "The route needs a bearer token.")
+    INVALID_TOKEN = (
+        401,
+        "Invalid token",
+        "The token is malformed, forged, for another audience or tenant, or its user is gone.",
+    )
+    TOKEN_EXPIRED = (401, "Token expired", "The access token has expired: refresh it.")
+    INVALID_CREDENTIALS = (401, "Invalid email or password", "Login failed.")
+    INVALID_REFRESH_TOKEN = (
+        401,
+        "Invalid refresh token",
+        "The refresh token is unknown, expired, or its account is disabled.",
+    )
+    REFRESH_TOKEN_REUSED = (
+        401,
+        "Refresh token reused",
+        "A rotated refresh token was used again; every session of its family was revoked.",
+    )
+    INSUFFICIENT_ROLE = (403, "Insufficient role", "The caller's role is below the route's.")
+    SIGNUP_DISABLED = (403, "Signup disabled", "This tenant does not allow self-signup.")
+    EMAIL_TAKEN = (409, "Email taken", "An account with this email exists in this tenant.")
+    PASSWORD_TOO_SHORT = (422, "Password too short", "Passwords have at least 8 characters.")
+    PASSWORD_TOO_LONG = (
+        422,
+        "Password too long",
+        "Passwords have at most 72 bytes in UTF-8 (bcrypt ignores the rest).",
+    )
+    # -- platform: tenants and domains -----------------------------------------------------
+    TENANT_NOT_FOUND = (404, "Tenant not found", "No tenant with this id (or it was offboarded).")
+    SLUG_TAKEN = (409, "Slug taken", "Another tenant has this slug (offboarded ones keep theirs).")
+    SLUG_RESERVED = (422, "Slug reserved", "The slug is reserved for the platform.")
+    DOMAIN_TAKEN = (409, "Domain taken", "Another tenant uses this domain.")
+    INVALID_DOMAIN = (
+        422,
+        "Invalid domain",
+        "Not a valid domain name, or one under the platform's base domain.",
+    )
+    DOMAIN_NOT_FOUND = (404, "Domain not found", "The tenant has no such domain.")
+    # -- files -----------------------------------------------------------------------------
+    FILE_NOT_FOUND = (404, "File not found", "No ready file with this id in this tenant.")
+    INVALID_MULTIPART = (
+        422,
+        "Malformed multipart body",
+        "The body is not multipart/form-data with a boundary, or it was cut short.",
+    )
+    MISSING_FILE = (422, "Missing file", "The form has no `file` part.")
+    FIELD_AFTER_FILE = (
+        422,
+        "Field after the file part",
+        "Metadata fields must come before the `file` part; the upload was aborted.",
+    )
+    FIELD_TOO_LARGE = (422, "Field too large", "A form field exceeds 64 KiB.")
+    EMPTY_FILE = (422, "Empty file", "The file has no bytes.")
+    FILE_TOO_LARGE = (413, "File too large", "The file exceeds the tenant's `max_file_bytes`.")
+    QUOTA_EXCEEDED = (
+        413,
+        "Storage quota exceeded",
+        "The tenant's storage quota would be exceeded.",
+    )
+    UNSUPPORTED_FILE_TYPE = (
+        415,
+        "File type not allowed",
+        "The content is not a type the platform accepts, or not one the tenant allows.",
+    )
+    CONTENT_TYPE_MISMATCH = (
+        415,
+        "Declared content type does not match the content",
+        "The declared type disagrees with the type sniffed from the file's bytes.",
+    )
+    INVALID_LANGUAGE = (422, "Invalid language", "Not an ISO 639-1 language code.")
+    UNKNOWN_CATEGORY = (422, "Unknown category", "No category with this id in this tenant.")
+    UNKNOWN_AUDIENCE = (422, "Unknown audience", "No audience with this id in this tenant.")
+    CATEGORY_NOT_FOUND = (404, "Category not found", "No category with this id in this tenant.")
+    AUDIENCE_NOT_FOUND = (404, "Audience not found", "No audience with this id in this tenant.")
+    CATEGORY_EXISTS = (409, "Category exists", "The tenant has a category with this name.")
+    AUDIENCE_EXISTS = (409, "Audience exists", "The tenant has an audience with this name.")
+    # -- signed download links (local store) -----------------------------------------------
+    INVALID_SIGNATURE = (
+        404,
+        "Invalid or expired link",
+        "The signed link was altered, has expired, or its tenant no longer serves it.",
+    )
+    OBJECT_NOT_FOUND = (404, "Object not found", "The signed link names an object that is gone.")
+    RANGE_NOT_SATISFIABLE = (
+        416,
+        "Range not satisfiable",
+        "The Range header asks for bytes outside the object.",
+    )
+
+    @property
+    def code(self) -> str:
+        return self.name.lower()
+
+    @property
+    def status(self) -> int:
+        status: int = self.value[0]
+        return status
+
+    @property
+    def title(self) -> str:
+        title: str = self.value[1]
+        return title
+
+    @property
+    def meaning(self) -> str:
+        meaning: str = self.value[2]
+        return meaning
+
+    @property
+    def type_uri(self) -> str:
+        return f"{PROBLEM_TYPE_PATH}/{self.code}"
+
+
+_BY_CODE = {member.code: member for member in ErrorCode}
+
+
+def error_code(code: str) -> ErrorCode | None:
+    return _BY_CODE.get(code)
 
 
 class FieldError(msgspec.Struct):
@@ -25,6 +213,8 @@ class FieldError(msgspec.Struct):
 
 
 class Problem(msgspec.Struct, omit_defaults=True):
+    """RFC 9457 problem details; `type` is a URI reference to the code's catalogue entry."""
+
     type: str
     title: str
     status: int
@@ -36,102 +226,44 @@ class Problem(msgspec.Struct, omit_defaults=True):
 
 
 class DomainError(Exception):
-    """Base of every error a service raises on purpose."""
-
-    status = 400
-    code = "bad_request"
-    title = "Bad request"
+    """Every error a service raises on purpose: a catalogue entry, a detail, maybe a field."""
 
     def __init__(
         self,
+        error: ErrorCode,
         detail: str | None = None,
         *,
-        code: str | None = None,
         field: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(detail or self.title)
-        self.detail = detail or self.title
-        self.code = code or self.code
-        self.errors = [FieldError(field, detail or self.title)] if field else None
+        super().__init__(detail or error.title)
+        self.error = error
+        self.detail = detail or error.title
+        self.errors = [FieldError(field, self.detail)] if field else None
         self.headers = headers
+        if error.status == 401:
+            self.headers = {**(headers or {}), "WWW-Authenticate": 'Bearer realm="tenantry"'}
 
-
-class InvalidInput(DomainError):
-    status = 422
-    code = "validation_error"
-    title = "Invalid input"
-
-
-class Unauthorized(DomainError):
-    status = 401
-    code = "unauthorized"
-    title = "Authentication required"
-
-    def __init__(self, detail: str | None = None, *, code: str | None = None) -> None:
-        super().__init__(detail, code=code, headers={"WWW-Authenticate": 'Bearer realm="tenantry"'})
-
-
-class Forbidden(DomainError):
-    status = 403
-    code = "forbidden"
-    title = "Forbidden"
-
-
-class NotFound(DomainError):
-    status = 404
-    code = "not_found"
-    title = "Not found"
-
-
-class Conflict(DomainError):
-    status = 409
-    code = "conflict"
-    title = "Conflict"
-
-
-class PayloadTooLarge(DomainError):
-    status = 413
-    code = "payload_too_large"
-    title = "Payload too large"
-
-
-class UnsupportedMediaType(DomainError):
-    status = 415
-    code = "unsupported_media_type"
-    title = "Unsupported media type"
-
-
-_CODES_BY_STATUS = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    422: "validation_error",
-    429: "too_many_requests",
-    503: "service_unavailable",
-}
+    @property
+    def code(self) -> str:
+        return self.error.code
 
 
 def problem_response(
     request: Request[Any, Any, Any],
+    error: ErrorCode,
     *,
-    status: int,
-    code: str,
-    title: str,
     detail: str | None = None,
     errors: list[FieldError] | None = None,
     headers: dict[str, str] | None = None,
+    status: int | None = None,
 ) -> Response[Problem]:
+    status = status or error.status
     problem = Problem(
-        type=f"https://tenantry.dev/problems/{code}",
-        title=title,
+        type=error.type_uri,
+        title=error.title,
         status=status,
-        code=code,
+        code=error.code,
         detail=detail,
         instance=request.url.path,
         errors=errors,
@@ -153,14 +285,10 @@ def _field_errors(extra: Any) -> list[FieldError] | None:
 
 
 def _domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[Problem]:
+    if exc.error.status >= 500:  # an outage: worth a line with its cause
+        logger.warning(exc.error.code, detail=exc.detail, cause=repr(exc.__cause__))
     return problem_response(
-        request,
-        status=exc.status,
-        code=exc.code,
-        title=exc.title,
-        detail=exc.detail,
-        errors=exc.errors,
-        headers=exc.headers,
+        request, exc.error, detail=exc.detail, errors=exc.errors, headers=exc.headers
     )
 
 
@@ -169,41 +297,47 @@ def _validation_error(
 ) -> Response[Problem]:
     errors = _field_errors(exc.extra)
     detail = "; ".join(f"{e.field}: {e.message}" for e in errors) if errors else exc.detail
-    return problem_response(
-        request,
-        status=exc.status_code,
-        code="validation_error",
-        title="Invalid input",
-        detail=detail,
-        errors=errors,
-    )
+    return problem_response(request, ErrorCode.VALIDATION_ERROR, detail=detail, errors=errors)
+
+
+_HTTP_ERRORS = {
+    400: ErrorCode.BAD_REQUEST,
+    401: ErrorCode.MISSING_TOKEN,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    413: ErrorCode.BODY_TOO_LARGE,
+    415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+}
 
 
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:
-    status = exc.status_code
-    code = (
-        "unauthorized"
-        if isinstance(exc, NotAuthorizedException)
-        else _CODES_BY_STATUS.get(status, "error")
-    )
+    """Errors the framework raises itself (routing, body limits)."""
+    if exc.status_code >= 500:
+        return _unhandled(request, exc)
+    if isinstance(exc, NotAuthorizedException):
+        error = ErrorCode.MISSING_TOKEN
+    else:
+        error = _HTTP_ERRORS.get(exc.status_code, ErrorCode.BAD_REQUEST)
     return problem_response(
-        request,
-        status=status,
-        code=code,
-        title=exc.detail or code,
-        detail=exc.detail,
-        headers=exc.headers,
+        request, error, detail=exc.detail, headers=exc.headers, status=exc.status_code
     )
 
 
 def _unhandled(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     logger.exception("unhandled_error", error=type(exc).__name__)
-    return problem_response(
-        request,
-        status=HTTP_500_INTERNAL_SERVER_ERROR,
-        code="internal_error",
-        title="Internal server error",
-    )
+    return problem_response(request, ErrorCode.INTERNAL_ERROR)
+
+
+def translated(
+    translate: Callable[[Exception], DomainError | None],
+) -> Callable[[Request[Any, Any, Any], Exception], Response[Problem]]:
+    """A handler for a lower layer's errors: its catalogue error where it has one, else a 500."""
+
+    def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+        error = translate(exc)
+        return _domain_error(request, error) if error is not None else _unhandled(request, exc)
+
+    return handle
 
 
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
@@ -212,18 +346,3 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     HTTPException: _http_error,
     Exception: _unhandled,
 }
-
-__all__ = [
-    "EXCEPTION_HANDLERS",
-    "PROBLEM_JSON",
-    "Conflict",
-    "DomainError",
-    "FieldError",
-    "Forbidden",
-    "InvalidInput",
-    "NotFound",
-    "PayloadTooLarge",
-    "Problem",
-    "Unauthorized",
-    "UnsupportedMediaType",
-]

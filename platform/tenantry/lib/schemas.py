@@ -8,7 +8,7 @@ from typing import Annotated, Generic, TypeVar
 import msgspec
 from litestar.params import QueryParameter
 
-from tenantry.lib.errors import InvalidInput
+from tenantry.lib.errors import DomainError, ErrorCode
 
 T = TypeVar("T")
 
@@ -45,7 +45,7 @@ def convert_or_invalid(data: object, type_: type[T], *, prefix: str = "") -> T:
         path = match.group(1) if match else ""
         field = ".".join(part for part in (prefix, path) if part) or prefix or "body"
         message = _FIELD_PATH.sub("", str(exc)).rstrip(" -")
-        raise InvalidInput(f"{field}: {message}", field=field) from exc
+        raise DomainError(ErrorCode.INVALID_FIELD, f"{field}: {message}", field=field) from exc
 
 
 def decode_json_or_invalid(body: bytes, type_: type[T]) -> T:
@@ -53,5 +53,5 @@ def decode_json_or_invalid(body: bytes, type_: type[T]) -> T:
     try:
         raw = msgspec.json.decode(body)
     except msgspec.DecodeError as exc:
-        raise InvalidInput(f"malformed JSON: {exc}", code="invalid_json", field="body") from exc
+        raise DomainError(ErrorCode.INVALID_JSON, f"malformed JSON: {exc}", field="body") from exc
     return convert_or_invalid(raw, type_)

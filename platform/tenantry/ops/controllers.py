@@ -1,18 +1,31 @@
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
-from litestar import Controller, Request, Response, get
+from litestar import Controller, Response, get
+from litestar.di import NamedDependency
+from litestar.params import FromPath
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tenantry.runtime import AppServices
-from tenantry.tenancy.zones import OPS
+from tenantry.db.reads import TenantReader
+from tenantry.lib.errors import PROBLEM_TYPE_PATH, DomainError, ErrorCode, error_code
+from tenantry.lib.zones import OPS
+from tenantry.storage import ObjectStore
+from tenantry.tenancy.cache import TenantCache
 
 
 class HealthStatus(msgspec.Struct):
     status: str
     checks: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class ProblemType(msgspec.Struct):
+    """A problem `type` resolved: the catalogue entry of one error code."""
+
+    code: str
+    status: int
+    title: str
+    meaning: str
 
 
 class HealthController(Controller):
@@ -25,24 +38,60 @@ class HealthController(Controller):
         return HealthStatus(status="ok")
 
     @get("/ready")
-    async def ready(self, request: Request[Any, Any, Any]) -> Response[HealthStatus]:
-        """Ready when the database and the object store answer and the tenant listener runs."""
-        services = AppServices.of(request)
+    async def ready(
+        self,
+        tenant_engine: NamedDependency[AsyncEngine],
+        reader: NamedDependency[TenantReader],
+        store: NamedDependency[ObjectStore],
+        tenant_cache: NamedDependency[TenantCache],
+    ) -> Response[HealthStatus]:
+        """Ready when both database pools and the object store answer and the tenant listener
+        runs."""
         checks: dict[str, str] = {}
         try:
-            async with services.tenant_db.get_engine().connect() as connection:
+            async with tenant_engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
             checks["database"] = "ok"
         except Exception as exc:  # any failure means not ready; the reason goes in the body
             checks["database"] = f"error: {type(exc).__name__}"
         try:
-            await services.store.check()
+            await reader.check()
+            checks["read_pool"] = "ok"
+        except Exception as exc:
+            checks["read_pool"] = f"error: {type(exc).__name__}"
+        try:
+            await store.check()
             checks["store"] = "ok"
         except Exception as exc:
             checks["store"] = f"error: {type(exc).__name__}"
-        checks["tenant_listener"] = "ok" if services.tenant_cache.listening else "reconnecting"
+        checks["tenant_listener"] = "ok" if tenant_cache.listening else "reconnecting"
         ok = all(value == "ok" for value in checks.values())
         return Response(
             HealthStatus(status="ok" if ok else "unavailable", checks=checks),
             status_code=200 if ok else 503,
         )
+
+
+class ProblemTypesController(Controller):
+    """Every problem's `type` (`/problems/{code}`) resolves here to its catalogue entry."""
+
+    path = PROBLEM_TYPE_PATH
+    tags = ["ops"]
+    opt = {"zone": OPS}
+
+    @get("/")
+    async def list_problem_types(self) -> list[ProblemType]:
+        return [_entry(error) for error in ErrorCode]
+
+    @get("/{code:str}")
+    async def get_problem_type(self, code: FromPath[str]) -> ProblemType:
+        error = error_code(code)
+        if error is None:
+            raise DomainError(ErrorCode.NOT_FOUND, f"no problem type '{code[:64]}'")
+        return _entry(error)
+
+
+def _entry(error: ErrorCode) -> ProblemType:
+    return ProblemType(
+        code=error.code, status=error.status, title=error.title, meaning=error.meaning
+    )

@@ -1,37 +1,43 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from collections.abc import Sequence
 
-from litestar import Controller, Request, delete, get, patch, post
+from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tenantry.auth.passwords import PasswordHasher
+from tenantry.config import Settings
+from tenantry.db.enums import TenantStatus
 from tenantry.lib.schemas import Limit, Offset, Page
+from tenantry.lib.zones import PLATFORM
 from tenantry.platform.schemas import (
     DomainCreate,
     DomainOut,
     TenantCreate,
     TenantOut,
     TenantPatch,
-    TenantStatus,
 )
-from tenantry.platform.services import TenantService
-from tenantry.runtime import AppServices
-from tenantry.tenancy.zones import PLATFORM
+from tenantry.platform.services import TenantPurge, TenantService
+from tenantry.storage import ObjectStore
 
 
 def provide_tenant_service(
-    request: Request[Any, Any, Any], platform_db_session: NamedDependency[AsyncSession]
+    platform_db_session: NamedDependency[AsyncSession],
+    settings: NamedDependency[Settings],
+    passwords: NamedDependency[PasswordHasher],
+    store: NamedDependency[ObjectStore],
+    tenant_purges: NamedDependency[Sequence[TenantPurge]],
 ) -> TenantService:
-    services = AppServices.of(request)
     return TenantService(
         platform_db_session,
-        settings=services.settings,
-        passwords=services.passwords,
-        store=services.store,
+        settings=settings,
+        passwords=passwords,
+        store=store,
+        purges=tenant_purges,
     )
 
 
@@ -85,13 +91,13 @@ class TenantsController(Controller):
         self, tenant_id: FromPath[uuid.UUID], tenant_service: NamedDependency[TenantService]
     ) -> TenantOut:
         """Takes effect on every replica's next request (cache invalidated by NOTIFY)."""
-        return await tenant_service.set_status(tenant_id, "suspended")
+        return await tenant_service.set_status(tenant_id, TenantStatus.SUSPENDED)
 
     @post("/{tenant_id:uuid}/resume", status_code=HTTP_200_OK)
     async def resume_tenant(
         self, tenant_id: FromPath[uuid.UUID], tenant_service: NamedDependency[TenantService]
     ) -> TenantOut:
-        return await tenant_service.set_status(tenant_id, "active")
+        return await tenant_service.set_status(tenant_id, TenantStatus.ACTIVE)
 
     @post("/{tenant_id:uuid}/domains")
     async def add_domain(

@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 import msgspec
 
+from tenantry.db.enums import TenantStatus
 from tenantry.lib.schemas import Email, Password
+from tenantry.tenancy.schemas import Branding, TenantSettings
 
 GiB = 1024**3
 Slug = Annotated[
@@ -15,8 +17,6 @@ Slug = Annotated[
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Domain = Annotated[str, msgspec.Meta(min_length=3, max_length=253)]
 Plan = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[a-z0-9_-]+$")]
-Color = Annotated[str, msgspec.Meta(pattern=r"^#[0-9a-fA-F]{6}$")]
-TenantStatus = Literal["active", "suspended", "deleted"]
 
 
 class Quotas(msgspec.Struct, kw_only=True):
@@ -27,22 +27,6 @@ class Quotas(msgspec.Struct, kw_only=True):
 class QuotasPatch(msgspec.Struct, kw_only=True):
     storage_bytes: Annotated[int, msgspec.Meta(ge=0)] | None = None
     max_file_bytes: Annotated[int, msgspec.Meta(ge=1)] | None = None
-
-
-class TenantSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    allow_signup: bool = False
-    signup_role: Literal["viewer", "editor"] = "viewer"
-    download_url_ttl_seconds: Annotated[int, msgspec.Meta(ge=10, le=7 * 24 * 3600)] = 300
-    # None: every type the platform can sniff.
-    allowed_content_types: list[str] | None = None
-
-
-class Branding(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    display_name: Annotated[str, msgspec.Meta(max_length=200)] | None = None
-    primary_color: Color = "#1f6feb"
-    accent_color: Color = "#f59e0b"
-    logo_url: Annotated[str, msgspec.Meta(max_length=2048)] | None = None
-    support_email: Email | None = None
 
 
 class AdminIn(msgspec.Struct):

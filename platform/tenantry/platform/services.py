@@ -4,33 +4,39 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 import msgspec
 import structlog
 from advanced_alchemy.filters import LimitOffset, OrderBy
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 
 from tenantry.auth.passwords import PasswordHasher
 from tenantry.config import Settings
-from tenantry.db.models import File, FileStat, Tenant, TenantDomain, TenantUsage, User
-from tenantry.lib.errors import Conflict, InvalidInput, NotFound
+from tenantry.db.enums import Role, TenantStatus
+from tenantry.db.models import Tenant, TenantDomain, TenantUsage, User
+from tenantry.lib.errors import DomainError, ErrorCode
 from tenantry.lib.schemas import Page, convert_or_invalid, normalize_email
 from tenantry.platform.schemas import (
-    Branding,
     DomainCreate,
     DomainOut,
     Quotas,
     TenantCreate,
     TenantOut,
     TenantPatch,
-    TenantSettings,
 )
 from tenantry.storage import ObjectStore, tenant_prefix
+from tenantry.tenancy.schemas import Branding, TenantSettings
+
+# What another domain does when a tenant is offboarded (e.g. the files domain removes its
+# files), in the offboarding transaction. The app passes the domains' purges in.
+TenantPurge = Callable[
+    [AsyncSession | async_scoped_session[AsyncSession], uuid.UUID], Awaitable[None]
+]
 
 logger = structlog.get_logger("tenantry.platform")
 RESERVED_SLUGS = frozenset(
@@ -51,11 +57,6 @@ RESERVED_SLUGS = frozenset(
 _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 
-class TenantNotFound(NotFound):
-    code = "tenant_not_found"
-    title = "Tenant not found"
-
-
 def normalize_domain(domain: str, settings: Settings) -> str:
     """Lowercase, no trailing dot, valid labels, and never under the platform's base domain."""
     name = domain.strip().lower().rstrip(".")
@@ -66,14 +67,14 @@ def normalize_domain(domain: str, settings: Settings) -> str:
         or not all(_HOST_LABEL.match(label) for label in labels)
         or labels[-1].isdigit()
     ):
-        raise InvalidInput(
-            f"'{domain}' is not a valid domain name", code="invalid_domain", field="domain"
+        raise DomainError(
+            ErrorCode.INVALID_DOMAIN, f"'{domain}' is not a valid domain name", field="domain"
         )
     if name == base or name.endswith("." + base) or name in settings.shared_hosts:
         # `{slug}.{base}` hosts belong to slugs; letting a tenant claim one would hijack it.
-        raise InvalidInput(
+        raise DomainError(
+            ErrorCode.INVALID_DOMAIN,
             f"'{domain}' is under the platform's base domain '{base}'",
-            code="invalid_domain",
             field="domain",
         )
     return name
@@ -94,9 +95,7 @@ class TenantRepository(SQLAlchemyAsyncRepository[Tenant]):
         return domains
 
 
-class TenantService(SQLAlchemyAsyncRepositoryService[Tenant, TenantRepository]):
-    repository_type = TenantRepository
-
+class TenantService:
     def __init__(
         self,
         session: AsyncSession,
@@ -104,11 +103,13 @@ class TenantService(SQLAlchemyAsyncRepositoryService[Tenant, TenantRepository]):
         settings: Settings,
         passwords: PasswordHasher,
         store: ObjectStore | None = None,
+        purges: Sequence[TenantPurge] = (),
     ) -> None:
-        super().__init__(session=session)
+        self.repository = TenantRepository(session=session)
         self.settings = settings
         self.passwords = passwords
         self.store = store
+        self.purges = purges
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -116,7 +117,7 @@ class TenantService(SQLAlchemyAsyncRepositoryService[Tenant, TenantRepository]):
         return (await self._render([await self._load(tenant_id)]))[0]
 
     async def list_tenants(self, *, status: str | None, limit: int, offset: int) -> Page[TenantOut]:
-        condition = Tenant.status == status if status else Tenant.status != "deleted"
+        condition = Tenant.status == status if status else Tenant.status != TenantStatus.DELETED
         tenants, total = await self.repository.get_many_and_count(
             condition, OrderBy("created_at", "asc"), LimitOffset(limit=limit, offset=offset)
         )
@@ -141,19 +142,19 @@ class TenantService(SQLAlchemyAsyncRepositoryService[Tenant, TenantRepository]):
             branding=msgspec.to_builtins(data.branding or Branding()),
         )
         self.repository.session.add(tenant)
-        await self._flush_unique(f"slug '{data.slug}' is taken", "slug_taken", "slug")
+        await self._flush_unique(f"slug '{data.slug}' is taken", ErrorCode.SLUG_TAKEN, "slug")
         for index, domain in enumerate(dict.fromkeys(domains)):
             self.repository.session.add(
                 TenantDomain(domain=domain, tenant_id=tenant.id, is_primary=index == 0)
             )
-        await self._flush_unique("a domain is already in use", "domain_taken", "domains")
+        await self._flush_unique("a domain is already in use", ErrorCode.DOMAIN_TAKEN, "domains")
         self.repository.session.add(TenantUsage(tenant_id=tenant.id))
         self.repository.session.add(
             User(
                 tenant_id=tenant.id,
                 email=normalize_email(data.admin.email),
                 password_hash=password_hash,
-                role="owner",
+                role=Role.OWNER,
             )
         )
         await self.repository.session.flush()
@@ -183,7 +184,7 @@ class TenantService(SQLAlchemyAsyncRepositoryService[Tenant, TenantRepository]):
         await self.repository.session.flush()
         return await self.get_tenant(tenant_id)
 
-    async def set_status(self, tenant_id: uuid.UUID, status: str) -> TenantOut:
+    async def set_status(self, tenant_id: uuid.UUID, status: TenantStatus) -> TenantOut:
         tenant = await self._load(tenant_id, live=True)
         tenant.status = status
         await self.repository.session.flush()
@@ -194,17 +195,12 @@ class TenantService(SQLAlchemyAsyncRepositoryService[Tenant, TenantRepository]):
         and their objects are removed (the objects after the commit; the reconciler finishes
         the job if the store fails now)."""
         tenant = await self._load(tenant_id, live=True)
-        tenant.status = "deleted"
+        tenant.status = TenantStatus.DELETED
         tenant.deleted_at = datetime.now(UTC)
         session = self.repository.session
         await session.execute(delete(TenantDomain).where(TenantDomain.tenant_id == tenant_id))
-        await session.execute(delete(File).where(File.tenant_id == tenant_id))
-        await session.execute(delete(FileStat).where(FileStat.tenant_id == tenant_id))
-        await session.execute(
-            update(TenantUsage)
-            .where(TenantUsage.tenant_id == tenant_id)
-            .values(storage_bytes=0, file_count=0)
-        )
+        for purge in self.purges:
+            await purge(session, tenant_id)
         await session.commit()
         if self.store is not None:
             try:
@@ -222,7 +218,7 @@ class TenantService(SQLAlchemyAsyncRepositoryService[Tenant, TenantRepository]):
         )
         self.repository.session.add(domain)
         await self._flush_unique(
-            f"domain '{domain.domain}' is already in use", "domain_taken", "domain"
+            f"domain '{domain.domain}' is already in use", ErrorCode.DOMAIN_TAKEN, "domain"
         )
         await self.repository.session.refresh(domain)
         return DomainOut(
@@ -241,7 +237,7 @@ class TenantService(SQLAlchemyAsyncRepositoryService[Tenant, TenantRepository]):
             )
         )
         if result.rowcount == 0:  # type: ignore[attr-defined]
-            raise NotFound(f"tenant has no domain '{domain}'", code="domain_not_found")
+            raise DomainError(ErrorCode.DOMAIN_NOT_FOUND, f"tenant has no domain '{domain}'")
 
     # -- rules ---------------------------------------------------------------------------
 
@@ -250,18 +246,18 @@ class TenantService(SQLAlchemyAsyncRepositoryService[Tenant, TenantRepository]):
 
     def _check_slug(self, slug: str) -> None:
         if slug in RESERVED_SLUGS:
-            raise InvalidInput(f"slug '{slug}' is reserved", code="slug_reserved", field="slug")
+            raise DomainError(ErrorCode.SLUG_RESERVED, f"slug '{slug}' is reserved", field="slug")
 
-    async def _flush_unique(self, detail: str, code: str, field: str) -> None:
+    async def _flush_unique(self, detail: str, error: ErrorCode, field: str) -> None:
         try:
             await self.repository.session.flush()
         except IntegrityError as exc:
-            raise Conflict(detail, code=code, field=field) from exc
+            raise DomainError(error, detail, field=field) from exc
 
     async def _load(self, tenant_id: uuid.UUID, *, live: bool = False) -> Tenant:
         tenant = await self.repository.get_one_or_none(Tenant.id == tenant_id)
-        if tenant is None or (live and tenant.status == "deleted"):
-            raise TenantNotFound(f"no tenant {tenant_id}")
+        if tenant is None or (live and tenant.status == TenantStatus.DELETED):
+            raise DomainError(ErrorCode.TENANT_NOT_FOUND, f"no tenant {tenant_id}")
         return tenant
 
     async def _render(self, tenants: list[Tenant]) -> list[TenantOut]:
@@ -271,7 +267,7 @@ class TenantService(SQLAlchemyAsyncRepositoryService[Tenant, TenantRepository]):
                 id=tenant.id,
                 slug=tenant.slug,
                 name=tenant.name,
-                status=tenant.status,  # type: ignore[arg-type]
+                status=TenantStatus(tenant.status),
                 plan=tenant.plan,
                 host=f"{tenant.slug}.{self.settings.base_domain}",
                 domains=domains[tenant.id],

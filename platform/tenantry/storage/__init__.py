@@ -5,15 +5,18 @@ from tenantry.storage.keys import (
     branding_key,
     branding_prefix,
     file_key,
+    tenant_of_key,
     tenant_prefix,
 )
-from tenantry.storage.local import LocalStore, RangeNotSatisfiable, parse_range
+from tenantry.storage.local import LocalStore
+from tenantry.storage.local_http import RangeNotSatisfiable, parse_range
 from tenantry.storage.protocol import (
     ObjectInfo,
     ObjectNotFoundError,
     ObjectStore,
     StoreError,
     StoreUnavailableError,
+    TenantGate,
     content_disposition,
 )
 from tenantry.storage.s3 import S3Store
@@ -30,6 +33,7 @@ __all__ = [
     "S3Store",
     "StoreError",
     "StoreUnavailableError",
+    "TenantGate",
     "branding_key",
     "branding_prefix",
     "content_disposition",
@@ -38,5 +42,6 @@ __all__ = [
     "mime_essence",
     "parse_range",
     "sniff",
+    "tenant_of_key",
     "tenant_prefix",
 ]

@@ -10,8 +10,6 @@ from tenantry.storage.local import LocalStore
 from tenantry.storage.protocol import ObjectStore
 from tenantry.storage.s3 import S3Store
 
-LOCAL_STORE_URL_PATH = "/_store"
-
 
 def build_store(settings: Settings) -> ObjectStore:
     if settings.s3 is not None:
@@ -23,12 +21,12 @@ def build_store(settings: Settings) -> ObjectStore:
             access_key_id=s3.access_key_id,
             secret_access_key=s3.secret_access_key,
             part_size=s3.part_size,
+            connect_timeout=s3.connect_timeout,
+            read_timeout=s3.read_timeout,
         )
     # A key of its own, derived from the JWT secret: no new secret to manage, and a leaked
     # download URL says nothing about the token key.
     signing_key = hmac.new(
         settings.jwt_secret.encode(), b"tenantry-local-store", hashlib.sha256
     ).digest()
-    return LocalStore(
-        settings.data_dir / "objects", signing_key, base_url_path=LOCAL_STORE_URL_PATH
-    )
+    return LocalStore(settings.data_dir / "objects", signing_key, base_url_path="/_store")

@@ -66,3 +66,8 @@ def validate_tenant_scoped_prefix(prefix: str) -> str:
     if not TENANT_SCOPED_PREFIX_PATTERN.fullmatch(prefix):
         raise InvalidKeyError(f"not a tenant-scoped key prefix: {prefix!r}")
     return prefix
+
+
+def tenant_of_key(key: str) -> UUID:
+    """The tenant whose prefix holds a valid key."""
+    return UUID(validate_key(key).split("/", 2)[1])

@@ -1,9 +1,9 @@
 """LocalStore: objects on local disk, downloads through app-signed URLs.
 
 The embedded default for `tenantry dev`. Presigned URLs are stood in for by URLs that point at
-an app route (wired by the app, not here) carrying an expiry, the download filename and content
-type, and an HMAC over all of them and the key. This module provides the pure and IO helpers
-that route needs: `verify_signed`, `parse_range` and `open_range`.
+this store's own route (`tenantry.storage.local_http`, registered through `http_handlers`)
+carrying an expiry, the download filename and content type, and an HMAC over all of them and the
+key. Every disk operation goes through `_io`, which turns `OSError` into `StoreError`.
 
 Layout under `root`: `objects/<key>` holds the bytes, `content-types/<key>` the content type.
 """
@@ -18,11 +18,13 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import suppress
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 from urllib.parse import quote, urlencode
+
+from litestar.types import ControllerRouterHandler
 
 from tenantry.storage.keys import (
     KEY_PATTERN,
@@ -37,6 +39,8 @@ from tenantry.storage.protocol import (
     StoreUnavailableError,
 )
 
+T = TypeVar("T")
+
 IO_CHUNK_SIZE = 1 * MiB
 MIN_SIGNING_KEY_BYTES = 32
 
@@ -46,45 +50,13 @@ _EXPIRY = re.compile(r"[0-9]{1,12}")
 _TEMP_SUFFIX = ".part"
 
 
-class RangeNotSatisfiable(ValueError):
-    """The Range header asks for bytes outside the object: answer 416 with `bytes */size`."""
-
-    def __init__(self, size: int) -> None:
-        super().__init__(f"range not satisfiable for {size} bytes")
-        self.size = size
-
-
-# One range only; digit runs are bounded so absurd numbers cannot cost anything to parse.
-_BYTE_RANGE = re.compile(r"bytes\s*=\s*([0-9]{0,30})\s*-\s*([0-9]{0,30})", re.IGNORECASE)
-
-
-def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """The inclusive (start, end) a Range header asks for, or None to send the whole object.
-
-    Supports "bytes=100-199", "bytes=100-" and "bytes=-500". As RFC 9110 allows, headers we do
-    not support (other units, several ranges) or that are malformed are ignored (None: answer
-    200 with everything). Raises RangeNotSatisfiable when no requested byte exists.
-    """
-    if header is None:
-        return None
-    match = _BYTE_RANGE.fullmatch(header.strip())
-    if match is None:
-        return None
-    first, last = match.groups()
-    if not first:
-        if not last:
-            return None
-        suffix_length = int(last)
-        if suffix_length == 0 or size == 0:
-            raise RangeNotSatisfiable(size)
-        return max(0, size - suffix_length), size - 1
-    start = int(first)
-    end = int(last) if last else size - 1
-    if last and end < start:
-        return None
-    if start >= size:
-        raise RangeNotSatisfiable(size)
-    return start, min(end, size - 1)
+async def _io(work: Callable[..., T], *args: object, **kwargs: object) -> T:
+    """Disk work off the event loop; a full, read-only or vanished disk is the store's error
+    (work that expects a missing file catches FileNotFoundError itself)."""
+    try:
+        return await asyncio.to_thread(work, *args, **kwargs)
+    except OSError as error:
+        raise StoreUnavailableError(f"local store failed: {error.strerror or error}") from error
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -110,6 +82,17 @@ class LocalStore:
         self._signing_key = signing_key
         self._base_url_path = base_url_path.rstrip("/")
 
+    async def start(self) -> None:
+        """Nothing to open: every call opens and closes its own files."""
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+    def http_handlers(self) -> Sequence[ControllerRouterHandler]:
+        from tenantry.storage.local_http import local_store_router  # it imports this module
+
+        return [local_store_router(self, self._base_url_path)]
+
     def _object_path(self, key: str) -> Path:
         # The strict key pattern (no "..", no leading "/") keeps every path under root.
         return self._objects / validate_key(key)
@@ -120,9 +103,9 @@ class LocalStore:
     async def put_stream(self, key: str, chunks: AsyncIterator[bytes], *, content_type: str) -> int:
         path = self._object_path(key)
         content_type_path = self._content_type_path(key)
-        await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+        await _io(path.parent.mkdir, parents=True, exist_ok=True)
         # Same directory as the target, so os.replace is an atomic rename on one filesystem.
-        fd, temp_name = await asyncio.to_thread(
+        fd, temp_name = await _io(
             tempfile.mkstemp, dir=path.parent, prefix=f".{path.name}.", suffix=_TEMP_SUFFIX
         )
         written = 0
@@ -133,14 +116,14 @@ class LocalStore:
                     pending += chunk
                     written += len(chunk)
                     if len(pending) >= IO_CHUNK_SIZE:
-                        await asyncio.to_thread(file.write, pending)
+                        await _io(file.write, pending)
                         pending = bytearray()
                 if pending:
-                    await asyncio.to_thread(file.write, pending)
-                await asyncio.to_thread(_flush_and_sync, file)
-            await asyncio.to_thread(self._write_content_type, content_type_path, content_type)
-            await asyncio.to_thread(os.replace, temp_name, path)
-            await asyncio.to_thread(_fsync_directory, path.parent)
+                    await _io(file.write, pending)
+                await _io(_flush_and_sync, file)
+            await _io(self._write_content_type, content_type_path, content_type)
+            await _io(os.replace, temp_name, path)
+            await _io(_fsync_directory, path.parent)
         except BaseException:
             # Synchronous on purpose: must also run when the task is being cancelled.
             with suppress(FileNotFoundError):
@@ -170,7 +153,7 @@ class LocalStore:
                 content_type = None
             return ObjectInfo(size=size, content_type=content_type)
 
-        return await asyncio.to_thread(read)
+        return await _io(read)
 
     async def delete(self, key: str) -> None:
         path = self._object_path(key)
@@ -180,7 +163,7 @@ class LocalStore:
             path.unlink(missing_ok=True)
             content_type_path.unlink(missing_ok=True)
 
-        await asyncio.to_thread(remove)
+        await _io(remove)
 
     async def delete_prefix(self, prefix: str) -> int:
         validate_tenant_scoped_prefix(prefix)
@@ -190,7 +173,7 @@ class LocalStore:
         # Prefixes are whole directories, so removing the directories removes exactly the
         # prefix, including temp files of uploads still in progress.
         for tree in (self._objects, self._content_types):
-            await asyncio.to_thread(shutil.rmtree, tree / prefix, ignore_errors=True)
+            await _io(shutil.rmtree, tree / prefix, ignore_errors=True)
         return count
 
     async def list_keys(self, prefix: str) -> AsyncIterator[str]:
@@ -199,7 +182,7 @@ class LocalStore:
         directories = [self._objects / validate_prefix(prefix)]
         while directories:
             directory = directories.pop()
-            subdirectories, files = await asyncio.to_thread(_scan_directory, directory)
+            subdirectories, files = await _io(_scan_directory, directory)
             directories.extend(subdirectories)
             for file in files:
                 key = file.relative_to(self._objects).as_posix()
@@ -216,12 +199,12 @@ class LocalStore:
                     raise PermissionError(f"{tree} is not writable")
 
         try:
-            await asyncio.to_thread(probe)
+            await _io(probe)
         except OSError as error:
             raise StoreUnavailableError(f"local store unusable: {error}") from error
 
     async def presign_get(
-        self, key: str, *, filename: str, content_type: str, expires_in: int
+        self, key: str, *, filename: str, content_type: str, expires_in: int, origin: str
     ) -> str:
         validate_key(key)
         if expires_in < 1:
@@ -237,7 +220,7 @@ class LocalStore:
             },
             quote_via=quote,
         )
-        return f"{self._base_url_path}/{key}?{query}"
+        return f"{origin.rstrip('/')}{self._base_url_path}/{key}?{query}"
 
     def verify_signed(
         self,
@@ -273,21 +256,27 @@ class LocalStore:
         if not 0 <= start <= end:
             raise ValueError(f"invalid byte range {start}-{end}")
         path = self._object_path(key)
+        file = await _io(_open_or_none, path)
+        if file is None:
+            raise ObjectNotFoundError(key)
         try:
-            file = await asyncio.to_thread(path.open, "rb")
-        except FileNotFoundError:
-            raise ObjectNotFoundError(key) from None
-        try:
-            await asyncio.to_thread(file.seek, start)
+            await _io(file.seek, start)
             remaining = end - start + 1
             while remaining > 0:
-                chunk = await asyncio.to_thread(file.read, min(IO_CHUNK_SIZE, remaining))
+                chunk = await _io(file.read, min(IO_CHUNK_SIZE, remaining))
                 if not chunk:
                     break
                 remaining -= len(chunk)
                 yield chunk
         finally:
             file.close()
+
+
+def _open_or_none(path: Path) -> BinaryIO | None:
+    try:
+        return path.open("rb")
+    except FileNotFoundError:
+        return None
 
 
 def _scan_directory(directory: Path) -> tuple[list[Path], list[Path]]:

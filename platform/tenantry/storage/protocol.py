@@ -1,11 +1,22 @@
-"""The ObjectStore protocol every store implements, and what stores share."""
+"""The ObjectStore protocol every store implements, and what stores share.
+
+Each store translates its own failures (botocore, `OSError`, timeouts) into `StoreError`, which
+is the catalogue's 503 `storage_unavailable`: callers never see a driver's exception, and never
+need to know which store they have.
+"""
 
 import re
 import unicodedata
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote
+
+from litestar.connection import ASGIConnection
+from litestar.types import ControllerRouterHandler
+
+from tenantry.lib.errors import DomainError, ErrorCode
 
 MiB = 1024 * 1024
 
@@ -16,19 +27,41 @@ class ObjectInfo:
     content_type: str | None
 
 
-class StoreError(Exception):
-    """Base class for storage failures the caller may want to tell apart."""
+class StoreError(DomainError):
+    """The store failed (down, full, gone, timed out): 503 `storage_unavailable`."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(ErrorCode.STORAGE_UNAVAILABLE, detail)
 
 
 class StoreUnavailableError(StoreError):
-    """The store cannot be reached or used (readiness check failed)."""
+    """The store cannot be reached or used."""
 
 
-class ObjectNotFoundError(StoreError):
+class ObjectNotFoundError(DomainError):
     """The object does not exist."""
 
+    def __init__(self, key: str) -> None:
+        super().__init__(ErrorCode.OBJECT_NOT_FOUND, f"no object {key}")
 
+
+# Whether the request may open an object of this tenant (a signed link's second check: the
+# tenant is live and the host is not another tenant's). The app provides it, from tenancy.
+TenantGate = Callable[[ASGIConnection[Any, Any, Any, Any], uuid.UUID], Awaitable[bool]]
+
+
+@runtime_checkable  # Litestar checks injected values against their declared type
 class ObjectStore(Protocol):
+    async def start(self) -> None:
+        """Open clients or directories; called once before the first request."""
+        ...
+
+    async def close(self) -> None: ...
+
+    def http_handlers(self) -> Sequence[ControllerRouterHandler]:
+        """Routes the store serves itself (the local store's signed downloads), if any."""
+        ...
+
     async def put_stream(self, key: str, chunks: AsyncIterator[bytes], *, content_type: str) -> int:
         """Store the chunks under `key` with bounded memory and return the bytes written.
 
@@ -38,9 +71,11 @@ class ObjectStore(Protocol):
         ...
 
     async def presign_get(
-        self, key: str, *, filename: str, content_type: str, expires_in: int
+        self, key: str, *, filename: str, content_type: str, expires_in: int, origin: str
     ) -> str:
-        """A time-limited download URL that answers with this filename and content type."""
+        """A time-limited, absolute download URL that answers with this filename and content
+        type. `origin` (scheme, host, port) is where the client reaches this API, for stores
+        whose links point back at it."""
         ...
 
     async def head(self, key: str) -> ObjectInfo | None: ...
@@ -58,7 +93,7 @@ class ObjectStore(Protocol):
         ...
 
     async def check(self) -> None:
-        """Raise StoreUnavailableError unless the store can serve requests."""
+        """Raise StoreError unless the store can serve requests."""
         ...
 
 

@@ -1,8 +1,12 @@
-"""S3Store: objects in an S3-compatible bucket (AWS S3, MinIO, Ceph) through aioboto3."""
+"""S3Store: objects in an S3-compatible bucket (AWS S3, MinIO, Ceph) through aioboto3.
+
+Every call to the client runs inside `_translated`, so botocore's errors, timeouts and socket
+errors leave this module as `StoreError` (503 `storage_unavailable`), never as themselves.
+"""
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import AsyncExitStack, contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
@@ -10,6 +14,7 @@ import aioboto3
 import structlog
 from aiobotocore.config import AioConfig
 from botocore.exceptions import BotoCoreError, ClientError
+from litestar.types import ControllerRouterHandler
 
 from tenantry.storage.keys import validate_key, validate_prefix, validate_tenant_scoped_prefix
 from tenantry.storage.protocol import (
@@ -32,6 +37,18 @@ CHECK_TIMEOUT_SECONDS = 5.0
 log = structlog.get_logger(__name__)
 
 
+@contextmanager
+def _translated(action: str) -> Iterator[None]:
+    """The store's own failures as StoreError; anything else (the caller's stream) unchanged."""
+    try:
+        yield
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "error")
+        raise StoreUnavailableError(f"{action} failed: {code}") from error
+    except (BotoCoreError, OSError, TimeoutError) as error:
+        raise StoreUnavailableError(f"{action} failed: {type(error).__name__}") from error
+
+
 class _MultipartUpload:
     """One multipart upload with at most one part in flight while the caller buffers the next."""
 
@@ -47,9 +64,10 @@ class _MultipartUpload:
     async def create(
         cls, client: "S3Client", bucket: str, key: str, content_type: str
     ) -> "_MultipartUpload":
-        response = await client.create_multipart_upload(
-            Bucket=bucket, Key=key, ContentType=content_type
-        )
+        with _translated("starting the upload"):
+            response = await client.create_multipart_upload(
+                Bucket=bucket, Key=key, ContentType=content_type
+            )
         return cls(client, bucket, key, response["UploadId"])
 
     async def wait_in_flight(self) -> None:
@@ -64,23 +82,25 @@ class _MultipartUpload:
         self._in_flight = asyncio.create_task(self._upload_part(part_number, body))
 
     async def _upload_part(self, part_number: int, body: bytes) -> None:
-        response = await self._client.upload_part(
-            Bucket=self._bucket,
-            Key=self._key,
-            UploadId=self._upload_id,
-            PartNumber=part_number,
-            Body=body,
-        )
+        with _translated(f"uploading part {part_number}"):
+            response = await self._client.upload_part(
+                Bucket=self._bucket,
+                Key=self._key,
+                UploadId=self._upload_id,
+                PartNumber=part_number,
+                Body=body,
+            )
         self._parts.append({"PartNumber": part_number, "ETag": response["ETag"]})
 
     async def complete(self) -> None:
         await self.wait_in_flight()
-        await self._client.complete_multipart_upload(
-            Bucket=self._bucket,
-            Key=self._key,
-            UploadId=self._upload_id,
-            MultipartUpload={"Parts": self._parts},
-        )
+        with _translated("completing the upload"):
+            await self._client.complete_multipart_upload(
+                Bucket=self._bucket,
+                Key=self._key,
+                UploadId=self._upload_id,
+                MultipartUpload={"Parts": self._parts},
+            )
 
     async def abort(self) -> None:
         """Drop the upload and every part sent; never raises, so the caller's error survives."""
@@ -119,6 +139,9 @@ class S3Store:
         secret_access_key: str | None = None,
         part_size: int = DEFAULT_PART_SIZE,
         presign_endpoint_url: str | None = None,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 60.0,
+        max_attempts: int = 3,
     ) -> None:
         if part_size < MIN_PART_SIZE:
             raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes")
@@ -129,6 +152,7 @@ class S3Store:
         self._secret_access_key = secret_access_key
         self._part_size = part_size
         self._presign_endpoint_url = presign_endpoint_url
+        self._timeouts = (connect_timeout, read_timeout, max_attempts)
         self._session = aioboto3.Session()
         self._exit_stack: AsyncExitStack | None = None
         self._client_or_none: S3Client | None = None
@@ -145,7 +169,9 @@ class S3Store:
             # reject them. Integrity is covered by the sha256 the upload path computes.
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
-            retries={"max_attempts": 3, "mode": "standard"},
+            connect_timeout=self._timeouts[0],
+            read_timeout=self._timeouts[1],
+            retries={"max_attempts": self._timeouts[2], "mode": "standard"},
         )
         stack = AsyncExitStack()
         try:
@@ -180,6 +206,10 @@ class S3Store:
         stack, self._exit_stack = self._exit_stack, None
         self._client_or_none = self._presign_client_or_none = None
         await stack.aclose()
+
+    def http_handlers(self) -> Sequence[ControllerRouterHandler]:
+        """None: downloads go to the bucket's own presigned URLs."""
+        return ()
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -249,9 +279,10 @@ class S3Store:
                     buffered += len(rest)
             last_part = b"".join(pieces)
             if upload is None:
-                await self._client.put_object(
-                    Bucket=self._bucket, Key=key, Body=last_part, ContentType=content_type
-                )
+                with _translated("storing the object"):
+                    await self._client.put_object(
+                        Bucket=self._bucket, Key=key, Body=last_part, ContentType=content_type
+                    )
                 return total
             if last_part:
                 await upload.send(last_part)
@@ -263,77 +294,83 @@ class S3Store:
         return total
 
     async def presign_get(
-        self, key: str, *, filename: str, content_type: str, expires_in: int
+        self, key: str, *, filename: str, content_type: str, expires_in: int, origin: str
     ) -> str:
+        """Signed for the bucket's endpoint (`origin` is the API's; S3 links do not use it)."""
         validate_key(key)
         if not 1 <= expires_in <= MAX_PRESIGN_SECONDS:
             raise ValueError(f"expires_in must be between 1 and {MAX_PRESIGN_SECONDS} seconds")
         client = self._presign_client_or_none or self._client
-        return await client.generate_presigned_url(
-            "get_object",
-            Params={
-                "Bucket": self._bucket,
-                "Key": key,
-                "ResponseContentDisposition": content_disposition(filename),
-                "ResponseContentType": content_type,
-            },
-            ExpiresIn=expires_in,
-        )
+        with _translated("signing the link"):
+            return await client.generate_presigned_url(
+                "get_object",
+                Params={
+                    "Bucket": self._bucket,
+                    "Key": key,
+                    "ResponseContentDisposition": content_disposition(filename),
+                    "ResponseContentType": content_type,
+                },
+                ExpiresIn=expires_in,
+            )
 
     async def head(self, key: str) -> ObjectInfo | None:
         validate_key(key)
-        try:
-            response = await self._client.head_object(Bucket=self._bucket, Key=key)
-        except ClientError as error:
-            if _status(error) == 404:
-                return None
-            raise
+        with _translated("reading the object's metadata"):
+            try:
+                response = await self._client.head_object(Bucket=self._bucket, Key=key)
+            except ClientError as error:
+                if _status(error) == 404:
+                    return None
+                raise
         return ObjectInfo(size=response["ContentLength"], content_type=response.get("ContentType"))
 
     async def delete(self, key: str) -> None:
         validate_key(key)
-        await self._client.delete_object(Bucket=self._bucket, Key=key)
+        with _translated("deleting the object"):
+            await self._client.delete_object(Bucket=self._bucket, Key=key)
 
     async def delete_prefix(self, prefix: str) -> int:
         validate_tenant_scoped_prefix(prefix)
         deleted = 0
-        paginator = self._client.get_paginator("list_objects_v2")
-        async for page in paginator.paginate(Bucket=self._bucket, Prefix=prefix):
-            objects: list[ObjectIdentifierTypeDef] = [
-                {"Key": item["Key"]} for item in page.get("Contents", [])
-            ]
-            if not objects:
-                continue
-            response = await self._client.delete_objects(
-                Bucket=self._bucket,
-                Delete={"Objects": objects, "Quiet": True},
-            )
-            errors = response.get("Errors", [])
-            if errors:
-                raise StoreError(f"could not delete {len(errors)} objects under {prefix}")
-            deleted += len(objects)
-        # Uploads still in progress under the prefix would otherwise linger (and be billed).
-        uploads = self._client.get_paginator("list_multipart_uploads")
-        async for uploads_page in uploads.paginate(Bucket=self._bucket, Prefix=prefix):
-            for in_progress in uploads_page.get("Uploads", []):
-                await self._client.abort_multipart_upload(
-                    Bucket=self._bucket, Key=in_progress["Key"], UploadId=in_progress["UploadId"]
+        with _translated("deleting a tenant's objects"):
+            paginator = self._client.get_paginator("list_objects_v2")
+            async for page in paginator.paginate(Bucket=self._bucket, Prefix=prefix):
+                objects: list[ObjectIdentifierTypeDef] = [
+                    {"Key": item["Key"]} for item in page.get("Contents", [])
+                ]
+                if not objects:
+                    continue
+                response = await self._client.delete_objects(
+                    Bucket=self._bucket,
+                    Delete={"Objects": objects, "Quiet": True},
                 )
+                errors = response.get("Errors", [])
+                if errors:
+                    raise StoreError(f"could not delete {len(errors)} objects under {prefix}")
+                deleted += len(objects)
+            # Uploads still in progress under the prefix would otherwise linger (and be billed).
+            uploads = self._client.get_paginator("list_multipart_uploads")
+            async for uploads_page in uploads.paginate(Bucket=self._bucket, Prefix=prefix):
+                for in_progress in uploads_page.get("Uploads", []):
+                    await self._client.abort_multipart_upload(
+                        Bucket=self._bucket,
+                        Key=in_progress["Key"],
+                        UploadId=in_progress["UploadId"],
+                    )
         return deleted
 
     async def list_keys(self, prefix: str) -> AsyncIterator[str]:
         validate_prefix(prefix)
-        paginator = self._client.get_paginator("list_objects_v2")
-        async for page in paginator.paginate(Bucket=self._bucket, Prefix=prefix):
-            for item in page.get("Contents", []):
-                yield item["Key"]
+        with _translated("listing objects"):
+            paginator = self._client.get_paginator("list_objects_v2")
+            async for page in paginator.paginate(Bucket=self._bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    yield item["Key"]
 
     async def check(self) -> None:
-        try:
+        with _translated(f"reaching bucket {self._bucket}"):
             async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
                 await self._client.head_bucket(Bucket=self._bucket)
-        except (BotoCoreError, ClientError, TimeoutError) as error:
-            raise StoreUnavailableError(f"bucket {self._bucket} unreachable: {error}") from error
 
 
 def _status(error: ClientError) -> int | None:

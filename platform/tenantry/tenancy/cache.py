@@ -3,7 +3,9 @@
 A trigger on `tenants` and `tenant_domains` sends `NOTIFY tenant_changed`; every replica listens
 on one connection and clears its cache on each notification, so a suspension or a new domain
 takes effect everywhere within a notification's latency. Entries also expire after a short TTL,
-and while the listener is down nothing is cached at all (correctness over speed).
+and while the listener is down nothing is cached at all (correctness over speed). The cache is
+bounded (least recently used entries go first), misses included: a flood of unknown hosts costs
+at most `max_entries` entries, and a repeated unknown host no query.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,7 +23,7 @@ import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tenantry.tenancy.context import TenantRecord
+from tenantry.db.tenant_scope import TenantRecord
 
 CHANNEL = "tenant_changed"
 _BY_ID = text(
@@ -40,10 +43,15 @@ logger = structlog.get_logger("tenantry.tenancy")
 
 
 class TenantCache:
-    def __init__(self, engine: AsyncEngine, *, ttl_seconds: float) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, ttl_seconds: float, max_entries: int = 10_000
+    ) -> None:
         self._engine = engine
         self._ttl = ttl_seconds
-        self._entries: dict[tuple[str, str], tuple[float, TenantRecord | None]] = {}
+        self._max_entries = max_entries
+        self._entries: OrderedDict[tuple[str, str], tuple[float, TenantRecord | None]] = (
+            OrderedDict()
+        )
         # Bumped on every invalidation, so a lookup that raced a change never stores stale data.
         self._generation = 0
         self.listening = False
@@ -65,6 +73,7 @@ class TenantCache:
         now = time.monotonic()
         cached = self._entries.get((kind, key))
         if cached is not None and cached[0] > now:
+            self._entries.move_to_end((kind, key))
             return cached[1]
         generation = self._generation
         async with self._engine.connect() as connection:
@@ -72,7 +81,13 @@ class TenantCache:
         record = TenantRecord(*row) if row else None
         if self.listening and generation == self._generation:
             self._entries[(kind, key)] = (now + self._ttl, record)
+            self._entries.move_to_end((kind, key))
+            if len(self._entries) > self._max_entries:
+                self._entries.popitem(last=False)
         return record
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 class TenantChangeListener:

@@ -4,9 +4,9 @@ import msgspec
 from litestar import Controller, get
 from litestar.di import NamedDependency
 
-from tenantry.platform.schemas import Branding
-from tenantry.tenancy.context import TenantRecord
-from tenantry.tenancy.zones import TENANT_PUBLIC
+from tenantry.db.tenant_scope import TenantRecord
+from tenantry.lib.zones import TENANT_PUBLIC
+from tenantry.tenancy.schemas import Branding
 
 
 class PublicBranding(msgspec.Struct):

@@ -3,55 +3,130 @@
 Order: the host (`{slug}.{base_domain}` or a verified custom domain); else the bearer token's
 `tid`; else `X-Tenant`, only on public tenant routes. Host and token naming different tenants is
 403 `tenant_mismatch`; an unknown host or tenant is 404 `unknown_tenant`; a suspended tenant is
-403 `tenant_suspended`. Routes opt out with `opt={"zone": ...}` (see `tenantry.tenancy.zones`).
+403 `tenant_suspended`. Routes opt out with `opt={"zone": ...}` (see `tenantry.lib.zones`).
 """
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
 import structlog
+from litestar.connection import ASGIConnection
 from litestar.datastructures import Headers
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from tenantry.auth.tokens import AccessClaims, bearer_token, verified_tenant_claims
-from tenantry.lib.errors import Forbidden, NotFound
-from tenantry.runtime import AppServices
-from tenantry.tenancy.context import TenantRecord, current_tenant
-from tenantry.tenancy.zones import TENANT_PUBLIC, route_zone, zone_needs_tenant
+from tenantry.auth.tokens import AccessClaims, TokenIssuer, bearer_token, verified_tenant_claims
+from tenantry.db.enums import TenantStatus
+from tenantry.db.tenant_scope import TenantRecord, current_tenant
+from tenantry.lib.errors import DomainError, ErrorCode
+from tenantry.lib.http import is_valid_host, request_host
+from tenantry.lib.zones import TENANT_PUBLIC, route_zone, zone_needs_tenant
+from tenantry.tenancy.cache import TenantCache
+
+MAX_SLUG_HEADER = 63
 
 
-class UnknownTenant(NotFound):
-    code = "unknown_tenant"
-    title = "Unknown tenant"
+class TenantResolver:
+    """Which tenant a request is for, from its host, its verified token or `X-Tenant`."""
 
+    def __init__(
+        self,
+        cache: TenantCache,
+        *,
+        base_domain: str,
+        shared_hosts: tuple[str, ...],
+        trusted_proxies: tuple[str, ...],
+    ) -> None:
+        self._cache = cache
+        self._base_domain = base_domain
+        self._suffix = "." + base_domain
+        self._shared_hosts = shared_hosts
+        self._trusted_proxies = trusted_proxies
 
-class TenantMismatch(Forbidden):
-    code = "tenant_mismatch"
-    title = "Token belongs to another tenant"
+    async def host_tenant(self, scope: Scope, headers: Headers) -> TenantRecord | None:
+        """The tenant the host names; None on a shared host. Unknown hosts are 404."""
+        host = request_host(scope, headers, self._trusted_proxies)
+        if not host or host in self._shared_hosts or host == self._base_domain:
+            return None
+        if not is_valid_host(host):
+            raise DomainError(ErrorCode.INVALID_HOST, "the Host header is not a host name")
+        if host.endswith(self._suffix) and "." not in host[: -len(self._suffix)]:
+            tenant = await self._cache.by_slug(host[: -len(self._suffix)])
+        else:
+            tenant = await self._cache.by_domain(host)
+        if tenant is None:
+            raise DomainError(ErrorCode.UNKNOWN_TENANT, f"no tenant serves host '{host}'")
+        return tenant
 
+    async def resolve(
+        self, scope: Scope, headers: Headers, claims: AccessClaims | None, *, public: bool
+    ) -> TenantRecord | None:
+        """The tenant of the host, else of the verified token, else (public routes) `X-Tenant`."""
+        host_tenant = await self.host_tenant(scope, headers)
+        token_tenant_id = claims.tid if claims else None
+        if host_tenant is not None:
+            if token_tenant_id is not None and token_tenant_id != host_tenant.id:
+                raise DomainError(
+                    ErrorCode.TENANT_MISMATCH,
+                    "the token was issued by another tenant than this host's",
+                )
+            return host_tenant
+        if token_tenant_id is not None:
+            tenant = await self._cache.by_id(token_tenant_id)
+            if tenant is None:
+                raise DomainError(ErrorCode.UNKNOWN_TENANT, "the token's tenant no longer exists")
+            return tenant
+        slug = (headers.get("x-tenant") or "").strip().lower()
+        if public and slug:
+            tenant = await self._cache.by_slug(slug) if len(slug) <= MAX_SLUG_HEADER else None
+            if tenant is None:
+                raise DomainError(ErrorCode.UNKNOWN_TENANT, f"no tenant '{slug[:MAX_SLUG_HEADER]}'")
+            return tenant
+        if public:
+            raise DomainError(
+                ErrorCode.TENANT_REQUIRED,
+                "no tenant: call the tenant's host, or send X-Tenant on a shared host",
+            )
+        return None  # a protected route: authentication answers 401
 
-class TenantSuspended(Forbidden):
-    code = "tenant_suspended"
-    title = "Tenant suspended"
+    async def serves(
+        self, connection: ASGIConnection[Any, Any, Any, Any], tenant_id: uuid.UUID
+    ) -> bool:
+        """Whether this request may open an object of `tenant_id`: the tenant is active, and the
+        host is a shared one or that tenant's own (the gate of signed links)."""
+        try:
+            host_tenant = await self.host_tenant(connection.scope, connection.headers)
+        except DomainError:
+            return False
+        if host_tenant is not None and host_tenant.id != tenant_id:
+            return False
+        tenant = host_tenant or await self._cache.by_id(tenant_id)
+        return tenant is not None and tenant.status == TenantStatus.ACTIVE
 
 
 class TenancyMiddleware(ASGIMiddleware):
+    """Stateless: the resolver and the token issuer are fixed at start-up; the tenant of a
+    request lives in its ContextVar only while the request runs."""
+
     scopes = ("http",)  # type: ignore[assignment]
+
+    def __init__(self, resolver: TenantResolver, tokens: TokenIssuer) -> None:
+        self._resolver = resolver
+        self._tokens = tokens
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         zone = route_zone(scope)
         if not zone_needs_tenant(zone):
             await next_app(scope, receive, send)
             return
-        services = AppServices.of(scope)
         headers = Headers.from_scope(scope)
         token = bearer_token(headers.get("authorization"))
-        claims = services.tokens.try_verify(token, "tenant") if token else None
-        tenant = await resolve_tenant(
-            scope, headers, services, claims, public=zone == TENANT_PUBLIC
-        )
-        if tenant is not None and tenant.status == "suspended":
-            raise TenantSuspended(f"tenant '{tenant.slug}' is suspended")
+        claims = self._tokens.try_verify(token, "tenant") if token else None
+        tenant = await self._resolver.resolve(scope, headers, claims, public=zone == TENANT_PUBLIC)
+        if tenant is not None and tenant.status == TenantStatus.SUSPENDED:
+            raise DomainError(ErrorCode.TENANT_SUSPENDED, f"tenant '{tenant.slug}' is suspended")
         tenant_token = current_tenant.set(tenant)
         claims_token = verified_tenant_claims.set(claims)
         if tenant is not None:
@@ -61,64 +136,3 @@ class TenancyMiddleware(ASGIMiddleware):
         finally:
             verified_tenant_claims.reset(claims_token)
             current_tenant.reset(tenant_token)
-
-
-async def resolve_tenant(
-    scope: Scope,
-    headers: Headers,
-    services: AppServices,
-    claims: AccessClaims | None,
-    *,
-    public: bool,
-) -> TenantRecord | None:
-    """The tenant of the host, else of the verified token, else (public routes) `X-Tenant`."""
-    settings = services.settings
-    host = request_host(scope, headers, settings.trusted_proxies)
-    cache = services.tenant_cache
-
-    host_tenant: TenantRecord | None = None
-    if host and host not in settings.shared_hosts and host != settings.base_domain:
-        suffix = "." + settings.base_domain
-        if host.endswith(suffix) and "." not in host[: -len(suffix)]:
-            host_tenant = await cache.by_slug(host[: -len(suffix)])
-        else:
-            host_tenant = await cache.by_domain(host)
-        if host_tenant is None:
-            raise UnknownTenant(f"no tenant serves host '{host}'")
-
-    token_tenant_id = claims.tid if claims else None
-    if host_tenant is not None:
-        if token_tenant_id is not None and token_tenant_id != host_tenant.id:
-            raise TenantMismatch("the token was issued by another tenant than this host's")
-        return host_tenant
-    if token_tenant_id is not None:
-        tenant = await cache.by_id(token_tenant_id)
-        if tenant is None:
-            raise UnknownTenant("the token's tenant no longer exists")
-        return tenant
-    slug = headers.get("x-tenant")
-    if public and slug:
-        tenant = await cache.by_slug(slug.strip().lower())
-        if tenant is None:
-            raise UnknownTenant(f"no tenant '{slug}'")
-        return tenant
-    if public:
-        raise UnknownTenant(
-            "no tenant: call the tenant's host, or send X-Tenant on a shared host",
-            code="tenant_required",
-        )
-    return None  # a protected route: authentication answers 401
-
-
-def request_host(scope: Scope, headers: Headers, trusted_proxies: tuple[str, ...]) -> str:
-    """The Host (or X-Forwarded-Host from a trusted proxy), lowercased, without port or dot."""
-    host = headers.get("host", "")
-    forwarded = headers.get("x-forwarded-host")
-    client = scope.get("client")
-    if forwarded and client and client[0] in trusted_proxies:
-        host = forwarded.split(",")[0]
-    host = host.strip().lower()
-    if host.startswith("["):  # IPv6 literal, keep the brackets
-        return host.split("]")[0] + "]"
-    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-    return name.rstrip(".")

@@ -1,4 +1,8 @@
-"""Tenant manifests (`tenants/*.toml`), applied idempotently: a second run changes nothing."""
+"""Tenant manifests (`tenants/*.toml`), applied idempotently: a second run changes nothing.
+
+A composition of two domains (the operator's provisioning and the files domain's taxonomy), so
+it sits above both, beside the app and the CLI.
+"""
 
 from __future__ import annotations
 
@@ -12,23 +16,22 @@ import msgspec
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenantry.admin.schemas import TermName
-from tenantry.admin.services import AudienceService, CategoryService
 from tenantry.auth.passwords import PasswordHasher
 from tenantry.config import Settings
+from tenantry.db.enums import TenantStatus
 from tenantry.db.models import Tenant
+from tenantry.files.taxonomy import AUDIENCES, CATEGORIES, TaxonomyService, TermName
 from tenantry.platform.schemas import (
     AdminIn,
-    Branding,
     DomainCreate,
     Quotas,
     QuotasPatch,
     Slug,
     TenantCreate,
     TenantPatch,
-    TenantSettings,
 )
 from tenantry.platform.services import TenantService
+from tenantry.tenancy.schemas import Branding, TenantSettings
 
 Outcome = Literal["created", "updated", "unchanged", "skipped"]
 
@@ -102,7 +105,7 @@ async def apply_manifest(
         )
         await _seed_taxonomy(manifest, session, created.id)
         return "created"
-    if existing.status == "deleted":
+    if existing.status == TenantStatus.DELETED:
         return "skipped"
     current = await service.get_tenant(existing.id)
     wanted_domains = [service.normalize_domain(domain) for domain in manifest.domains]
@@ -142,9 +145,13 @@ async def apply_manifest(
 async def _seed_taxonomy(manifest: Manifest, session: AsyncSession, tenant_id: uuid.UUID) -> bool:
     """Create the manifest's missing categories and audiences; whether any was created.
 
-    The platform session sees every tenant, so the services' explicit tenant filter is what
-    keeps this to `tenant_id`.
+    The platform session sees every tenant; the services' explicit tenant (their scoped
+    repositories) is what keeps this to `tenant_id`.
     """
-    categories = await CategoryService(session, tenant_id).ensure_names(manifest.categories)
-    audiences = await AudienceService(session, tenant_id).ensure_names(manifest.audiences)
+    categories = await TaxonomyService(CATEGORIES, session, tenant_id).ensure_names(
+        manifest.categories
+    )
+    audiences = await TaxonomyService(AUDIENCES, session, tenant_id).ensure_names(
+        manifest.audiences
+    )
     return categories + audiences > 0

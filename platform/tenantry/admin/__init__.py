@@ -1,1 +1,0 @@
-"""Tenant-admin API: the tenant's taxonomy (categories and audiences)."""

@@ -1,0 +1,141 @@
+"""The upload saga: the only code that commits in the middle of a request.
+
+Order, and why: (1) a row (`uploading`, or `pending` for the two-step form) is committed before
+the first byte goes to the store, so an object without a row is always garbage the reconciler
+may remove; (2) no transaction stays open while bytes stream; (3) the last step (quota, row to
+`ready`, stats rollup, usage event) is one transaction that takes the tenant's write lock first
+and reads the row fresh. A failure anywhere removes the row and the object (the two-step form
+puts its row back to `pending` for a retry).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+from tenantry.auth.middleware import Principal
+from tenantry.db.enums import FileStatus, UsageKind
+from tenantry.db.models import File
+from tenantry.db.tenant_scope import TenantRecord
+from tenantry.files import rollup
+from tenantry.files.pipeline import MeteredUpload
+from tenantry.files.repository import FileRepository
+from tenantry.files.rules import check_audiences, check_category, clean_filename, normalize_language
+from tenantry.files.schemas import FileMetadata, FileOut, PendingFileCreate
+from tenantry.files.services import FileService, delete_object_later, file_not_found
+from tenantry.lib.errors import DomainError, ErrorCode
+from tenantry.storage import ObjectStore, file_key
+
+
+class FileUploads:
+    def __init__(
+        self, files: FileRepository, tenant: TenantRecord, user: Principal, store: ObjectStore
+    ) -> None:
+        self.files = files
+        self.session = files.session
+        self.tenant = tenant
+        self.user = user
+        self.store = store
+        self._service = FileService(files, tenant, user, store)
+
+    async def create_pending(self, data: PendingFileCreate) -> FileOut:
+        """Step one of the raw upload: a pending row (not listed) that the content completes."""
+        file = await self._insert(data, data.filename, status=FileStatus.PENDING)
+        await self.session.commit()  # saga step 1: the row, for the PUT that follows
+        return await self._service.read_back(file.id)
+
+    async def upload(
+        self,
+        metadata: FileMetadata,
+        filename: str,
+        declared_type: str | None,
+        chunks: AsyncIterator[bytes],
+    ) -> FileOut:
+        """Multipart upload: a row, the object, then ready; any failure leaves neither."""
+        file = await self._insert(metadata, filename, status=FileStatus.UPLOADING)
+        await self.session.commit()  # saga step 1: the row exists before the object
+        try:
+            await self._store_content(file.id, file.storage_key, declared_type, chunks)
+        except BaseException:
+            await self._discard(file.id, file.storage_key)
+            raise
+        return await self._service.read_back(file.id)
+
+    async def upload_content(
+        self, file_id: uuid.UUID, declared_type: str | None, chunks: AsyncIterator[bytes]
+    ) -> FileOut:
+        """Step two of the raw upload. The row is claimed first (`pending` -> `uploading`), so
+        two concurrent PUTs cannot both write the object; on failure it is `pending` again,
+        and the client may retry."""
+        key = await self.files.claim_pending(file_id)
+        if key is None:
+            raise DomainError(ErrorCode.FILE_NOT_FOUND, f"no pending file {file_id}")
+        await self.session.commit()  # saga step 1: the claim
+        try:
+            await self._store_content(file_id, key, declared_type, chunks)
+        except BaseException:
+            await self.session.rollback()
+            await self.files.release_claim(file_id)
+            await self.session.commit()  # compensation: the row is pending again
+            await delete_object_later(self.store, key)
+            raise
+        return await self._service.read_back(file_id)
+
+    async def _store_content(
+        self, file_id: uuid.UUID, key: str, declared_type: str | None, chunks: AsyncIterator[bytes]
+    ) -> None:
+        used = await self.files.storage_used()
+        await self.session.commit()  # saga step 2: no transaction open while bytes stream
+        metered = MeteredUpload(
+            chunks,
+            declared_type=declared_type,
+            allowed_types=self.tenant.settings.get("allowed_content_types"),
+            max_file_bytes=self.tenant.max_file_bytes,
+            quota_left=self.tenant.storage_quota_bytes - used,
+        )
+        content_type = await metered.open()
+        await self.store.put_stream(key, metered.stream(), content_type=content_type)
+        # Saga step 3, one transaction: the tenant's write lock (the quota counter), the row
+        # read fresh, ready, counted, recorded.
+        if not await self.files.reserve_storage(metered.size):
+            raise DomainError(
+                ErrorCode.QUOTA_EXCEEDED, "the tenant's storage quota would be exceeded"
+            )
+        file = await self.files.lock(file_id, status=FileStatus.UPLOADING)
+        if file is None:  # removed meanwhile (offboarding, or the reconciler after the timeout)
+            raise file_not_found(file_id)
+        file.status = FileStatus.READY
+        file.size = metered.size
+        file.sha256 = metered.sha256
+        file.content_type = content_type
+        facets = await self.files.facets(file)
+        await rollup.apply(self.session, self.tenant.id, added=facets)
+        await self.files.record_event(
+            UsageKind.UPLOAD, file, facets, user_id=self.user.id, role=self.user.role
+        )
+        await self.session.commit()  # saga step 3: the file is ready
+
+    async def _insert(self, metadata: FileMetadata, filename: str, *, status: FileStatus) -> File:
+        await check_category(self.files, metadata.category)
+        audiences = await check_audiences(self.files, metadata.audiences)
+        file_id = uuid.uuid4()
+        file = File(
+            tenant_id=self.tenant.id,
+            id=file_id,
+            title=metadata.title.strip(),
+            description=metadata.description,
+            category_id=metadata.category,
+            language=normalize_language(metadata.language),
+            original_filename=clean_filename(filename),
+            storage_key=file_key(self.tenant.id, file_id),
+            status=status,
+            uploaded_by=self.user.id,
+        )
+        await self.files.insert(file, audiences)
+        return file
+
+    async def _discard(self, file_id: uuid.UUID, key: str) -> None:
+        await self.session.rollback()
+        await self.files.delete_row(file_id)
+        await self.session.commit()  # compensation: no row
+        await delete_object_later(self.store, key)

@@ -1,0 +1,30 @@
+"""A tenant's settings and branding as typed values (stored as JSON on the tenant's row)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+from tenantry.lib.schemas import Email
+
+Color = Annotated[str, msgspec.Meta(pattern=r"^#[0-9a-fA-F]{6}$")]
+
+
+class TenantSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    allow_signup: bool = False
+    signup_role: Literal["viewer", "editor"] = "viewer"
+    download_url_ttl_seconds: Annotated[int, msgspec.Meta(ge=10, le=7 * 24 * 3600)] = 300
+    # None: every type the platform can sniff.
+    allowed_content_types: (
+        Annotated[list[Annotated[str, msgspec.Meta(max_length=100)]], msgspec.Meta(max_length=50)]
+        | None
+    ) = None
+
+
+class Branding(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    display_name: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    primary_color: Color = "#1f6feb"
+    accent_color: Color = "#f59e0b"
+    logo_url: Annotated[str, msgspec.Meta(max_length=2048)] | None = None
+    support_email: Email | None = None
