@@ -13,9 +13,14 @@ import hashlib
 import json
 import random
 import re
+import shutil
+import subprocess
+import sys
 import uuid
+import zipfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -34,7 +39,7 @@ from tenantry.db import bootstrap
 from tenantry.db.embedded import with_database
 from tenantry.db.engines import admin_url, owner_db_config, role_url
 from tenantry.db.models import Base
-from tenantry.db.paths import MIGRATIONS_DIR
+from tenantry.db.paths import MIGRATIONS_DIR, find_migrations_dir
 from tests.conftest import connect_as
 
 
@@ -481,3 +486,92 @@ async def test_stats_recount_is_idempotent(blank_database: Settings, with_data: 
         assert await _stats(platform) == first
         await _assert_derived_tables_agree_with_scan(platform)
     assert bool(first) == with_data
+
+
+# -- the migrations ship inside the wheel ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory, project_root: Path) -> Path:
+    uv = shutil.which("uv")
+    assert uv is not None, "uv is needed to build the wheel"
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [uv, "build", "--wheel", "-o", str(out), "-q"], cwd=project_root, check=True, timeout=300
+    )
+    (built,) = out.glob("tenantry-*.whl")
+    return built
+
+
+def test_wheel_carries_the_migrations(wheel: Path, project_root: Path) -> None:
+    source = project_root / "migrations"
+    expected = {
+        "tenantry/migrations/" + path.relative_to(source).as_posix(): path.read_bytes()
+        for path in [
+            source / "env.py",
+            source / "rls_v1.py",
+            source / "script.py.mako",
+            *sorted((source / "versions").glob("*.py")),
+        ]
+    }
+    assert len(expected) == 3 + len(CHAIN)
+    with zipfile.ZipFile(wheel) as archive:
+        packaged = {
+            name: archive.read(name)
+            for name in archive.namelist()
+            if name.startswith("tenantry/migrations/")
+        }
+    # The same files, byte for byte, and nothing else (no bytecode, no stray files).
+    assert packaged.keys() == expected.keys()
+    assert packaged == expected
+
+
+def test_paths_prefer_the_checkout_then_the_package(tmp_path: Path) -> None:
+    checkout, package = tmp_path / "checkout", tmp_path / "site-packages" / "tenantry"
+    for migrations in (checkout / "migrations", package / "migrations"):
+        migrations.mkdir(parents=True)
+        (migrations / "env.py").write_text("")
+    assert find_migrations_dir(checkout, package) == checkout / "migrations"
+    # Installed: site-packages' parent has no migrations of its own (or an unrelated folder).
+    assert find_migrations_dir(tmp_path / "nowhere", package) == package / "migrations"
+    (checkout / "migrations" / "env.py").unlink()
+    assert find_migrations_dir(checkout, package) == package / "migrations"
+
+
+# Runs in a child process on the unpacked wheel, as an installed package would.
+_UPGRADE_FROM_WHEEL = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import msgspec
+import tenantry
+from tenantry.config import Settings
+from tenantry.db import bootstrap
+from tenantry.db.paths import MIGRATIONS_DIR
+print(tenantry.__file__)
+print(MIGRATIONS_DIR)
+settings = msgspec.json.decode(sys.argv[2], type=Settings, dec_hook=lambda kind, v: kind(v))
+bootstrap.upgrade(settings)
+"""
+
+
+async def test_installed_package_runs_its_own_migrations(
+    wheel: Path, blank_database: Settings, tmp_path: Path
+) -> None:
+    site = tmp_path / "site-packages"  # its parent, tmp_path, has no `migrations/`
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(site)
+    settings = msgspec.json.encode(blank_database, enc_hook=str).decode()
+    child = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", _UPGRADE_FROM_WHEEL, str(site), settings],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert child.returncode == 0, child.stderr
+    package_file, migrations_dir = child.stdout.split()[:2]
+    assert Path(package_file).is_relative_to(site)
+    assert Path(migrations_dir) == site / "tenantry" / "migrations"
+    async with connect_as(role_url(blank_database, "owner")) as owner:
+        assert await owner.fetchval("SELECT version_num FROM alembic_version") == HEAD
+        assert await owner.fetchval("SELECT to_regclass('file_stats') IS NOT NULL")
