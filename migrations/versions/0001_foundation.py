@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-from tenantry.db.rls import protect_tenant_table
+from rls_v1 import protect_tenant_table
 
 revision: str = "0001"
 down_revision: str | None = None

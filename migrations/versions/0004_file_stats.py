@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-from tenantry.db.rls import protect_tenant_table
+from rls_v1 import protect_tenant_table
 
 revision: str = "0004"
 down_revision: str | None = "0003"

@@ -11,7 +11,7 @@ from litestar.types import Guard
 from tenantry.db.enums import Role
 from tenantry.lib.errors import DomainError, ErrorCode
 
-_RANK = {role: rank for rank, role in enumerate(Role)}
+_RANK = {role: role.rank for role in Role}
 
 
 def role_rank(role: str) -> int:

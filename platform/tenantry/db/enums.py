@@ -1,4 +1,8 @@
-"""The closed sets of values the schema stores as text (each with a CHECK in the migrations)."""
+"""The closed sets of values the schema stores as strings (varchar with a CHECK constraint).
+
+`StrEnum` members are `str`s that compare equal to their values, so code that still passes
+plain strings keeps working; the database stores the values, never the member names.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,18 @@ from enum import StrEnum
 
 
 class Role(StrEnum):
-    """A tenant user's role, lowest first: each role may do what the ones before it may."""
+    """A user's role in a tenant, highest first: each role may do all that the ones below may."""
 
-    VIEWER = "viewer"
-    EDITOR = "editor"
-    ADMIN = "admin"
     OWNER = "owner"
+    ADMIN = "admin"
+    EDITOR = "editor"
+    VIEWER = "viewer"
+
+    @property
+    def rank(self) -> int:
+        """Higher is more privileged: `role.rank >= Role.EDITOR.rank` means editor or above."""
+        members = list(Role)
+        return len(members) - members.index(self)
 
 
 class TenantStatus(StrEnum):
@@ -21,8 +31,11 @@ class TenantStatus(StrEnum):
 
 
 class FileStatus(StrEnum):
-    PENDING = "pending"  # two-step upload: the row waits for its content
-    UPLOADING = "uploading"  # a request has claimed the row and is streaming its content
+    """pending: row made, no content yet; uploading: a request is streaming it; ready: listed
+    and counted; deleting: on its way out."""
+
+    PENDING = "pending"
+    UPLOADING = "uploading"
     READY = "ready"
     DELETING = "deleting"
 
@@ -36,7 +49,7 @@ class UsageKind(StrEnum):
 
 
 class StatsDimension(StrEnum):
-    """The dimensions of the file stats rollup."""
+    """The `file_stats` rollup's dimensions (see `tenantry.files.rollup`)."""
 
     TOTAL = "total"
     CATEGORY = "category"

@@ -3,18 +3,25 @@
 Global tables (`tenants`, `tenant_domains`, `platform_admins`) have no RLS. Every tenant table
 has `tenant_id` leading its primary key, its unique constraints and its foreign keys, and is
 protected by the RLS policies written in the migrations (see `migrations/versions`).
+
+The migrations make the schema; these models describe it, keys, indexes and server defaults
+included, and tests/integration/test_migrations.py checks that both agree. CHECK constraints
+live in the migrations only.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
+    CHAR,
     BigInteger,
     Boolean,
     DateTime,
+    Enum,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -29,6 +36,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from tenantry.db.enums import FileStatus, Role, StatsDimension, TenantStatus, UsageKind
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -36,6 +45,22 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def _str_enum(enum: type[StrEnum]) -> Enum:
+    """A varchar(16) holding the members' values; the CHECK constraint is the migrations'."""
+    return Enum(
+        enum,
+        native_enum=False,
+        create_constraint=False,
+        length=16,
+        values_callable=lambda members: [member.value for member in members],
+    )
+
+
+def _tenant_fk() -> Mapped[uuid.UUID]:
+    """`tenant_id` leading the primary key, referencing the global `tenants` table."""
+    return mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
 
 
 def _uuid_pk() -> Mapped[uuid.UUID]:
@@ -62,7 +87,9 @@ class Tenant(Base):
     id: Mapped[uuid.UUID] = _uuid_pk()
     slug: Mapped[str] = mapped_column(String(63), unique=True)
     name: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16), server_default="active")
+    status: Mapped[TenantStatus] = mapped_column(
+        _str_enum(TenantStatus), server_default=TenantStatus.ACTIVE.value
+    )
     plan: Mapped[str] = mapped_column(String(32), server_default="standard")
     storage_quota_bytes: Mapped[int] = mapped_column(BigInteger)
     max_file_bytes: Mapped[int] = mapped_column(BigInteger)
@@ -71,6 +98,8 @@ class Tenant(Base):
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_tenants_status_created_at", "status", "created_at"),)
 
 
 class TenantDomain(Base):
@@ -98,13 +127,11 @@ class PlatformAdmin(Base):
 class User(Base):
     __tablename__ = "users"
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
-    )
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
     id: Mapped[uuid.UUID] = _uuid_pk()
     email: Mapped[str] = mapped_column(String(254))
     password_hash: Mapped[str] = mapped_column(String(60))
-    role: Mapped[str] = mapped_column(String(16))
+    role: Mapped[Role] = mapped_column(_str_enum(Role))
     disabled: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()
@@ -138,25 +165,29 @@ class RefreshToken(Base):
 class Category(Base):
     __tablename__ = "categories"
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
     id: Mapped[uuid.UUID] = _uuid_pk()
     name: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = _created_at()
+
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
 
 
 class Audience(Base):
     __tablename__ = "audiences"
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
     id: Mapped[uuid.UUID] = _uuid_pk()
     name: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = _created_at()
+
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
 
 
 class File(Base):
     __tablename__ = "files"
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
     id: Mapped[uuid.UUID] = _uuid_pk()
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, server_default="")
@@ -164,13 +195,42 @@ class File(Base):
     language: Mapped[str | None] = mapped_column(String(2))
     content_type: Mapped[str | None] = mapped_column(String(100))
     size: Mapped[int] = mapped_column(BigInteger, server_default="0")
-    sha256: Mapped[str | None] = mapped_column(String(64))
+    sha256: Mapped[str | None] = mapped_column(CHAR(64))
     original_filename: Mapped[str] = mapped_column(String(255))
     storage_key: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16), server_default="pending")
+    status: Mapped[FileStatus] = mapped_column(
+        _str_enum(FileStatus), server_default=FileStatus.PENDING.value
+    )
     uploaded_by: Mapped[uuid.UUID | None]
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()
+
+    __table_args__ = (
+        # The database nulls only the referencing column, never tenant_id (PostgreSQL 15+).
+        ForeignKeyConstraint(
+            ["tenant_id", "category_id"],
+            ["categories.tenant_id", "categories.id"],
+            ondelete="SET NULL (category_id)",
+        ),
+        ForeignKeyConstraint(
+            ["tenant_id", "uploaded_by"],
+            ["users.tenant_id", "users.id"],
+            ondelete="SET NULL (uploaded_by)",
+        ),
+        # The listing's default order, ready files only.
+        Index(
+            "ix_files_tenant_id_created_at_ready",
+            "tenant_id",
+            text("created_at DESC"),
+            text("id DESC"),
+            postgresql_where=text("status = 'ready'"),
+        ),
+        Index("ix_files_tenant_id_category_id", "tenant_id", "category_id"),
+        Index("ix_files_tenant_id_language", "tenant_id", "language"),
+        Index("ix_files_tenant_id_content_type", "tenant_id", "content_type"),
+        Index("ix_files_tenant_id_uploaded_by", "tenant_id", "uploaded_by"),
+        Index("ix_files_tenant_id_status_updated_at", "tenant_id", "status", "updated_at"),
+    )
 
 
 class FileAudience(Base):
@@ -180,20 +240,32 @@ class FileAudience(Base):
     file_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     audience_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
 
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "file_id"], ["files.tenant_id", "files.id"], ondelete="CASCADE"
+        ),
+        ForeignKeyConstraint(
+            ["tenant_id", "audience_id"],
+            ["audiences.tenant_id", "audiences.id"],
+            ondelete="CASCADE",
+        ),
+        Index("ix_file_audiences_tenant_id_audience_id", "tenant_id", "audience_id"),
+    )
+
 
 class UsageEvent(Base):
     """Append-only: one row per upload, download link, delete, login and signup."""
 
     __tablename__ = "usage_events"
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
     id: Mapped[uuid.UUID] = _uuid_pk()
     occurred_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
-    kind: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[UsageKind] = mapped_column(_str_enum(UsageKind))
     user_id: Mapped[uuid.UUID | None]
-    user_role: Mapped[str | None] = mapped_column(String(16))
+    user_role: Mapped[Role | None] = mapped_column(_str_enum(Role))
     file_id: Mapped[uuid.UUID | None]
     bytes: Mapped[int] = mapped_column(BigInteger, server_default="0")
     category_id: Mapped[uuid.UUID | None]
@@ -201,13 +273,15 @@ class UsageEvent(Base):
     audience_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(Uuid), server_default=text("'{}'"))
     content_type: Mapped[str | None] = mapped_column(String(100))
 
+    __table_args__ = (Index("ix_usage_events_tenant_id_occurred_at", "tenant_id", "occurred_at"),)
+
 
 class TenantUsage(Base):
     """The quota counter: current stored bytes and file count, changed atomically."""
 
     __tablename__ = "tenant_usage"
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
     storage_bytes: Mapped[int] = mapped_column(BigInteger, server_default="0")
     file_count: Mapped[int] = mapped_column(BigInteger, server_default="0")
     updated_at: Mapped[datetime] = _updated_at()
@@ -218,8 +292,8 @@ class FileStat(Base):
 
     __tablename__ = "file_stats"
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    dimension: Mapped[str] = mapped_column(String(16), primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    dimension: Mapped[StatsDimension] = mapped_column(_str_enum(StatsDimension), primary_key=True)
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     files: Mapped[int] = mapped_column(BigInteger, server_default="0")
     bytes: Mapped[int] = mapped_column(BigInteger, server_default="0")

@@ -1,4 +1,12 @@
-"""RLS for tenant tables, used by migrations: every tenant table gets exactly the same protection."""
+"""RLS for tenant tables, as migrations 0001, 0002 and 0004 applied it (version 1).
+
+FROZEN: never edit this file. Migrations that already ran import it, and a migration must do
+today exactly what it did when it ran. A changed policy is a new helper (`rls_v2.py`) and a new
+migration that moves the existing tables to it.
+
+It lives in `migrations/`, not in the application package, so that no change to the application
+can change history. `env.py` puts this directory on `sys.path`.
+"""
 
 from alembic import op
 
