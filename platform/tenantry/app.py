@@ -108,7 +108,9 @@ def _singleton(value: Any) -> Provide:
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or runtime_settings()
-    configure_logging(settings)
+    configure_logging(
+        json=settings.log_format == "json" or settings.is_production, level_name=settings.log_level
+    )
     services = build_services(settings)
     listener_dsn = asyncpg_dsn(role_url(settings, "app"))
 

@@ -12,19 +12,15 @@ import structlog
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from tenantry.config import Settings
-
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 access_logger = structlog.get_logger("tenantry.access")
 
 
-def configure_logging(settings: Settings) -> None:
+def configure_logging(*, json: bool, level_name: str) -> None:
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer()
-        if settings.log_format == "json" or settings.is_production
-        else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     )
-    level = logging.getLevelNamesMapping().get(settings.log_level.upper(), logging.INFO)
+    level = logging.getLevelNamesMapping().get(level_name.upper(), logging.INFO)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
