@@ -74,7 +74,9 @@ class AppServices:
 def build_services(settings: Settings) -> AppServices:
     tenant_db = tenant_db_config(settings)
     tenant_cache = TenantCache(
-        tenant_db.get_engine(), ttl_seconds=settings.tenant_cache_ttl_seconds
+        tenant_db.get_engine(),
+        ttl_seconds=settings.tenant_cache_ttl_seconds,
+        max_entries=settings.tenant_cache_max_entries,
     )
     return AppServices(
         settings=settings,

@@ -37,6 +37,9 @@ class S3Settings(msgspec.Struct, frozen=True):
     # Seconds before a store that does not answer counts as down (503 storage_unavailable).
     connect_timeout: float = 5.0
     read_timeout: float = 60.0
+    max_attempts: int = 3
+    # Longest any one call (a part upload included) may take before the store counts as down.
+    operation_timeout: float = 300.0
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -68,6 +71,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # origin the client called (from a trusted proxy's X-Forwarded-Proto/-Host when present).
     public_origin: str | None = None
     tenant_cache_ttl_seconds: float = 30.0
+    tenant_cache_max_entries: int = 10_000
     platform_admin_email: str = DEV_PLATFORM_ADMIN_EMAIL
     platform_admin_password: str = DEV_PLATFORM_ADMIN_PASSWORD
     log_format: Literal["json", "console"] = "console"
@@ -128,7 +132,13 @@ def load_settings(environ: dict[str, str] | None = None, *, dotenv: Path | None 
             or source.get("AWS_SECRET_ACCESS_KEY"),
             **{
                 name: source[prefix + "S3_" + name.upper()]
-                for name in ("part_size", "connect_timeout", "read_timeout")
+                for name in (
+                    "part_size",
+                    "connect_timeout",
+                    "read_timeout",
+                    "max_attempts",
+                    "operation_timeout",
+                )
                 if prefix + "S3_" + name.upper() in source
             },
         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -11,6 +12,7 @@ import threading
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from tenantry.config import DEV_PLATFORM_ADMIN_EMAIL, DEV_PLATFORM_ADMIN_PASSWORD
@@ -87,6 +89,29 @@ def _postmaster_running(data_dir: Path) -> bool:
     return True
 
 
+def _unknown_host_flood_keeps_memory_bounded(server: DevServer) -> None:
+    """5,000 requests with distinct unknown hosts leave the worker within a few MiB."""
+
+    async def flood(prefix: str, count: int) -> set[int]:
+        limits = httpx.Limits(max_connections=16)
+        async with httpx.AsyncClient(base_url=server.base_url, limits=limits) as http:
+            gate = asyncio.Semaphore(16)
+
+            async def one(n: int) -> int:
+                async with gate:
+                    host = {"Host": f"{prefix}-{n}.localhost"}
+                    return (await http.get("/api/v1/branding", headers=host)).status_code
+
+            return set(await asyncio.gather(*(one(n) for n in range(count))))
+
+    worker = psutil.Process(server.process.pid)
+    assert asyncio.run(flood("warmup", 1000)) == {404}
+    before = worker.memory_info().rss
+    assert asyncio.run(flood("flood", 5000)) == {404}
+    grown = worker.memory_info().rss - before
+    assert grown < 6 * 1024 * 1024, f"worker RSS grew by {grown / 2**20:.1f} MiB"
+
+
 def test_dev_server_provisions_logs_in_and_stops_cleanly(
     data_dir: Path, project_root: Path
 ) -> None:
@@ -141,6 +166,7 @@ def test_dev_server_provisions_logs_in_and_stops_cleanly(
         )
         assert response.status_code == 200
         assert response.json()["slug"] == "e2e"
+        _unknown_host_flood_keeps_memory_bounded(again)
     finally:
         assert again.stop() == 0
     assert not _postmaster_running(data_dir)

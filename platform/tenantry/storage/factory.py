@@ -23,6 +23,8 @@ def build_store(settings: Settings) -> ObjectStore:
             part_size=s3.part_size,
             connect_timeout=s3.connect_timeout,
             read_timeout=s3.read_timeout,
+            max_attempts=s3.max_attempts,
+            operation_timeout=s3.operation_timeout,
         )
     # A key of its own, derived from the JWT secret: no new secret to manage, and a leaked
     # download URL says nothing about the token key.

@@ -5,8 +5,8 @@ errors leave this module as `StoreError` (503 `storage_unavailable`), never as t
 """
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import AsyncExitStack, contextmanager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
@@ -37,11 +37,15 @@ CHECK_TIMEOUT_SECONDS = 5.0
 log = structlog.get_logger(__name__)
 
 
-@contextmanager
-def _translated(action: str) -> Iterator[None]:
-    """The store's own failures as StoreError; anything else (the caller's stream) unchanged."""
+@asynccontextmanager
+async def _translated(action: str, deadline: float | None = None) -> AsyncIterator[None]:
+    """The store's own failures as StoreError; anything else (the caller's stream) unchanged.
+
+    `deadline` bounds the whole call: botocore's read timeout does not cover a request body that
+    a stalled store stops reading, and such a write would otherwise wait forever."""
     try:
-        yield
+        async with asyncio.timeout(deadline):
+            yield
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "error")
         raise StoreUnavailableError(f"{action} failed: {code}") from error
@@ -52,8 +56,11 @@ def _translated(action: str) -> Iterator[None]:
 class _MultipartUpload:
     """One multipart upload with at most one part in flight while the caller buffers the next."""
 
-    def __init__(self, client: "S3Client", bucket: str, key: str, upload_id: str) -> None:
+    def __init__(
+        self, client: "S3Client", bucket: str, key: str, upload_id: str, deadline: float
+    ) -> None:
         self._client = client
+        self._deadline = deadline
         self._bucket = bucket
         self._key = key
         self._upload_id = upload_id
@@ -62,13 +69,13 @@ class _MultipartUpload:
 
     @classmethod
     async def create(
-        cls, client: "S3Client", bucket: str, key: str, content_type: str
+        cls, client: "S3Client", bucket: str, key: str, content_type: str, deadline: float
     ) -> "_MultipartUpload":
-        with _translated("starting the upload"):
+        async with _translated("starting the upload", deadline):
             response = await client.create_multipart_upload(
                 Bucket=bucket, Key=key, ContentType=content_type
             )
-        return cls(client, bucket, key, response["UploadId"])
+        return cls(client, bucket, key, response["UploadId"], deadline)
 
     async def wait_in_flight(self) -> None:
         """Wait for the part being sent; raises if sending it failed."""
@@ -82,7 +89,7 @@ class _MultipartUpload:
         self._in_flight = asyncio.create_task(self._upload_part(part_number, body))
 
     async def _upload_part(self, part_number: int, body: bytes) -> None:
-        with _translated(f"uploading part {part_number}"):
+        async with _translated(f"uploading part {part_number}", self._deadline):
             response = await self._client.upload_part(
                 Bucket=self._bucket,
                 Key=self._key,
@@ -94,7 +101,7 @@ class _MultipartUpload:
 
     async def complete(self) -> None:
         await self.wait_in_flight()
-        with _translated("completing the upload"):
+        async with _translated("completing the upload", self._deadline):
             await self._client.complete_multipart_upload(
                 Bucket=self._bucket,
                 Key=self._key,
@@ -111,9 +118,10 @@ class _MultipartUpload:
             if not task.cancelled():
                 task.exception()  # retrieved and dropped: the caller's exception is what counts
         try:
-            await self._client.abort_multipart_upload(
-                Bucket=self._bucket, Key=self._key, UploadId=self._upload_id
-            )
+            async with asyncio.timeout(self._deadline):
+                await self._client.abort_multipart_upload(
+                    Bucket=self._bucket, Key=self._key, UploadId=self._upload_id
+                )
         except Exception:
             # The bucket's AbortIncompleteMultipartUpload lifecycle rule is the backstop.
             log.warning(
@@ -142,6 +150,7 @@ class S3Store:
         connect_timeout: float = 5.0,
         read_timeout: float = 60.0,
         max_attempts: int = 3,
+        operation_timeout: float = 300.0,
     ) -> None:
         if part_size < MIN_PART_SIZE:
             raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes")
@@ -153,6 +162,7 @@ class S3Store:
         self._part_size = part_size
         self._presign_endpoint_url = presign_endpoint_url
         self._timeouts = (connect_timeout, read_timeout, max_attempts)
+        self._deadline = operation_timeout
         self._session = aioboto3.Session()
         self._exit_stack: AsyncExitStack | None = None
         self._client_or_none: S3Client | None = None
@@ -267,7 +277,7 @@ class S3Store:
                     rest = rest[take:]
                     if upload is None:
                         upload = await _MultipartUpload.create(
-                            self._client, self._bucket, key, content_type
+                            self._client, self._bucket, key, content_type, self._deadline
                         )
                     # Wait for the previous part first: one part in flight, one buffering.
                     await upload.wait_in_flight()
@@ -279,7 +289,7 @@ class S3Store:
                     buffered += len(rest)
             last_part = b"".join(pieces)
             if upload is None:
-                with _translated("storing the object"):
+                async with _translated("storing the object", self._deadline):
                     await self._client.put_object(
                         Bucket=self._bucket, Key=key, Body=last_part, ContentType=content_type
                     )
@@ -301,7 +311,7 @@ class S3Store:
         if not 1 <= expires_in <= MAX_PRESIGN_SECONDS:
             raise ValueError(f"expires_in must be between 1 and {MAX_PRESIGN_SECONDS} seconds")
         client = self._presign_client_or_none or self._client
-        with _translated("signing the link"):
+        async with _translated("signing the link"):
             return await client.generate_presigned_url(
                 "get_object",
                 Params={
@@ -315,7 +325,7 @@ class S3Store:
 
     async def head(self, key: str) -> ObjectInfo | None:
         validate_key(key)
-        with _translated("reading the object's metadata"):
+        async with _translated("reading the object's metadata", self._deadline):
             try:
                 response = await self._client.head_object(Bucket=self._bucket, Key=key)
             except ClientError as error:
@@ -326,13 +336,13 @@ class S3Store:
 
     async def delete(self, key: str) -> None:
         validate_key(key)
-        with _translated("deleting the object"):
+        async with _translated("deleting the object", self._deadline):
             await self._client.delete_object(Bucket=self._bucket, Key=key)
 
     async def delete_prefix(self, prefix: str) -> int:
         validate_tenant_scoped_prefix(prefix)
         deleted = 0
-        with _translated("deleting a tenant's objects"):
+        async with _translated("deleting a tenant's objects"):
             paginator = self._client.get_paginator("list_objects_v2")
             async for page in paginator.paginate(Bucket=self._bucket, Prefix=prefix):
                 objects: list[ObjectIdentifierTypeDef] = [
@@ -361,14 +371,14 @@ class S3Store:
 
     async def list_keys(self, prefix: str) -> AsyncIterator[str]:
         validate_prefix(prefix)
-        with _translated("listing objects"):
+        async with _translated("listing objects"):
             paginator = self._client.get_paginator("list_objects_v2")
             async for page in paginator.paginate(Bucket=self._bucket, Prefix=prefix):
                 for item in page.get("Contents", []):
                     yield item["Key"]
 
     async def check(self) -> None:
-        with _translated(f"reaching bucket {self._bucket}"):
+        async with _translated(f"reaching bucket {self._bucket}"):
             async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
                 await self._client.head_bucket(Bucket=self._bucket)
 
