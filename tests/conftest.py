@@ -143,8 +143,8 @@ def settings(
         log_level="WARNING",
         reconcile_interval_seconds=0,  # tests run the reconciler themselves
     )
-    # Roles belong to the server, not to a database: workers sharing a server take turns, or two
-    # concurrent ALTER ROLEs fail with "tuple concurrently updated".
+    # Roles belong to the server, not to a database: workers sharing a server take turns (two
+    # concurrent ALTER ROLEs of one role can fail with "tuple concurrently updated").
     with _workers_lock(request.config, "bootstrap"):
         asyncio.run(bootstrap.create_database_if_missing(server, database))
         asyncio.run(bootstrap.bootstrap_roles(settings))
