@@ -18,6 +18,18 @@ OPERATOR_EMAIL = "operator@test.example"
 OPERATOR_PASSWORD = "operator-password"
 
 
+# Set on a test item whose setup, call or teardown failed (fixtures that outlive a test look).
+FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    report = yield
+    if report.failed:
+        item.stash[FAILED] = True
+    return report
+
+
 @dataclass
 class Tenant:
     id: str
@@ -40,6 +52,11 @@ async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
 
 @pytest.fixture
 async def operator_headers(settings: Settings, client: AsyncTestClient[Litestar]) -> dict[str, str]:
+    return await operator_login(settings, client)
+
+
+async def operator_login(settings: Settings, client: AsyncTestClient[Litestar]) -> dict[str, str]:
+    """Creates the platform operator and logs it in: its auth header."""
     config = platform_db_config(settings)
     hasher = PasswordHasher(rounds=settings.bcrypt_rounds, concurrency=2)
     async with config.get_session() as session, session.begin():

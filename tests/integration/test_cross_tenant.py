@@ -15,6 +15,11 @@ code and problem body), so B cannot even tell that A's object exists. After ever
 in every tenant table, A's stored objects and B's files are exactly as before, and A still reads,
 downloads and refreshes. `test_every_tenant_route_is_in_the_attack_matrix` fails the suite when a
 route is added without a case here.
+
+Building that world takes longer than an attack, so the attacks share one (built on first use,
+per module and xdist worker): an attack that, answered as expected, changes B's data (`writes`)
+gets a world of its own instead, and a failed test drops the shared world so the next test
+starts from a new one. Attacks that share it still take their own snapshots before and after.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -31,10 +37,15 @@ import asyncpg
 import httpx
 import pytest
 from litestar import Litestar
+from litestar.testing import AsyncTestClient
 
+from tenantry.app import create_app
+from tenantry.config import Settings
+from tenantry.db.engines import role_url
 from tenantry.lib.zones import route_zone, zone_needs_tenant
 from tenantry.storage import LocalStore
-from tests.integration.conftest import Api, Tenant
+from tests.conftest import connect_as, empty_database
+from tests.integration.conftest import FAILED, Api, Tenant, operator_login
 from tests.integration.files_support import PDF, pdf_of_size, stored_keys, upload, user_with_role
 
 B_PDF = pdf_of_size(len(PDF) + 1234)  # B's content differs from A's (size and sha256)
@@ -98,8 +109,7 @@ async def _me(api: Api, tenant: Tenant, auth: dict[str, str]) -> dict[str, Any]:
     return dict(response.json())
 
 
-@pytest.fixture
-async def world(api: Api, platform_connection: asyncpg.Connection) -> World:
+async def build_world(api: Api, platform_connection: asyncpg.Connection) -> World:
     acme = await api.provision("acme")
     globex = await api.provision("globex", settings={"allow_signup": True})
     a_auth, a_refresh = await _login(api, acme)
@@ -162,6 +172,100 @@ async def world(api: Api, platform_connection: asyncpg.Connection) -> World:
     return World(acme, globex, a_auth, a_refresh, b_auth, a_file.json(), b_file.json(), values)
 
 
+@dataclass
+class Scene:
+    """An app with its client, the operator's API helper and the world in its database."""
+
+    settings: Settings
+    app: Litestar
+    api: Api
+    world: World
+    stack: AsyncExitStack
+
+    @classmethod
+    async def open(cls, settings: Settings) -> Scene:
+        app = create_app(settings)
+        stack = AsyncExitStack()
+        try:
+            client = await stack.enter_async_context(
+                AsyncTestClient(app=app, base_url="http://127.0.0.1")
+            )
+            api = Api(client, await operator_login(settings, client))
+            async with connect_as(role_url(settings, "platform")) as connection:
+                world = await build_world(api, connection)
+        except BaseException:
+            await stack.aclose()
+            await empty_database(settings)
+            raise
+        return cls(settings, app, api, world, stack)
+
+    async def close(self) -> None:
+        """Stop the app, then leave the database (and the local store) empty."""
+        await self.stack.aclose()
+        await empty_database(self.settings)
+
+
+class SharedScene:
+    """The scene of the attacks that leave it as it was: opened on first use, until dropped."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._scene: Scene | None = None
+
+    async def get(self) -> Scene:
+        if self._scene is None:
+            self._scene = await Scene.open(self.settings)
+        return self._scene
+
+    async def drop(self) -> None:
+        if self._scene is not None:
+            scene, self._scene = self._scene, None
+            await scene.close()
+
+
+@pytest.fixture(scope="module")
+async def shared_scene(settings: Settings) -> AsyncIterator[SharedScene]:
+    shared = SharedScene(settings)
+    yield shared
+    await shared.drop()
+
+
+@pytest.fixture
+async def scene(
+    request: pytest.FixtureRequest, settings: Settings, shared_scene: SharedScene
+) -> AsyncIterator[Scene]:
+    callspec = getattr(request.node, "callspec", None)
+    case = callspec.params.get("case") if callspec else None
+    if isinstance(case, Case) and case.writes:
+        await shared_scene.drop()  # the two worlds cannot coexist: same tenant slugs
+        own = await Scene.open(settings)
+        try:
+            yield own
+        finally:
+            await own.close()
+        return
+    yield await shared_scene.get()
+    if request.node.stash.get(FAILED, False):
+        await shared_scene.drop()  # whatever the failure left behind, the next test has a new one
+
+
+# These replace the conftest's per-test app and client (and its clean database after each test):
+# the scene's own are used, and closing a scene empties the database.
+@pytest.fixture
+def app(scene: Scene) -> Litestar:
+    return scene.app
+
+
+@pytest.fixture
+def api(scene: Scene) -> Api:
+    return scene.api
+
+
+@pytest.fixture
+def world(scene: Scene) -> World:
+    return scene.world
+
+
 # -- the attack table -----------------------------------------------------------------------------
 
 Check = Callable[[World, httpx.Response], None]
@@ -179,6 +283,8 @@ class Case:
     form: dict[str, Any] | None = None  # multipart upload: these fields, then a PDF part
     raw: bytes | None = None  # a raw body (the two-step upload's content)
     check: Check | None = None  # more about a successful answer
+    # The expected answer changes B's data (a new term, user, revoked tokens): a world of its own.
+    writes: bool = False
 
     def __str__(self) -> str:
         return self.id
@@ -413,6 +519,7 @@ CASES = [
                 201,
                 json={"name": f"{{{key}_name}}"},
                 check=is_b_term,
+                writes=True,
             ),
         ]
     ),
@@ -440,7 +547,7 @@ CASES = [
         204,
         json={"refresh_token": "{a_refresh}"},
     ),
-    Case("auth.logout-all", "POST", "/api/v1/auth/logout", 204),
+    Case("auth.logout-all", "POST", "/api/v1/auth/logout", 204, writes=True),
     Case("auth.me", "GET", "/api/v1/auth/me", 200, check=is_b_owner),
     Case(
         "auth.signup-a-email",  # 201, not 409 email_taken: B cannot probe A's accounts
@@ -448,6 +555,7 @@ CASES = [
         "/api/v1/auth/signup",
         201,
         json={"email": "{a_email}", "password": "globex-signup-password"},
+        writes=True,
     ),
     Case("branding", "GET", "/api/v1/branding", 200, check=is_b_branding),
 ]
@@ -545,6 +653,8 @@ async def assert_a_still_served(api: Api, world: World) -> None:
         headers={"Host": world.acme.host},
     )
     assert refreshed.status_code == 200, refreshed.text
+    # The refresh rotated A's token: the world keeps A's live one, for the next attack on it.
+    world.a_refresh = world.values["a_refresh"] = refreshed.json()["refresh_token"]
 
 
 # -- the tests ------------------------------------------------------------------------------------

@@ -5,9 +5,10 @@ to see what an interrupted upload might have left behind (temp files, multipart 
 """
 
 import asyncio
+import functools
 import random
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -96,21 +97,43 @@ class LocalProbe:
         return None
 
 
+@functools.cache
+def _probe_session() -> aioboto3.Session:
+    """One session for every probe: a session loads the S3 service model once."""
+    return aioboto3.Session()
+
+
 class S3Probe:
+    """Looks at the bucket through a client of its own, opened once (`async with` the probe)."""
+
     def __init__(self, store: S3Store, endpoint: S3Endpoint) -> None:
         self.store = store
         self.endpoint = endpoint
+        self._stack = AsyncExitStack()
+        self._client_or_none: S3Client | None = None
+
+    async def __aenter__(self) -> "S3Probe":
+        self._client_or_none = await self._stack.enter_async_context(
+            _probe_session().client(
+                "s3",
+                endpoint_url=self.endpoint.endpoint_url,
+                region_name=self.endpoint.region,
+                aws_access_key_id=self.endpoint.access_key_id,
+                aws_secret_access_key=self.endpoint.secret_access_key,
+            )
+        )
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._client_or_none = None
+        await self._stack.aclose()
 
     @asynccontextmanager
     async def _client(self) -> AsyncIterator["S3Client"]:
-        async with aioboto3.Session().client(
-            "s3",
-            endpoint_url=self.endpoint.endpoint_url,
-            region_name=self.endpoint.region,
-            aws_access_key_id=self.endpoint.access_key_id,
-            aws_secret_access_key=self.endpoint.secret_access_key,
-        ) as client:
-            yield client
+        # One client for every look: a new session per call costs more than the call itself,
+        # and test_upload_reads_ahead_by_at_most_two_parts looks once per chunk it sends.
+        assert self._client_or_none is not None, "use the probe as `async with S3Probe(...)`"
+        yield self._client_or_none
 
     async def download(self, url: str) -> Download:
         async with httpx.AsyncClient() as http:
@@ -163,8 +186,8 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         yield Backend("local", local, LocalProbe(local, root), verifies_presigned_urls=True)
         return
     endpoint: S3Endpoint = request.getfixturevalue(f"{request.param}_endpoint")
-    async with open_s3_store(endpoint) as s3:
-        yield Backend(request.param, s3, S3Probe(s3, endpoint), endpoint.verifies_presigned_urls)
+    async with open_s3_store(endpoint) as s3, S3Probe(s3, endpoint) as probe:
+        yield Backend(request.param, s3, probe, endpoint.verifies_presigned_urls)
 
 
 def payload(size: int, seed: int = 7) -> bytes:
