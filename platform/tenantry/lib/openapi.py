@@ -156,6 +156,8 @@ def generic_problems(
     elif has_parameters:
         codes.append(ErrorCode.VALIDATION_ERROR)
     if zone != OPS:
+        if has_body or has_parameters:  # any string may carry what Postgres cannot store (NUL)
+            codes.append(ErrorCode.INVALID_VALUE)
         codes += _OUTAGES
     return codes
 
