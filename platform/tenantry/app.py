@@ -7,10 +7,12 @@ Only this module (and the CLI) knows every layer; domains receive what they need
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -18,7 +20,8 @@ from advanced_alchemy.config import SQLAlchemyAsyncConfig
 from litestar import Litestar, Router
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.static_files import create_static_files_router
 
 from tenantry import __version__
 from tenantry.auth.controllers import PlatformAuthController, TenantAuthController
@@ -41,6 +44,7 @@ from tenantry.files.purge import purge_tenant_files
 from tenantry.files.reconcile import Reconciler, periodic_reconciler
 from tenantry.lib.errors import EXCEPTION_HANDLERS, translated
 from tenantry.lib.logging import RequestContextMiddleware, add_request_id_header, configure_logging
+from tenantry.lib.openapi import API_DESCRIPTION, document_app
 from tenantry.lib.zones import OPS
 from tenantry.ops.controllers import HealthController, ProblemTypesController
 from tenantry.platform.controllers import TenantsController
@@ -51,6 +55,11 @@ from tenantry.tenancy.cache import TenantCache, TenantChangeListener
 from tenantry.tenancy.controllers import BrandingController
 from tenantry.tenancy.deps import provide_tenant
 from tenantry.tenancy.middleware import TenancyMiddleware, TenantResolver
+
+# Swagger UI's own files, served by the app (pinned by the lock file): the docs need no network.
+SWAGGER_ASSETS_PATH = "/schema/assets"
+_SWAGGER_SPEC = importlib.util.find_spec("swagger_ui")
+SWAGGER_ASSETS_DIR = Path(next(iter(_SWAGGER_SPEC.submodule_search_locations or []))) / "static"  # type: ignore[union-attr]
 
 # What each domain removes when the operator offboards a tenant.
 TENANT_PURGES: Sequence[TenantPurge] = (purge_tenant_files,)
@@ -154,6 +163,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AudiencesController,
             FilesController,
             *services.store.http_handlers(),
+            create_static_files_router(
+                SWAGGER_ASSETS_PATH,
+                directories=[SWAGGER_ASSETS_DIR],
+                opt={"zone": OPS},
+                include_in_schema=False,
+                name="swagger_assets",
+            ),
         ],
         middleware=[
             RequestContextMiddleware(),
@@ -188,10 +204,23 @@ def create_app(settings: Settings | None = None) -> Litestar:
             title="Tenantry",
             version=__version__,
             path="/schema",
-            openapi_router=Router(path="/schema", route_handlers=[], opt={"zone": OPS}),
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            openapi_router=Router(
+                path="/schema", route_handlers=[], opt={"zone": OPS}, include_in_schema=False
+            ),
+            description=API_DESCRIPTION,
+            use_handler_docstrings=True,
+            render_plugins=[
+                SwaggerRenderPlugin(
+                    path="/swagger",
+                    js_url=f"{SWAGGER_ASSETS_PATH}/swagger-ui-bundle.js",
+                    css_url=f"{SWAGGER_ASSETS_PATH}/swagger-ui.css",
+                    standalone_preset_js_url=f"{SWAGGER_ASSETS_PATH}/swagger-ui-standalone-preset.js",
+                    favicon="",
+                )
+            ],
         ),
         debug=False,
     )
+    document_app(app)
     app.state.services = services
     return app

@@ -18,6 +18,8 @@ from tenantry.auth.schemas import (
     UserOut,
 )
 from tenantry.auth.services import PlatformAuthService, TenantAuthService
+from tenantry.lib.errors import ErrorCode
+from tenantry.lib.openapi import problems
 from tenantry.lib.zones import PLATFORM_PUBLIC, TENANT_PUBLIC
 
 
@@ -26,20 +28,43 @@ class TenantAuthController(Controller):
     tags = ["auth"]
     dependencies = {"auth_service": Provide(provide_tenant_auth_service, sync_to_thread=False)}
 
-    @post("/signup", opt={"zone": TENANT_PUBLIC})
+    @post(
+        "/signup",
+        opt={"zone": TENANT_PUBLIC},
+        responses=problems(
+            ErrorCode.SIGNUP_DISABLED,
+            ErrorCode.EMAIL_TAKEN,
+            ErrorCode.PASSWORD_TOO_SHORT,
+            ErrorCode.PASSWORD_TOO_LONG,
+            ErrorCode.INVALID_VALUE,
+        ),
+    )
     async def signup(
         self, data: JSONBody[SignupRequest], auth_service: NamedDependency[TenantAuthService]
     ) -> UserOut:
         """Create a viewer account, where the tenant allows self-signup."""
         return await auth_service.signup(data.email, data.password)
 
-    @post("/login", opt={"zone": TENANT_PUBLIC}, status_code=HTTP_200_OK)
+    @post(
+        "/login",
+        opt={"zone": TENANT_PUBLIC},
+        status_code=HTTP_200_OK,
+        responses=problems(ErrorCode.INVALID_CREDENTIALS, ErrorCode.INVALID_VALUE),
+    )
     async def login(
         self, data: JSONBody[LoginRequest], auth_service: NamedDependency[TenantAuthService]
     ) -> TokenResponse:
+        """An access token and a refresh token for a user of this tenant."""
         return await auth_service.login(data.email, data.password)
 
-    @post("/refresh", opt={"zone": TENANT_PUBLIC}, status_code=HTTP_200_OK)
+    @post(
+        "/refresh",
+        opt={"zone": TENANT_PUBLIC},
+        status_code=HTTP_200_OK,
+        responses=problems(
+            ErrorCode.INVALID_REFRESH_TOKEN, ErrorCode.REFRESH_TOKEN_REUSED, ErrorCode.INVALID_VALUE
+        ),
+    )
     async def refresh(
         self, data: JSONBody[RefreshRequest], auth_service: NamedDependency[TenantAuthService]
     ) -> TokenResponse:
@@ -62,6 +87,7 @@ class TenantAuthController(Controller):
         request: Request[Principal, Any, Any],
         auth_service: NamedDependency[TenantAuthService],
     ) -> MeResponse:
+        """The caller: user, role and tenant."""
         return await auth_service.me(request.user.id)
 
 
@@ -70,8 +96,14 @@ class PlatformAuthController(Controller):
     tags = ["platform"]
     dependencies = {"auth_service": Provide(provide_platform_auth_service, sync_to_thread=False)}
 
-    @post("/login", opt={"zone": PLATFORM_PUBLIC}, status_code=HTTP_200_OK)
+    @post(
+        "/login",
+        opt={"zone": PLATFORM_PUBLIC},
+        status_code=HTTP_200_OK,
+        responses=problems(ErrorCode.INVALID_CREDENTIALS, ErrorCode.INVALID_VALUE),
+    )
     async def login(
         self, data: JSONBody[LoginRequest], auth_service: NamedDependency[PlatformAuthService]
     ) -> TokenResponse:
+        """An operator's access token for the `/platform` routes."""
         return await auth_service.login(data.email, data.password)

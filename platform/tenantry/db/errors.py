@@ -4,6 +4,7 @@ is 422, whichever driver path (ORM or raw asyncpg) met it."""
 from __future__ import annotations
 
 import asyncpg
+from advanced_alchemy.exceptions import AdvancedAlchemyError
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -25,6 +26,9 @@ _CONNECTION_ERRORS = (
 
 def translate_database_error(exc: Exception) -> DomainError | None:
     """The catalogue error for a database failure, or None for a bug (an unexpected error)."""
+    if isinstance(exc, AdvancedAlchemyError):  # a repository's wrapper: judge what it wraps
+        wrapped = exc.__cause__
+        return translate_database_error(wrapped) if isinstance(wrapped, Exception) else None
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:
             return _unavailable()
@@ -42,8 +46,10 @@ def _unavailable() -> DomainError:
     return DomainError(ErrorCode.DATABASE_UNAVAILABLE, "the database is unavailable; retry later")
 
 
-# What the app maps through `translate_database_error`: both drivers' own error trees.
+# What the app maps through `translate_database_error`: both drivers' own error trees, and the
+# repository layer's wrappers of them.
 DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    AdvancedAlchemyError,
     SQLAlchemyError,
     asyncpg.PostgresError,
     asyncpg.InterfaceError,

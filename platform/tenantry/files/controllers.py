@@ -4,8 +4,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from litestar import Controller, Request, delete, get, patch, post, put
+from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.di import NamedDependency, Provide
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, RequestBody, Schema
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.response import Redirect
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
@@ -37,10 +39,70 @@ from tenantry.files.services import FileService
 from tenantry.files.taxonomy import TaxonomyService, TermIn, TermOut
 from tenantry.files.uploads import FileUploads
 from tenantry.lib.errors import DomainError, ErrorCode
+from tenantry.lib.openapi import problems, schema_ref, with_request_body
 from tenantry.lib.schemas import Limit, Offset, Page, convert_or_invalid, decode_json_or_invalid
 
 MAX_JSON_BODY = 64 * 1024
 _SINGLE_FIELDS = ("title", "description", "category", "language")
+
+_UUID = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.UUID)
+_TEXT = Schema(type=OpenAPIType.STRING)
+UPLOAD_BODY = RequestBody(
+    required=True,
+    description="`multipart/form-data`, the metadata fields before the `file` part; or "
+    "`application/json` (`PendingFileCreate`) for the two-step upload.",
+    content={
+        "multipart/form-data": OpenAPIMediaType(
+            schema=Schema(
+                type=OpenAPIType.OBJECT,
+                required=["title", "file"],
+                properties={
+                    "title": _TEXT,
+                    "description": _TEXT,
+                    "category": _UUID,
+                    "language": Schema(
+                        type=OpenAPIType.STRING,
+                        description="ISO 639-1 code",
+                    ),
+                    "audiences": Schema(type=OpenAPIType.ARRAY, items=_UUID),
+                    "file": Schema(
+                        type=OpenAPIType.STRING,
+                        format=OpenAPIFormat.BINARY,
+                        description="The content; its part's filename is kept as the "
+                        "original filename.",
+                    ),
+                },
+            )
+        ),
+        "application/json": OpenAPIMediaType(schema=schema_ref(PendingFileCreate)),
+    },
+)
+CONTENT_BODY = RequestBody(
+    required=True,
+    description="The raw bytes of the pending file; `Content-Type`, if given, must agree "
+    "with the sniffed type.",
+    content={
+        "application/octet-stream": OpenAPIMediaType(
+            schema=Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+        )
+    },
+)
+_UPLOAD_PROBLEMS = (
+    ErrorCode.FILE_TOO_LARGE,
+    ErrorCode.QUOTA_EXCEEDED,
+    ErrorCode.BODY_TOO_LARGE,
+    ErrorCode.UNSUPPORTED_FILE_TYPE,
+    ErrorCode.CONTENT_TYPE_MISMATCH,
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+    ErrorCode.EMPTY_FILE,
+    ErrorCode.INVALID_FIELD,
+)
+_METADATA_PROBLEMS = (
+    ErrorCode.INVALID_LANGUAGE,
+    ErrorCode.UNKNOWN_CATEGORY,
+    ErrorCode.UNKNOWN_AUDIENCE,
+    ErrorCode.INVALID_VALUE,
+)
 
 
 class FilesController(Controller):
@@ -88,30 +150,50 @@ class FilesController(Controller):
         (every category and audience of the tenant, those with no files included)."""
         return await file_service.stats()
 
-    @get("/{file_id:uuid}")
+    @get("/{file_id:uuid}", responses=problems(ErrorCode.FILE_NOT_FOUND))
     async def get_file(
         self, file_id: FromPath[uuid.UUID], file_service: NamedDependency[FileService]
     ) -> FileOut:
+        """One ready file's metadata."""
         return await file_service.get_file(file_id)
 
-    @get("/{file_id:uuid}/download")
+    @get(
+        "/{file_id:uuid}/download",
+        responses={
+            307: ResponseSpec(None, description="`?redirect=true`: the signed URL, in `Location`."),
+            **problems(ErrorCode.FILE_NOT_FOUND),
+        },
+    )
     async def download(
         self,
         file_id: FromPath[uuid.UUID],
         file_service: NamedDependency[FileService],
         origin: NamedDependency[str],
         redirect: FromQuery[bool] = False,
-    ) -> DownloadLink | Redirect:
+    ) -> Response[DownloadLink]:
         """A signed, absolute URL, valid for the tenant's TTL, answering with the original
         filename. `?redirect=true` answers 307 to it instead."""
         link = await file_service.download_link(file_id, origin=origin)
-        return Redirect(link.url, status_code=307) if redirect else link
+        return Redirect(link.url, status_code=307) if redirect else Response(link)
 
     @post(
         "/",
         guards=[requires_role(Role.EDITOR)],
         request_max_body_size=None,
         status_code=HTTP_201_CREATED,
+        operation_class=with_request_body(UPLOAD_BODY, schemas=(PendingFileCreate,)),
+        responses=problems(
+            *_UPLOAD_PROBLEMS,
+            *_METADATA_PROBLEMS,
+            ErrorCode.INVALID_JSON,
+            ErrorCode.VALIDATION_ERROR,
+            ErrorCode.INVALID_MULTIPART,
+            ErrorCode.MISSING_FILE,
+            ErrorCode.MISSING_FIELD,
+            ErrorCode.UNKNOWN_FIELD,
+            ErrorCode.FIELD_AFTER_FILE,
+            ErrorCode.FIELD_TOO_LARGE,
+        ),
     )
     async def upload(
         self, request: Request[Principal, Any, Any], file_uploads: NamedDependency[FileUploads]
@@ -134,7 +216,13 @@ class FilesController(Controller):
             metadata, form.file.filename, form.file.declared_type, form.file.chunks
         )
 
-    @put("/{file_id:uuid}/content", guards=[requires_role(Role.EDITOR)], request_max_body_size=None)
+    @put(
+        "/{file_id:uuid}/content",
+        guards=[requires_role(Role.EDITOR)],
+        request_max_body_size=None,
+        operation_class=with_request_body(CONTENT_BODY),
+        responses=problems(ErrorCode.FILE_NOT_FOUND, *_UPLOAD_PROBLEMS),
+    )
     async def upload_content(
         self,
         file_id: FromPath[uuid.UUID],
@@ -146,7 +234,11 @@ class FilesController(Controller):
             file_id, request.headers.get("content-type"), request.stream()
         )
 
-    @patch("/{file_id:uuid}", guards=[requires_role(Role.EDITOR)])
+    @patch(
+        "/{file_id:uuid}",
+        guards=[requires_role(Role.EDITOR)],
+        responses=problems(ErrorCode.FILE_NOT_FOUND, *_METADATA_PROBLEMS),
+    )
     async def update_file(
         self,
         file_id: FromPath[uuid.UUID],
@@ -156,10 +248,16 @@ class FilesController(Controller):
         """Metadata only; the content of a file never changes (upload a new one)."""
         return await file_service.update_file(file_id, data)
 
-    @delete("/{file_id:uuid}", guards=[requires_role(Role.EDITOR)], status_code=HTTP_204_NO_CONTENT)
+    @delete(
+        "/{file_id:uuid}",
+        guards=[requires_role(Role.EDITOR)],
+        status_code=HTTP_204_NO_CONTENT,
+        responses=problems(ErrorCode.FILE_NOT_FOUND),
+    )
     async def delete_file(
         self, file_id: FromPath[uuid.UUID], file_service: NamedDependency[FileService]
     ) -> None:
+        """Delete a file: its object and its row; the usage counters drop by its size."""
         await file_service.delete_file(file_id)
 
 
@@ -217,20 +315,32 @@ class TaxonomyAdminController(TaxonomyReadController):
     guards = [requires_role(Role.ADMIN)]
     tags = ["admin"]
 
-    @post("/")
+    @post("/", responses=problems(ErrorCode.CATEGORY_EXISTS, ErrorCode.AUDIENCE_EXISTS))
     async def create_term(
         self, data: JSONBody[TermIn], taxonomy: NamedDependency[TaxonomyService[Any]]
     ) -> TermOut:
         """The name is trimmed; a name the tenant already uses is 409 (`*_exists`)."""
         return await taxonomy.create_term(data)
 
-    @get("/{term_id:uuid}")
+    @get(
+        "/{term_id:uuid}",
+        responses=problems(ErrorCode.CATEGORY_NOT_FOUND, ErrorCode.AUDIENCE_NOT_FOUND),
+    )
     async def get_term(
         self, term_id: FromPath[uuid.UUID], taxonomy: NamedDependency[TaxonomyService[Any]]
     ) -> TermOut:
+        """One term by id."""
         return await taxonomy.get_term(term_id)
 
-    @patch("/{term_id:uuid}")
+    @patch(
+        "/{term_id:uuid}",
+        responses=problems(
+            ErrorCode.CATEGORY_NOT_FOUND,
+            ErrorCode.AUDIENCE_NOT_FOUND,
+            ErrorCode.CATEGORY_EXISTS,
+            ErrorCode.AUDIENCE_EXISTS,
+        ),
+    )
     async def rename_term(
         self,
         term_id: FromPath[uuid.UUID],
@@ -240,7 +350,11 @@ class TaxonomyAdminController(TaxonomyReadController):
         """Rename; files keep referring to the term by id."""
         return await taxonomy.rename_term(term_id, data)
 
-    @delete("/{term_id:uuid}", status_code=HTTP_204_NO_CONTENT)
+    @delete(
+        "/{term_id:uuid}",
+        status_code=HTTP_204_NO_CONTENT,
+        responses=problems(ErrorCode.CATEGORY_NOT_FOUND, ErrorCode.AUDIENCE_NOT_FOUND),
+    )
     async def delete_term(
         self, term_id: FromPath[uuid.UUID], taxonomy: NamedDependency[TaxonomyService[Any]]
     ) -> None:

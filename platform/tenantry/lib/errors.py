@@ -8,6 +8,7 @@ this module is the only place that turns errors into `application/problem+json` 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from enum import Enum
 from typing import Any
@@ -15,7 +16,12 @@ from typing import Any
 import msgspec
 import structlog
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
+from litestar.exceptions import (
+    HTTPException,
+    InternalServerException,
+    NotAuthorizedException,
+    ValidationException,
+)
 from litestar.types import ExceptionHandlersMap
 
 PROBLEM_JSON = "application/problem+json"
@@ -310,8 +316,31 @@ _HTTP_ERRORS = {
 }
 
 
+_BODY_ERROR_PATH = re.compile(r" - at `\$\.data\.?([^`]*)`$")
+
+
+def _body_validation_error(exc: HTTPException) -> list[FieldError] | None:
+    """Litestar reports some body errors (e.g. an unknown field in a nested object) as a 500
+    when it cannot name the field again; msgspec's cause says it is the client's body."""
+    cause = exc.__cause__
+    if not isinstance(exc, InternalServerException) or not isinstance(
+        cause, msgspec.ValidationError
+    ):
+        return None
+    match = _BODY_ERROR_PATH.search(str(cause))
+    if match is None:
+        return None
+    message = str(cause)[: match.start()]
+    return [FieldError(field=match.group(1) or "body", message=message[:200])]
+
+
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:
     """Errors the framework raises itself (routing, body limits)."""
+    if (body_errors := _body_validation_error(exc)) is not None:
+        detail = "; ".join(f"{e.field}: {e.message}" for e in body_errors)
+        return problem_response(
+            request, ErrorCode.VALIDATION_ERROR, detail=detail, errors=body_errors
+        )
     if exc.status_code >= 500:
         return _unhandled(request, exc)
     if isinstance(exc, NotAuthorizedException):

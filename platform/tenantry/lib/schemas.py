@@ -30,7 +30,11 @@ class Page(msgspec.Struct, Generic[T]):
 
 # Query parameters: Litestar validates these bounds (msgspec.Meta is not applied to queries).
 Limit = Annotated[int, QueryParameter(ge=1, le=100, description="page size (at most 100)")]
-Offset = Annotated[int, QueryParameter(ge=0, description="items to skip")]
+# Bounded so that no offset reaches Postgres out of its integer range (that was a 500).
+MAX_OFFSET = 2**31 - 1
+Offset = Annotated[
+    int, QueryParameter(ge=0, le=MAX_OFFSET, description=f"items to skip (at most {MAX_OFFSET})")
+]
 
 
 _FIELD_PATH = re.compile(r"at `\$\.?([^`]*)`")

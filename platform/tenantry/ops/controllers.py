@@ -3,12 +3,14 @@ from __future__ import annotations
 import msgspec
 from litestar import Controller, Response, get
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tenantry.db.reads import TenantReader
 from tenantry.lib.errors import PROBLEM_TYPE_PATH, DomainError, ErrorCode, error_code
+from tenantry.lib.openapi import problems
 from tenantry.lib.zones import OPS
 from tenantry.storage import ObjectStore
 from tenantry.tenancy.cache import TenantCache
@@ -35,9 +37,15 @@ class HealthController(Controller):
 
     @get("/live")
     async def live(self) -> HealthStatus:
+        """The process answers (no dependency checked)."""
         return HealthStatus(status="ok")
 
-    @get("/ready")
+    @get(
+        "/ready",
+        responses={
+            503: ResponseSpec(HealthStatus, description="Not ready: `checks` names what failed.")
+        },
+    )
     async def ready(
         self,
         tenant_engine: NamedDependency[AsyncEngine],
@@ -81,10 +89,12 @@ class ProblemTypesController(Controller):
 
     @get("/")
     async def list_problem_types(self) -> list[ProblemType]:
+        """The whole error catalogue."""
         return [_entry(error) for error in ErrorCode]
 
-    @get("/{code:str}")
+    @get("/{code:str}", responses=problems(ErrorCode.NOT_FOUND))
     async def get_problem_type(self, code: FromPath[str]) -> ProblemType:
+        """The catalogue entry of one problem code."""
         error = error_code(code)
         if error is None:
             raise DomainError(ErrorCode.NOT_FOUND, f"no problem type '{code[:64]}'")

@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tenantry.auth.passwords import PasswordHasher
 from tenantry.config import Settings
 from tenantry.db.enums import TenantStatus
+from tenantry.lib.errors import ErrorCode
+from tenantry.lib.openapi import problems
 from tenantry.lib.schemas import Limit, Offset, Page
 from tenantry.lib.zones import PLATFORM
 from tenantry.platform.schemas import (
@@ -47,7 +49,19 @@ class TenantsController(Controller):
     opt = {"zone": PLATFORM}
     dependencies = {"tenant_service": Provide(provide_tenant_service, sync_to_thread=False)}
 
-    @post("/")
+    @post(
+        "/",
+        responses=problems(
+            ErrorCode.SLUG_TAKEN,
+            ErrorCode.SLUG_RESERVED,
+            ErrorCode.DOMAIN_TAKEN,
+            ErrorCode.INVALID_DOMAIN,
+            ErrorCode.PASSWORD_TOO_SHORT,
+            ErrorCode.PASSWORD_TOO_LONG,
+            ErrorCode.INVALID_FIELD,
+            ErrorCode.INVALID_VALUE,
+        ),
+    )
     async def create_tenant(
         self, data: JSONBody[TenantCreate], tenant_service: NamedDependency[TenantService]
     ) -> TenantOut:
@@ -62,15 +76,22 @@ class TenantsController(Controller):
         limit: Limit = 20,
         offset: Offset = 0,
     ) -> Page[TenantOut]:
+        """Every tenant not offboarded, optionally by status, oldest first."""
         return await tenant_service.list_tenants(status=status, limit=limit, offset=offset)
 
-    @get("/{tenant_id:uuid}")
+    @get("/{tenant_id:uuid}", responses=problems(ErrorCode.TENANT_NOT_FOUND))
     async def get_tenant(
         self, tenant_id: FromPath[uuid.UUID], tenant_service: NamedDependency[TenantService]
     ) -> TenantOut:
+        """One tenant, with its domains and quotas."""
         return await tenant_service.get_tenant(tenant_id)
 
-    @patch("/{tenant_id:uuid}")
+    @patch(
+        "/{tenant_id:uuid}",
+        responses=problems(
+            ErrorCode.TENANT_NOT_FOUND, ErrorCode.INVALID_FIELD, ErrorCode.INVALID_VALUE
+        ),
+    )
     async def update_tenant(
         self,
         tenant_id: FromPath[uuid.UUID],
@@ -80,39 +101,64 @@ class TenantsController(Controller):
         """Change name, plan, quotas; `settings` and `branding` are merged key by key."""
         return await tenant_service.update_tenant(tenant_id, data)
 
-    @delete("/{tenant_id:uuid}", status_code=HTTP_204_NO_CONTENT)
+    @delete(
+        "/{tenant_id:uuid}",
+        status_code=HTTP_204_NO_CONTENT,
+        responses=problems(ErrorCode.TENANT_NOT_FOUND),
+    )
     async def offboard_tenant(
         self, tenant_id: FromPath[uuid.UUID], tenant_service: NamedDependency[TenantService]
     ) -> None:
+        """Offboard: the tenant's data and objects are removed; its slug stays taken."""
         await tenant_service.offboard(tenant_id)
 
-    @post("/{tenant_id:uuid}/suspend", status_code=HTTP_200_OK)
+    @post(
+        "/{tenant_id:uuid}/suspend",
+        status_code=HTTP_200_OK,
+        responses=problems(ErrorCode.TENANT_NOT_FOUND),
+    )
     async def suspend_tenant(
         self, tenant_id: FromPath[uuid.UUID], tenant_service: NamedDependency[TenantService]
     ) -> TenantOut:
         """Takes effect on every replica's next request (cache invalidated by NOTIFY)."""
         return await tenant_service.set_status(tenant_id, TenantStatus.SUSPENDED)
 
-    @post("/{tenant_id:uuid}/resume", status_code=HTTP_200_OK)
+    @post(
+        "/{tenant_id:uuid}/resume",
+        status_code=HTTP_200_OK,
+        responses=problems(ErrorCode.TENANT_NOT_FOUND),
+    )
     async def resume_tenant(
         self, tenant_id: FromPath[uuid.UUID], tenant_service: NamedDependency[TenantService]
     ) -> TenantOut:
+        """Serve a suspended tenant again."""
         return await tenant_service.set_status(tenant_id, TenantStatus.ACTIVE)
 
-    @post("/{tenant_id:uuid}/domains")
+    @post(
+        "/{tenant_id:uuid}/domains",
+        responses=problems(
+            ErrorCode.TENANT_NOT_FOUND, ErrorCode.DOMAIN_TAKEN, ErrorCode.INVALID_DOMAIN
+        ),
+    )
     async def add_domain(
         self,
         tenant_id: FromPath[uuid.UUID],
         data: JSONBody[DomainCreate],
         tenant_service: NamedDependency[TenantService],
     ) -> DomainOut:
+        """Add a custom domain to the tenant."""
         return await tenant_service.add_domain(tenant_id, data)
 
-    @delete("/{tenant_id:uuid}/domains/{domain:str}", status_code=HTTP_204_NO_CONTENT)
+    @delete(
+        "/{tenant_id:uuid}/domains/{domain:str}",
+        status_code=HTTP_204_NO_CONTENT,
+        responses=problems(ErrorCode.TENANT_NOT_FOUND, ErrorCode.DOMAIN_NOT_FOUND),
+    )
     async def remove_domain(
         self,
         tenant_id: FromPath[uuid.UUID],
         domain: FromPath[str],
         tenant_service: NamedDependency[TenantService],
     ) -> None:
+        """Remove one of the tenant's domains; it stops serving the tenant at once."""
         await tenant_service.remove_domain(tenant_id, domain)

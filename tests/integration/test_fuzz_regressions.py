@@ -1,0 +1,45 @@
+"""What the schemathesis run found, pinned as plain regression tests."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from tests.integration.conftest import Api
+
+
+async def test_offset_beyond_postgres_integers_is_a_validation_error(
+    client: AsyncTestClient[Litestar], operator_headers: dict[str, str]
+) -> None:
+    response = await client.get(
+        "/platform/v1/tenants", params={"offset": 257154032067148349440}, headers=operator_headers
+    )
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["code"] == "validation_error"
+
+
+async def test_unknown_nested_body_field_is_a_validation_error(
+    client: AsyncTestClient[Litestar], operator_headers: dict[str, str]
+) -> None:
+    body = {
+        "slug": "nested",
+        "name": "Nested",
+        "admin": {"email": "owner@nested.example", "password": "nested-password"},
+        "settings": {"not_a_setting": True},
+    }
+    response = await client.post("/platform/v1/tenants", json=body, headers=operator_headers)
+    assert response.status_code == 400, response.text
+    problem = response.json()
+    assert problem["code"] == "validation_error"
+    assert problem["errors"][0]["field"] == "settings"
+
+
+async def test_nul_in_a_term_name_is_invalid_value(api: Api) -> None:
+    tenant = await api.provision("nulterm")
+    headers = {"Host": tenant.host, **await api.token(tenant)}
+    response = await api.client.post(
+        "/api/v1/admin/categories", json={"name": "a\u0000b"}, headers=headers
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "invalid_value"
