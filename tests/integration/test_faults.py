@@ -16,7 +16,7 @@ from tenantry.app import create_app
 from tenantry.config import Settings
 from tenantry.db.engines import admin_url, asyncpg_dsn
 from tests.integration.conftest import Api, Tenant
-from tests.integration.files_support import PDF, add_taxonomy, upload
+from tests.integration.files_support import PDF, add_taxonomy, upload, user_with_role
 
 # The rollup as a scan of the files computes it (the dimensions of tenantry.files.rollup).
 ROLLUP_SCAN = """
@@ -209,3 +209,53 @@ async def test_download_link_carries_the_port_the_client_used(api: Api) -> None:
     )
     assert link.status_code == 200, link.text
     assert link.json()["url"].startswith(f"http://{acme.host}:8123/_store/tenants/{acme.id}/")
+
+
+async def test_tokens_of_deleted_and_disabled_users_are_never_a_500(
+    api: Api, platform_connection: asyncpg.Connection
+) -> None:
+    acme = await api.provision("acme")
+    owner = await api.token(acme)
+    created = await upload(api, acme, owner)
+    file_id = created.json()["id"]
+    for gone in ("DELETE FROM users", "UPDATE users SET disabled = true"):
+        editor = await user_with_role(api, acme, platform_connection, "editor")
+        await platform_connection.execute(
+            f"{gone} WHERE tenant_id = $1 AND role = 'editor'", uuid.UUID(acme.id)
+        )
+        headers = {"Host": acme.host, **editor}
+        me = await api.client.get("/api/v1/auth/me", headers=headers)
+        assert me.status_code == 401
+        assert me.json()["code"] == "invalid_token"
+        answers = [
+            (await upload(api, acme, editor)).status_code,
+            (await api.client.get(f"/api/v1/files/{file_id}", headers=headers)).status_code,
+            (
+                await api.client.patch(
+                    f"/api/v1/files/{file_id}", json={"title": "x"}, headers=headers
+                )
+            ).status_code,
+            (
+                await api.client.get(f"/api/v1/files/{file_id}/download", headers=headers)
+            ).status_code,
+            (await api.client.post("/api/v1/auth/logout", json={}, headers=headers)).status_code,
+        ]
+        assert all(status < 500 for status in answers), (gone, answers)
+        # A deleted uploader cannot leave a file behind: the upload is refused, 401.
+        if gone.startswith("DELETE"):
+            assert answers[0] == 401
+
+
+async def test_tenant_comes_from_the_trusted_proxys_own_value(
+    settings: Settings, clean_database: None, operator_headers: dict[str, str]
+) -> None:
+    trusting = create_app(msgspec.structs.replace(settings, trusted_proxies=("testclient",)))
+    async with AsyncTestClient(app=trusting, base_url="http://127.0.0.1") as client:
+        api = Api(client, operator_headers)
+        acme = await api.provision("acme")
+        await api.provision("globex")
+        # The client sent "globex"; the proxy appended what it saw, "acme".
+        forwarded = {"X-Forwarded-Host": "globex.localhost, acme.localhost"}
+        response = await client.get("/api/v1/branding", headers=forwarded)
+        assert response.status_code == 200
+        assert response.json()["slug"] == acme.slug

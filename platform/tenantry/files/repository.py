@@ -130,7 +130,8 @@ _RELEASE_CLAIM = text(
     "WHERE tenant_id = :tenant_id AND id = :file_id AND status = 'uploading'"
 )
 # What a foreign-key violation on a file row means for the client (the referenced row went away
-# between the check and the write: a concurrent delete).
+# between the check and the write: a concurrent delete), by the referenced table that ends the
+# constraint's name (the naming convention: fk_<table>_<columns>_<referred table>).
 _VIOLATED_REFERENCES = {
     "categories": (ErrorCode.UNKNOWN_CATEGORY, "category", "the category was deleted"),
     "audiences": (ErrorCode.UNKNOWN_AUDIENCE, "audiences", "an audience was deleted"),
@@ -330,9 +331,9 @@ class FileRepository(TenantScopedRepository[File]):
         try:
             await self.session.flush()
         except IntegrityError as exc:
-            message = str(exc.orig)
+            constraint = getattr(exc.orig.__cause__ if exc.orig else None, "constraint_name", "")
             for table, (error, field, detail) in _VIOLATED_REFERENCES.items():
-                if f'"{table}"' in message:
+                if (constraint or "").endswith("_" + table):
                     raise DomainError(error, detail, field=field) from exc
             raise
 

@@ -176,11 +176,6 @@ class ErrorCode(Enum):
         "The signed link was altered, has expired, or its tenant no longer serves it.",
     )
     OBJECT_NOT_FOUND = (404, "Object not found", "The signed link names an object that is gone.")
-    RANGE_NOT_SATISFIABLE = (
-        416,
-        "Range not satisfiable",
-        "The Range header asks for bytes outside the object.",
-    )
 
     @property
     def code(self) -> str:
@@ -207,6 +202,25 @@ class ErrorCode(Enum):
 
 
 _BY_CODE = {member.code: member for member in ErrorCode}
+
+
+def catalogue_markdown() -> str:
+    """docs/errors.md, made from the catalogue (`python -m tenantry.lib.errors > docs/errors.md`)."""
+    lines = [
+        "# Error codes",
+        "",
+        "Every error is RFC 9457 problem details (`application/problem+json`) with a stable",
+        "`code`. Its `type` is `/problems/{code}` on the API itself, which answers with the entry",
+        "below. Made from `tenantry.lib.errors.ErrorCode`; a test keeps this page in step.",
+        "",
+        "| code | status | title | meaning |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f'| <a id="{e.code}"></a>`{e.code}` | {e.status} | {e.title} | {e.meaning} |'
+        for e in ErrorCode
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def error_code(code: str) -> ErrorCode | None:
@@ -375,3 +389,7 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     HTTPException: _http_error,
     Exception: _unhandled,
 }
+
+
+if __name__ == "__main__":
+    print(catalogue_markdown(), end="")
