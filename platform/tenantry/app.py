@@ -40,6 +40,7 @@ from tenantry.files.controllers import (
     CategoriesController,
     FilesController,
 )
+from tenantry.files.deps import FileBackends
 from tenantry.files.purge import purge_tenant_files
 from tenantry.files.reconcile import Reconciler, periodic_reconciler
 from tenantry.lib.errors import EXCEPTION_HANDLERS, translated
@@ -193,6 +194,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "tenant_engine": _singleton(services.tenant_db.get_engine()),
             "tenant_gate": _singleton(services.resolver.serves),
             "tenant_purges": _singleton(TENANT_PURGES),
+            "file_backends": _singleton(FileBackends(services.reader, services.store)),
         },
         exception_handlers={
             **EXCEPTION_HANDLERS,

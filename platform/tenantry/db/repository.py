@@ -1,9 +1,10 @@
 """Repositories scoped to one tenant by construction, on either engine.
 
-advanced-alchemy builds its reads from the repository's base `statement`; here that statement is
-already filtered to the tenant. Every statement a method builds (a caller's own `statement=`,
-bulk deletes) also passes through `_get_base_stmt`, which adds the tenant's filter once more, and
-the methods that write instances refuse an instance of another tenant. RLS still holds underneath on the tenant engine; on the platform engine (operators and
+Every statement an advanced-alchemy method runs (its base `statement`, a caller's own
+`statement=`, the bulk deletes) passes through `_get_base_stmt`, which filters it to the tenant
+here; and the methods that write instances refuse an instance of another tenant. (The filter is
+added there rather than built into the base statement per instance: building a filtered select
+for every request cost 36 us, a sixth of a cached read's time in the app.) RLS still holds underneath on the tenant engine; on the platform engine (operators and
 commands, which see every tenant) this scoping is what keeps a tenant's work to that tenant.
 `tests/integration/test_scoped_repository.py` checks every public method, and fails on one it
 does not know, so a method a new advanced-alchemy release adds cannot slip through unscoped.
@@ -28,14 +29,16 @@ class CrossTenantWrite(RuntimeError):
     """A bug: code tried to write another tenant's row through a scoped repository."""
 
 
+_BASE_STATEMENTS: dict[type[Any], Select[Any]] = {}
+
+
 class TenantScopedRepository(SQLAlchemyAsyncRepository[ModelT], Generic[ModelT]):
     def __init__(self, *, session: AsyncSession, tenant_id: uuid.UUID, **kwargs: Any) -> None:
         model: Any = self.model_type
-        super().__init__(
-            session=session,
-            statement=select(model).where(model.tenant_id == tenant_id),
-            **kwargs,
-        )
+        base = _BASE_STATEMENTS.get(model)
+        if base is None:
+            base = _BASE_STATEMENTS[model] = select(model)
+        super().__init__(session=session, statement=base, **kwargs)
         self.tenant_id = tenant_id
 
     def _own(self, instances: Iterable[Any]) -> None:
