@@ -43,3 +43,32 @@ async def test_nul_in_a_term_name_is_invalid_value(api: Api) -> None:
     )
     assert response.status_code == 422, response.text
     assert response.json()["code"] == "invalid_value"
+
+
+async def test_a_body_nested_beyond_the_decoder_is_invalid_json(
+    client: AsyncTestClient[Litestar], operator_headers: dict[str, str], api: Api
+) -> None:
+    acme = await api.provision("acme")
+    deep = b'{"settings": {"a": ' + b"[" * 50_000 + b"]" * 50_000 + b"}}"
+    for method, url in (
+        ("PATCH", f"/platform/v1/tenants/{acme.id}"),
+        ("POST", "/platform/v1/tenants"),
+    ):
+        response = await client.request(
+            method,
+            url,
+            content=deep,
+            headers={"Content-Type": "application/json", **operator_headers},
+        )
+        assert response.status_code == 400, response.text
+        assert response.json()["code"] in ("invalid_json", "validation_error")
+    owner = {"Host": acme.host, **await api.token(acme)}
+    # Under the two-step form's 64 KiB body limit, still deeper than any decoder recursion.
+    two_step = (
+        b'{"title": "x", "filename": "a.pdf", "audiences": ' + b"[" * 20_000 + b"]" * 20_000 + b"}"
+    )
+    response = await client.post(
+        "/api/v1/files", content=two_step, headers={"Content-Type": "application/json", **owner}
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == "invalid_json"

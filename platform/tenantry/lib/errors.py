@@ -366,6 +366,12 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
     )
 
 
+def _too_deep(request: Request[Any, Any, Any], exc: RecursionError) -> Response[Problem]:
+    """msgspec gives up on a body nested deeper than the interpreter's recursion limit, with a
+    RecursionError rather than a DecodeError; only client input nests like that."""
+    return problem_response(request, ErrorCode.INVALID_JSON, detail="the body nests too deeply")
+
+
 def _unhandled(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     logger.exception("unhandled_error", error=type(exc).__name__)
     return problem_response(request, ErrorCode.INTERNAL_ERROR)
@@ -387,6 +393,7 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     DomainError: _domain_error,
     ValidationException: _validation_error,
     HTTPException: _http_error,
+    RecursionError: _too_deep,
     Exception: _unhandled,
 }
 

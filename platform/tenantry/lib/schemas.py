@@ -56,6 +56,6 @@ def decode_json_or_invalid(body: bytes, type_: type[T]) -> T:
     """A JSON body as `type_`; malformed JSON is 400, a wrong field 422 naming it."""
     try:
         raw = msgspec.json.decode(body)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise DomainError(ErrorCode.INVALID_JSON, f"malformed JSON: {exc}", field="body") from exc
     return convert_or_invalid(raw, type_)
