@@ -89,3 +89,41 @@ async def user_with_role(
     response = await api.login(tenant, email=email, password=tenant.owner_password)
     assert response.status_code == 200, response.text
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+# The rollup as a scan of the files computes it (the dimensions of tenantry.files.rollup).
+ROLLUP_SCAN = """
+SELECT 'total' AS dimension, '' AS key, count(*) AS files, sum(size) AS bytes
+  FROM files WHERE tenant_id = $1 AND status = 'ready'
+UNION ALL SELECT 'category', COALESCE(category_id::text, ''), count(*), sum(size)
+  FROM files WHERE tenant_id = $1 AND status = 'ready' GROUP BY category_id
+UNION ALL SELECT 'language', COALESCE(language, ''), count(*), sum(size)
+  FROM files WHERE tenant_id = $1 AND status = 'ready' GROUP BY language
+UNION ALL SELECT 'content_type', COALESCE(content_type, ''), count(*), sum(size)
+  FROM files WHERE tenant_id = $1 AND status = 'ready' GROUP BY content_type
+UNION ALL SELECT 'audience', fa.audience_id::text, count(*), sum(f.size)
+  FROM files f JOIN file_audiences fa ON fa.tenant_id = f.tenant_id AND fa.file_id = f.id
+  WHERE f.tenant_id = $1 AND f.status = 'ready' GROUP BY fa.audience_id
+"""
+
+
+async def assert_rollup_matches_scan(platform: asyncpg.Connection, tenant_id: str) -> None:
+    tenant = uuid.UUID(tenant_id)
+    scanned = {
+        (row["dimension"], row["key"]): (row["files"], row["bytes"])
+        for row in await platform.fetch(ROLLUP_SCAN, tenant)
+        if row["files"]
+    }
+    rolled = {
+        (row["dimension"], row["key"]): (row["files"], row["bytes"])
+        for row in await platform.fetch(
+            "SELECT dimension, key, files, bytes FROM file_stats WHERE tenant_id = $1", tenant
+        )
+        if row["files"]
+    }
+    assert rolled == scanned
+    usage = await platform.fetchrow(
+        "SELECT storage_bytes, file_count FROM tenant_usage WHERE tenant_id = $1", tenant
+    )
+    total = scanned.get(("total", ""), (0, 0))
+    assert (usage["file_count"], usage["storage_bytes"]) == (total[0], total[1] or 0)

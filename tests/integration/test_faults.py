@@ -16,44 +16,13 @@ from tenantry.app import create_app
 from tenantry.config import Settings
 from tenantry.db.engines import admin_url, asyncpg_dsn
 from tests.integration.conftest import Api, Tenant
-from tests.integration.files_support import PDF, add_taxonomy, upload, user_with_role
-
-# The rollup as a scan of the files computes it (the dimensions of tenantry.files.rollup).
-ROLLUP_SCAN = """
-SELECT 'total' AS dimension, '' AS key, count(*) AS files, sum(size) AS bytes
-  FROM files WHERE tenant_id = $1 AND status = 'ready'
-UNION ALL SELECT 'category', COALESCE(category_id::text, ''), count(*), sum(size)
-  FROM files WHERE tenant_id = $1 AND status = 'ready' GROUP BY category_id
-UNION ALL SELECT 'language', COALESCE(language, ''), count(*), sum(size)
-  FROM files WHERE tenant_id = $1 AND status = 'ready' GROUP BY language
-UNION ALL SELECT 'content_type', COALESCE(content_type, ''), count(*), sum(size)
-  FROM files WHERE tenant_id = $1 AND status = 'ready' GROUP BY content_type
-UNION ALL SELECT 'audience', fa.audience_id::text, count(*), sum(f.size)
-  FROM files f JOIN file_audiences fa ON fa.tenant_id = f.tenant_id AND fa.file_id = f.id
-  WHERE f.tenant_id = $1 AND f.status = 'ready' GROUP BY fa.audience_id
-"""
-
-
-async def assert_rollup_matches_scan(platform: asyncpg.Connection, tenant_id: str) -> None:
-    tenant = uuid.UUID(tenant_id)
-    scanned = {
-        (row["dimension"], row["key"]): (row["files"], row["bytes"])
-        for row in await platform.fetch(ROLLUP_SCAN, tenant)
-        if row["files"]
-    }
-    rolled = {
-        (row["dimension"], row["key"]): (row["files"], row["bytes"])
-        for row in await platform.fetch(
-            "SELECT dimension, key, files, bytes FROM file_stats WHERE tenant_id = $1", tenant
-        )
-        if row["files"]
-    }
-    assert rolled == scanned
-    usage = await platform.fetchrow(
-        "SELECT storage_bytes, file_count FROM tenant_usage WHERE tenant_id = $1", tenant
-    )
-    total = scanned.get(("total", ""), (0, 0))
-    assert (usage["file_count"], usage["storage_bytes"]) == (total[0], total[1] or 0)
+from tests.integration.files_support import (
+    PDF,
+    add_taxonomy,
+    assert_rollup_matches_scan,
+    upload,
+    user_with_role,
+)
 
 
 async def test_connections_terminated_while_idle_do_not_fail_the_next_requests(

@@ -16,6 +16,7 @@ from tests.integration.files_support import (
     CORPUS,
     PDF,
     add_taxonomy,
+    assert_rollup_matches_scan,
     file_rows,
     pdf_of_size,
     stored_keys,
@@ -581,38 +582,6 @@ async def test_concurrent_puts_to_one_pending_file_store_it_once(
     assert await stored_keys(app, acme.id) == [f"tenants/{acme.id}/files/{pending['file']['id']}"]
 
 
-# What a scan of the files says; the rollup must always agree with it.
-_SCAN = """
-SELECT 'total' AS dimension, '' AS key, count(*) AS files, sum(size) AS bytes FROM files
-    WHERE tenant_id = $1 AND status = 'ready' HAVING count(*) > 0
-UNION ALL SELECT 'category', COALESCE(category_id::text, ''), count(*), sum(size) FROM files
-    WHERE tenant_id = $1 AND status = 'ready' GROUP BY category_id
-UNION ALL SELECT 'language', COALESCE(language, ''), count(*), sum(size) FROM files
-    WHERE tenant_id = $1 AND status = 'ready' GROUP BY language
-UNION ALL SELECT 'content_type', COALESCE(content_type, ''), count(*), sum(size) FROM files
-    WHERE tenant_id = $1 AND status = 'ready' GROUP BY content_type
-UNION ALL SELECT 'audience', fa.audience_id::text, count(*), sum(f.size) FROM files f
-    JOIN file_audiences fa ON fa.tenant_id = f.tenant_id AND fa.file_id = f.id
-    WHERE f.tenant_id = $1 AND f.status = 'ready' GROUP BY fa.audience_id
-"""
-
-
-async def _rollup_matches_scan(platform_connection: asyncpg.Connection, tenant_id: str) -> None:
-    tid = uuid.UUID(tenant_id)
-    scan = {
-        (r["dimension"], r["key"]): (r["files"], r["bytes"])
-        for r in await platform_connection.fetch(_SCAN, tid)
-    }
-    rollup = {
-        (r["dimension"], r["key"]): (r["files"], r["bytes"])
-        for r in await platform_connection.fetch(
-            "SELECT dimension, key, files, bytes FROM file_stats WHERE tenant_id = $1 AND files <> 0",
-            tid,
-        )
-    }
-    assert rollup == scan
-
-
 async def test_stats_rollup_follows_every_change(
     api: Api, platform_connection: asyncpg.Connection
 ) -> None:
@@ -638,7 +607,7 @@ async def test_stats_rollup_follows_every_change(
         filename="p.png",
         content_type="image/png",
     )
-    await _rollup_matches_scan(platform_connection, acme.id)
+    await assert_rollup_matches_scan(platform_connection, acme.id)
 
     patched = await api.client.patch(
         f"/api/v1/files/{a['id']}",
@@ -646,9 +615,9 @@ async def test_stats_rollup_follows_every_change(
         headers=host,
     )
     assert patched.status_code == 200
-    await _rollup_matches_scan(platform_connection, acme.id)
+    await assert_rollup_matches_scan(platform_connection, acme.id)
     assert (await api.client.delete(f"/api/v1/files/{b['id']}", headers=host)).status_code == 204
-    await _rollup_matches_scan(platform_connection, acme.id)
+    await assert_rollup_matches_scan(platform_connection, acme.id)
     # Taxonomy deleted under the files: the database changes the files, the rollup follows.
     assert (
         await api.client.delete(f"/api/v1/admin/categories/{soft}", headers=host)
@@ -656,7 +625,7 @@ async def test_stats_rollup_follows_every_change(
     assert (
         await api.client.delete(f"/api/v1/admin/audiences/{mentees}", headers=host)
     ).status_code == 204
-    await _rollup_matches_scan(platform_connection, acme.id)
+    await assert_rollup_matches_scan(platform_connection, acme.id)
 
     stats = (await api.client.get("/api/v1/files/stats", headers=host)).json()
     assert stats["files"] == 2
