@@ -46,11 +46,14 @@ def _unavailable() -> DomainError:
     return DomainError(ErrorCode.DATABASE_UNAVAILABLE, "the database is unavailable; retry later")
 
 
-# What the app maps through `translate_database_error`: both drivers' own error trees, and the
-# repository layer's wrappers of them.
+# What the app maps through `translate_database_error`: both drivers' own error trees, the
+# repository layer's wrappers of them, and OSError, which SQLAlchemy lets through unwrapped when
+# a pool cannot connect at all (refused, socket gone). The stores translate their own OSErrors,
+# so one that reaches the app is the database's.
 DATABASE_ERRORS: tuple[type[Exception], ...] = (
     AdvancedAlchemyError,
     SQLAlchemyError,
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
+    OSError,
 )
