@@ -1,7 +1,7 @@
 """Database URLs per role, the tenant and platform engines, and the RLS session hook.
 
 The tenant engine connects as `tenantry_app` (NOBYPASSRLS, owns nothing). Every transaction it
-begins first runs `tenant_setting_sql`, so RLS sees the request's tenant, and a pooled connection
+begins first runs `SET_TENANT`, so RLS sees the request's tenant, and a pooled connection
 never carries a tenant into the next transaction.
 """
 
@@ -24,7 +24,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from tenantry.config import Settings
 from tenantry.db.paths import MIGRATIONS_DIR
-from tenantry.db.tenant_scope import current_tenant_id, tenant_setting_sql
+from tenantry.db.tenant_scope import SET_TENANT, current_tenant_id, tenant_setting
 
 Role = Literal["owner", "app", "platform"]
 ROLE_NAMES: dict[Role, str] = {
@@ -54,7 +54,7 @@ def asyncpg_dsn(url: URL) -> str:
 def _set_tenant_on_begin(
     _session: Session, _transaction: SessionTransaction, connection: Connection
 ) -> None:
-    connection.exec_driver_sql(tenant_setting_sql(current_tenant_id()))
+    connection.execute(SET_TENANT, {"tenant_id": tenant_setting(current_tenant_id())})
 
 
 def _refuse_closed_connection(

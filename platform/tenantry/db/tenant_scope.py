@@ -1,9 +1,10 @@
 """The tenant a unit of work acts for, and the one way a transaction takes it on.
 
 The request's tenant lives in a ContextVar (set by TenancyMiddleware, or by a command acting for
-one tenant). Every transaction on the tenant engine and every one on the raw read pool starts
-with `tenant_setting_sql`: the transaction-local `app.tenant_id` that the RLS policies read. No
-tenant in context: the setting is empty and RLS shows nothing.
+one tenant). Every transaction on the tenant engine (`SET_TENANT`) and every one on the raw read
+pool (`tenant_setting_sql`) starts by setting the transaction-local `app.tenant_id` that the RLS
+policies read, to `tenant_setting(...)`. No tenant in context: the setting is empty and RLS
+shows nothing.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from contextvars import ContextVar
 from typing import Any
 
 import msgspec
+from sqlalchemy import text
 
 
 class TenantRecord(msgspec.Struct, frozen=True):
@@ -37,12 +39,21 @@ def current_tenant_id() -> uuid.UUID | None:
     return tenant.id if tenant else None
 
 
-def tenant_setting_sql(tenant_id: uuid.UUID | None) -> str:
-    """The statement that scopes the current transaction to `tenant_id` (or to none).
-
-    The id is inlined, so the statement can share a simple-protocol round trip with BEGIN; it is
-    a `uuid.UUID` (checked here), never client text.
-    """
+def tenant_setting(tenant_id: uuid.UUID | None) -> str:
+    """The value of `app.tenant_id` for a transaction: the tenant's id, or '' for none."""
     if tenant_id is not None and not isinstance(tenant_id, uuid.UUID):
         raise TypeError(f"tenant_id must be a UUID, not {type(tenant_id).__name__}")
-    return f"SELECT set_config('app.tenant_id', '{tenant_id or ''}', true)"
+    return str(tenant_id) if tenant_id else ""
+
+
+# The ORM path binds the value: one statement text, prepared once per connection. (Inlined, each
+# tenant would be a statement of its own, and with many tenants nearly every transaction would
+# pay a prepare round trip.)
+SET_TENANT = text("SELECT set_config('app.tenant_id', :tenant_id, true)")
+
+
+def tenant_setting_sql(tenant_id: uuid.UUID | None) -> str:
+    """The same statement with the value inlined, for the raw path, where it shares one
+    simple-protocol round trip with BEGIN (which takes no parameters). Safe to inline: the value
+    is a `uuid.UUID`'s text (checked), never client text."""
+    return f"SELECT set_config('app.tenant_id', '{tenant_setting(tenant_id)}', true)"
