@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import threading
 import sys
+import threading
 import time
 import uuid
 from typing import Any
@@ -16,7 +16,6 @@ from litestar.testing import AsyncTestClient
 
 from tests.integration.conftest import Api
 from tests.integration.files_support import PDF, file_rows, stored_keys
-
 
 # -- 1. ReDoS in the Host check (tenantry/lib/http.py `_HOST`) ----------------------------------
 # `(label\.?)+` with an optional dot lets a run of letters split into labels in exponentially many
@@ -59,9 +58,13 @@ async def _asgi_upload_paused_before_file_part(
         f'--{boundary}\r\nContent-Disposition: form-data; name="title"\r\n\r\nRace\r\n'
     ).encode()
     rest = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"r.pdf\"\r\n"
-        "Content-Type: application/pdf\r\n\r\n"
-    ).encode() + PDF + f"\r\n--{boundary}--\r\n".encode()
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="r.pdf"\r\n'
+            "Content-Type: application/pdf\r\n\r\n"
+        ).encode()
+        + PDF
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     chunks = [head, rest]
     scope: dict[str, Any] = {
         "type": "http",
