@@ -72,3 +72,35 @@ async def test_a_body_nested_beyond_the_decoder_is_invalid_json(
     )
     assert response.status_code == 400, response.text
     assert response.json()["code"] == "invalid_json"
+
+
+async def test_quotas_beyond_bigint_and_script_logo_urls_are_validation_errors(
+    client: AsyncTestClient[Litestar], operator_headers: dict[str, str], api: Api
+) -> None:
+    acme = await api.provision("acme")
+    url = f"/platform/v1/tenants/{acme.id}"
+    too_big = await client.patch(
+        url, json={"quotas": {"storage_bytes": 2**70}}, headers=operator_headers
+    )
+    assert too_big.status_code == 400, too_big.text
+    assert too_big.json()["code"] == "validation_error"
+    script = await client.patch(
+        url, json={"branding": {"logo_url": "javascript:alert(1)"}}, headers=operator_headers
+    )
+    assert script.status_code == 422, script.text
+    assert script.json()["errors"][0]["field"] == "branding.logo_url"
+    fine = await client.patch(
+        url,
+        json={"branding": {"logo_url": "https://cdn.acme.example/logo.svg"}},
+        headers=operator_headers,
+    )
+    assert fine.status_code == 200, fine.text
+
+
+def test_links_never_carry_an_impossible_port() -> None:
+    from litestar.datastructures import Headers
+
+    from tenantry.lib.http import request_origin
+
+    scope = {"type": "http", "headers": [(b"host", b"acme.localhost:99999")], "scheme": "http"}
+    assert request_origin(scope, Headers.from_scope(scope), ()) == "http://acme.localhost"  # type: ignore[arg-type]

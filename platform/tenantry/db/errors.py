@@ -35,6 +35,8 @@ def translate_database_error(exc: Exception) -> DomainError | None:
         cause: BaseException | None = exc.orig.__cause__ if exc.orig is not None else None
         original = cause if isinstance(cause, Exception) else exc.orig
         return translate_database_error(original) if isinstance(original, Exception) else None
+    if isinstance(exc, asyncpg.TransactionRollbackError):  # deadlock, serialization failure
+        return DomainError(ErrorCode.CONCURRENT_CHANGE, "a concurrent change won; retry")
     if isinstance(exc, asyncpg.DataError):  # SQLSTATE class 22: NUL bytes, out-of-range numbers
         return DomainError(ErrorCode.INVALID_VALUE, f"a value cannot be stored: {exc}")
     if isinstance(exc, _CONNECTION_ERRORS):

@@ -12,10 +12,14 @@ import uuid
 from sqlalchemy import delete, update
 
 from tenantry.db.models import File, FileStat, TenantUsage
+from tenantry.files.repository import lock_counters
 from tenantry.files.rollup import Session
 
 
 async def purge_tenant_files(session: Session, tenant_id: uuid.UUID) -> None:
+    # The tenant's write lock first, as every upload, edit and delete takes it: the same order,
+    # so an upload finishing at this moment waits or is waited for, and never deadlocks.
+    await lock_counters(session, tenant_id)
     await session.execute(delete(File).where(File.tenant_id == tenant_id))
     await session.execute(delete(FileStat).where(FileStat.tenant_id == tenant_id))
     await session.execute(

@@ -121,6 +121,7 @@ _RELEASE_STORAGE = text(
 )
 _LOCK_COUNTERS = text("SELECT 1 FROM tenant_usage WHERE tenant_id = :tenant_id FOR UPDATE")
 _STORAGE_USED = text("SELECT storage_bytes FROM tenant_usage WHERE tenant_id = :tenant_id")
+_TENANT_STATUS = text("SELECT status FROM tenants WHERE id = :tenant_id")
 _CLAIM_PENDING = text(
     "UPDATE files SET status = 'uploading', updated_at = now() "
     "WHERE tenant_id = :tenant_id AND id = :file_id AND status = 'pending' RETURNING storage_key"
@@ -297,6 +298,13 @@ class FileRepository(TenantScopedRepository[File]):
             )
         )
         return [audience for audience in audiences if audience not in found]
+
+    async def tenant_status(self) -> str | None:
+        """The tenant's status as committed now (it may have changed since the request began)."""
+        status: str | None = await self.session.scalar(
+            _TENANT_STATUS, {"tenant_id": self.tenant_id}
+        )
+        return status
 
     async def storage_used(self) -> int:
         used = await self.session.scalar(_STORAGE_USED, {"tenant_id": self.tenant_id})

@@ -7,7 +7,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-Title = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+# At least one non-blank character (the services trim it).
+Title = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"\S")]
 Description = Annotated[str, msgspec.Meta(max_length=5000)]
 Language = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z]{2}$")]  # ISO 639-1, any case
 Filename = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]

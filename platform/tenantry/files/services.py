@@ -89,7 +89,7 @@ class FileService:
         file = await self._ready(file_id, lock=True)
         before = await self.files.facets(file)
         if patch.title is not msgspec.UNSET:
-            file.title = patch.title
+            file.title = patch.title.strip()
         if patch.description is not msgspec.UNSET:
             file.description = patch.description
         if patch.category is not msgspec.UNSET:

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 from tenantry.auth.middleware import Principal
-from tenantry.db.enums import FileStatus, UsageKind
+from tenantry.db.enums import FileStatus, TenantStatus, UsageKind
 from tenantry.db.models import File
 from tenantry.db.tenant_scope import TenantRecord
 from tenantry.files import rollup
@@ -95,8 +95,15 @@ class FileUploads:
         )
         content_type = await metered.open()
         await self.store.put_stream(key, metered.stream(), content_type=content_type)
-        # Saga step 3, one transaction: the tenant's write lock (the quota counter), the row
-        # read fresh, ready, counted, recorded.
+        # Saga step 3, one transaction: the tenant's write lock (offboarding takes it too, so
+        # the status read after it is final for this transaction), the tenant still active,
+        # the quota, the row read fresh, ready, counted, recorded.
+        await self.files.lock_counters()
+        status = await self.files.tenant_status()
+        if status == TenantStatus.SUSPENDED:
+            raise DomainError(ErrorCode.TENANT_SUSPENDED, "the tenant was suspended meanwhile")
+        if status != TenantStatus.ACTIVE:
+            raise DomainError(ErrorCode.UNKNOWN_TENANT, "the tenant was offboarded meanwhile")
         if not await self.files.reserve_storage(metered.size):
             raise DomainError(
                 ErrorCode.QUOTA_EXCEEDED, "the tenant's storage quota would be exceeded"

@@ -74,6 +74,11 @@ class ErrorCode(Enum):
         "Database unavailable",
         "The database could not be reached; nothing was changed. Retry later.",
     )
+    CONCURRENT_CHANGE = (
+        409,
+        "Concurrent change",
+        "Another request changed the same data at the same moment; nothing was changed. Retry.",
+    )
     STORAGE_UNAVAILABLE = (
         503,
         "File storage unavailable",

@@ -12,8 +12,10 @@ from litestar.datastructures import Headers
 from litestar.types import Scope
 
 MAX_HOST_LENGTH = 253
-# Lowercased host names (labels of letters, digits, hyphens, underscores), IPv4, or IPv6 literals.
-_HOST = re.compile(r"(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.?)+|\[[0-9a-f:.]{2,45}\]")
+# One label at a time (a pattern over the whole name with optional dots backtracks
+# exponentially on a name that fails at its end): letters, digits, hyphens, underscores.
+_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
+_IPV6_LITERAL = re.compile(r"\[[0-9a-f:.]{2,45}\]")
 _PORT = re.compile(r"[0-9]{1,5}")
 
 
@@ -43,7 +45,12 @@ def request_host(scope: Scope, headers: Headers, trusted_proxies: tuple[str, ...
 
 
 def is_valid_host(host: str) -> bool:
-    return len(host) <= MAX_HOST_LENGTH and _HOST.fullmatch(host) is not None
+    """A lowercased host name, IPv4 address or bracketed IPv6 literal; linear in its length."""
+    if not host or len(host) > MAX_HOST_LENGTH:
+        return False
+    if host.startswith("["):
+        return _IPV6_LITERAL.fullmatch(host) is not None
+    return all(_LABEL.fullmatch(label) for label in host.split("."))
 
 
 def request_origin(scope: Scope, headers: Headers, trusted_proxies: tuple[str, ...]) -> str:
@@ -57,5 +64,5 @@ def request_origin(scope: Scope, headers: Headers, trusted_proxies: tuple[str, .
     if not is_valid_host(host):
         server = scope.get("server")
         host, port = (server[0], str(server[1])) if server else ("localhost", "")
-    port = port if _PORT.fullmatch(port) else ""
+    port = port if _PORT.fullmatch(port) and 0 < int(port) <= 65535 else ""
     return f"{scheme}://{host}:{port}" if port else f"{scheme}://{host}"

@@ -159,6 +159,7 @@ def generic_problems(
         if has_body or has_parameters:  # any string may carry what Postgres cannot store (NUL)
             codes.append(ErrorCode.INVALID_VALUE)
         codes += _OUTAGES
+        codes.append(ErrorCode.CONCURRENT_CHANGE)  # a transaction may lose to another
     return codes
 
 

@@ -19,14 +19,19 @@ Domain = Annotated[str, msgspec.Meta(min_length=3, max_length=253)]
 Plan = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[a-z0-9_-]+$")]
 
 
+BIGINT_MAX = 2**63 - 1  # the columns are bigint
+StorageBytes = Annotated[int, msgspec.Meta(ge=0, le=BIGINT_MAX)]
+MaxFileBytes = Annotated[int, msgspec.Meta(ge=1, le=BIGINT_MAX)]
+
+
 class Quotas(msgspec.Struct, kw_only=True):
-    storage_bytes: Annotated[int, msgspec.Meta(ge=0)] = 10 * GiB
-    max_file_bytes: Annotated[int, msgspec.Meta(ge=1)] = 2 * GiB
+    storage_bytes: StorageBytes = 10 * GiB
+    max_file_bytes: MaxFileBytes = 2 * GiB
 
 
 class QuotasPatch(msgspec.Struct, kw_only=True):
-    storage_bytes: Annotated[int, msgspec.Meta(ge=0)] | None = None
-    max_file_bytes: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    storage_bytes: StorageBytes | None = None
+    max_file_bytes: MaxFileBytes | None = None
 
 
 class AdminIn(msgspec.Struct):

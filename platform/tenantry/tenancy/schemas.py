@@ -26,5 +26,8 @@ class Branding(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     display_name: Annotated[str, msgspec.Meta(max_length=200)] | None = None
     primary_color: Color = "#1f6feb"
     accent_color: Color = "#f59e0b"
-    logo_url: Annotated[str, msgspec.Meta(max_length=2048)] | None = None
+    # Front ends put it in an <img src>: web addresses only (no javascript: or data: tricks).
+    logo_url: Annotated[str, msgspec.Meta(max_length=2048, pattern=r"^https?://[^\s]+$")] | None = (
+        None
+    )
     support_email: Email | None = None
