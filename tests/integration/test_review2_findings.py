@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import errno
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from litestar import Litestar
 
+from tenantry.storage import LocalStore, StoreError
+from tenantry.storage import local as local_module
 from tests.integration.conftest import Api
 from tests.integration.files_support import PDF
 
@@ -15,7 +22,7 @@ from tests.integration.files_support import PDF
 # is `pending` again, claimable) and only THEN `delete_object_later(store, key)`. Every attempt
 # writes the same key (`file_key(tenant, file_id)`), so a retry that claims the row in between
 # writes its object, goes `ready`, and the first attempt's late delete removes it: a ready,
-# counted file with no content. The delete must come before the claim is released.
+# counted file with no content. Fixed: the delete comes before the claim is released.
 
 
 async def test_a_failed_put_does_not_delete_the_object_of_a_later_successful_put(
@@ -59,8 +66,14 @@ async def test_a_failed_put_does_not_delete_the_object_of_a_later_successful_put
     finally:
         store.delete = real_delete
     assert failing.status_code == 415, failing.text
-    assert retries and retries[0].status_code == 200, retries and retries[0].text
-    assert retries[0].json()["status"] == "ready"
+    # While the failed attempt still cleans up, it holds the claim: the retry is refused, so
+    # nothing it writes can be removed by that cleanup.
+    assert retries and retries[0].status_code == 404, retries and retries[0].text
+    retry = await api.client.put(
+        pending["upload_url"], content=PDF, headers={**host, "Content-Type": "application/pdf"}
+    )
+    assert retry.status_code == 200, retry.text
+    assert retry.json()["status"] == "ready"
     assert await store.head(key) is not None, "the ready file's object was deleted"
     link = await api.client.get(f"/api/v1/files/{file_id}/download", headers=host)
     assert link.status_code == 200
@@ -88,3 +101,27 @@ async def test_patch_with_malformed_json_answers_a_documented_code(api: Api) -> 
     status, code = str(response.status_code), response.json()["code"]
     assert status in documented, response.text
     assert f"`{code}`" in documented[status]["description"], (status, code)
+
+
+async def test_local_delete_prefix_reports_a_disk_that_refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Offboarding must not look finished when the disk refused to delete (review 2, item 3)."""
+    store = LocalStore(tmp_path / "store", signing_key=b"k" * 32)
+    tenant = uuid.uuid4()
+    key = f"tenants/{tenant}/files/{uuid.uuid4()}"
+
+    async def one_chunk() -> AsyncIterator[bytes]:
+        yield b"%PDF-1.4 content"
+
+    await store.put_stream(key, one_chunk(), content_type="application/pdf")
+
+    def read_only_disk(path: object) -> None:
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(local_module.shutil, "rmtree", read_only_disk)
+    with pytest.raises(StoreError):
+        await store.delete_prefix(f"tenants/{tenant}/")
+    monkeypatch.undo()
+    assert await store.delete_prefix(f"tenants/{tenant}/") == 1
+    assert await store.delete_prefix(f"tenants/{tenant}/") == 0  # gone already: not an error

@@ -75,9 +75,11 @@ class FileUploads:
             await self._store_content(file_id, key, declared_type, chunks)
         except BaseException:
             await self.session.rollback()
+            # The object goes while this request still holds the claim: once the row is
+            # pending again, a retry may write the same key, and a late delete would remove it.
+            await delete_object_later(self.store, key)
             await self.files.release_claim(file_id)
             await self.session.commit()  # compensation: the row is pending again
-            await delete_object_later(self.store, key)
             raise
         return await self._service.read_back(file_id)
 

@@ -87,7 +87,13 @@ _TENANCY = (
 )
 _TOKEN = (ErrorCode.MISSING_TOKEN, ErrorCode.INVALID_TOKEN, ErrorCode.TOKEN_EXPIRED)
 _OUTAGES = (ErrorCode.DATABASE_UNAVAILABLE, ErrorCode.STORAGE_UNAVAILABLE)
-_BODY = (ErrorCode.INVALID_JSON, ErrorCode.VALIDATION_ERROR, ErrorCode.BODY_TOO_LARGE)
+# bad_request: Litestar's own answer to a body it cannot decode at all.
+_BODY = (
+    ErrorCode.BAD_REQUEST,
+    ErrorCode.INVALID_JSON,
+    ErrorCode.VALIDATION_ERROR,
+    ErrorCode.BODY_TOO_LARGE,
+)
 
 
 @dataclass

@@ -173,7 +173,7 @@ class LocalStore:
         # Prefixes are whole directories, so removing the directories removes exactly the
         # prefix, including temp files of uploads still in progress.
         for tree in (self._objects, self._content_types):
-            await _io(shutil.rmtree, tree / prefix, ignore_errors=True)
+            await _io(_remove_tree, tree / prefix)
         return count
 
     async def list_keys(self, prefix: str) -> AsyncIterator[str]:
@@ -270,6 +270,13 @@ class LocalStore:
                 yield chunk
         finally:
             file.close()
+
+
+def _remove_tree(directory: Path) -> None:
+    """Remove a whole directory; one that is not there is already removed, any other failure is
+    the store's (a disk that refuses must not look like a finished offboarding)."""
+    with suppress(FileNotFoundError):
+        shutil.rmtree(directory)
 
 
 def _open_or_none(path: Path) -> BinaryIO | None:

@@ -362,11 +362,15 @@ class S3Store:
             uploads = self._client.get_paginator("list_multipart_uploads")
             async for uploads_page in uploads.paginate(Bucket=self._bucket, Prefix=prefix):
                 for in_progress in uploads_page.get("Uploads", []):
-                    await self._client.abort_multipart_upload(
-                        Bucket=self._bucket,
-                        Key=in_progress["Key"],
-                        UploadId=in_progress["UploadId"],
-                    )
+                    try:
+                        await self._client.abort_multipart_upload(
+                            Bucket=self._bucket,
+                            Key=in_progress["Key"],
+                            UploadId=in_progress["UploadId"],
+                        )
+                    except ClientError as error:  # completed or aborted since it was listed
+                        if error.response.get("Error", {}).get("Code") != "NoSuchUpload":
+                            raise
         return deleted
 
     async def list_keys(self, prefix: str) -> AsyncIterator[str]:
