@@ -121,7 +121,7 @@ async def assert_rollup_matches_scan(platform: asyncpg.Connection, tenant_id: st
         )
         if row["files"]
     }
-    assert rolled == scanned
+    assert rolled == scanned, {"rollup": rolled, "scan": scanned}
     usage = await platform.fetchrow(
         "SELECT storage_bytes, file_count FROM tenant_usage WHERE tenant_id = $1", tenant
     )

@@ -9,6 +9,7 @@ import uuid
 from urllib.parse import urlsplit
 
 import asyncpg
+import httpx
 import msgspec
 from litestar.testing import AsyncTestClient
 
@@ -23,6 +24,7 @@ from tests.integration.files_support import (
     upload,
     user_with_role,
 )
+from tests.integration.live import serve
 
 
 async def test_connections_terminated_while_idle_do_not_fail_the_next_requests(
@@ -59,7 +61,7 @@ async def test_connections_terminated_while_idle_do_not_fail_the_next_requests(
 
 
 async def test_taxonomy_deleted_under_uploads_and_edits(
-    api: Api, platform_connection: asyncpg.Connection
+    api: Api, platform_connection: asyncpg.Connection, settings: Settings
 ) -> None:
     acme = await api.provision("acme")
     owner = await api.token(acme)
@@ -74,30 +76,41 @@ async def test_taxonomy_deleted_under_uploads_and_edits(
         assert response.status_code == 201, response.text
         existing.append(response.json()["id"])
 
-    async def new_upload() -> int:
-        response = await upload(
-            api, acme, owner, category=category, audiences=[doomed, kept], language="de"
-        )
-        return response.status_code
+    # The race runs against a second instance of the app under uvicorn, so the requests really
+    # overlap (the test client serves one request at a time).
+    with serve(create_app(settings)) as base_url:
+        async with httpx.AsyncClient(base_url=base_url, headers=host, timeout=60) as http:
 
-    async def edit(file_id: str) -> int:
-        response = await api.client.patch(
-            f"/api/v1/files/{file_id}",
-            json={"category": category, "audiences": [doomed, kept]},
-            headers=host,
-        )
-        return response.status_code
+            async def new_upload() -> int:
+                response = await http.post(
+                    "/api/v1/files",
+                    data={
+                        "title": "Racing",
+                        "category": category,
+                        "language": "de",
+                        "audiences": [doomed, kept],
+                    },
+                    files={"file": ("racing.pdf", PDF, "application/pdf")},
+                )
+                return response.status_code
 
-    async def remove(kind: str, term: str) -> int:
-        await asyncio.sleep(0.01)
-        return (await api.client.delete(f"/api/v1/admin/{kind}/{term}", headers=host)).status_code
+            async def edit(file_id: str) -> int:
+                response = await http.patch(
+                    f"/api/v1/files/{file_id}",
+                    json={"category": category, "audiences": [doomed, kept]},
+                )
+                return response.status_code
 
-    statuses = await asyncio.gather(
-        *(new_upload() for _ in range(6)),
-        *(edit(file_id) for file_id in existing),
-        remove("categories", category),
-        remove("audiences", doomed),
-    )
+            async def remove(kind: str, term: str) -> int:
+                await asyncio.sleep(0.02)
+                return (await http.delete(f"/api/v1/admin/{kind}/{term}")).status_code
+
+            statuses = await asyncio.gather(
+                *(new_upload() for _ in range(6)),
+                *(edit(file_id) for file_id in existing),
+                remove("categories", category),
+                remove("audiences", doomed),
+            )
     assert all(status < 500 for status in statuses), statuses
     assert set(statuses[:6]) <= {201, 422}
     assert set(statuses[6:10]) <= {200, 422}

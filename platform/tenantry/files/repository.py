@@ -261,8 +261,13 @@ class FileRepository(TenantScopedRepository[File]):
     async def lock(self, file_id: uuid.UUID, *, status: FileStatus) -> File | None:
         """The file row, locked for this transaction and read fresh (a concurrent taxonomy
         delete may have changed it)."""
+        # populate_existing: the session may hold this row from its insert, and would otherwise
+        # hand back its stale attributes (a category deleted meanwhile still set).
         return await self.get_one_or_none(
-            File.id == file_id, File.status == status, with_for_update=True
+            File.id == file_id,
+            File.status == status,
+            with_for_update=True,
+            execution_options={"populate_existing": True},
         )
 
     async def facets(self, file: File) -> Facets:
