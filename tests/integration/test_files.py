@@ -8,9 +8,12 @@ import uuid
 
 import anyio.to_thread
 import asyncpg
+import httpx
 import pytest
 from litestar import Litestar
 
+from tenantry.app import create_app
+from tenantry.config import Settings
 from tests.integration.conftest import Api
 from tests.integration.files_support import (
     CORPUS,
@@ -24,6 +27,7 @@ from tests.integration.files_support import (
     usage,
     user_with_role,
 )
+from tests.integration.live import serve
 
 
 async def test_upload_list_get_download(
@@ -187,14 +191,26 @@ async def test_file_too_large_and_quota_exceeded_leave_nothing(
 
 
 async def test_concurrent_uploads_never_exceed_the_quota(
-    api: Api, app: Litestar, platform_connection: asyncpg.Connection
+    api: Api, app: Litestar, platform_connection: asyncpg.Connection, settings: Settings
 ) -> None:
     quota, size = 100_000, 12_000  # 20 x 12,000 = 240,000: at most 8 fit
     acme = await api.provision("acme", quotas={"storage_bytes": quota, "max_file_bytes": size})
     auth = await api.token(acme)
-    responses = await asyncio.gather(
-        *(upload(api, acme, auth, pdf_of_size(size)) for _ in range(20))
-    )
+    # A second instance of the app under uvicorn: the uploads really overlap there.
+    with serve(create_app(settings)) as base_url:
+        async with httpx.AsyncClient(
+            base_url=base_url, headers={"Host": acme.host, **auth}, timeout=60
+        ) as http:
+            responses = await asyncio.gather(
+                *(
+                    http.post(
+                        "/api/v1/files",
+                        data={"title": "Guide"},
+                        files={"file": ("guide.pdf", pdf_of_size(size), "application/pdf")},
+                    )
+                    for _ in range(20)
+                )
+            )
     statuses = sorted(r.status_code for r in responses)
     assert set(statuses) <= {201, 413}
     stored, count = await usage(platform_connection, acme.id)
@@ -557,7 +573,7 @@ async def test_stats_include_empty_groups(
 
 
 async def test_concurrent_puts_to_one_pending_file_store_it_once(
-    api: Api, app: Litestar, platform_connection: asyncpg.Connection
+    api: Api, app: Litestar, platform_connection: asyncpg.Connection, settings: Settings
 ) -> None:
     acme = await api.provision("acme")
     host = {"Host": acme.host, **await api.token(acme)}
@@ -567,16 +583,18 @@ async def test_concurrent_puts_to_one_pending_file_store_it_once(
         )
     ).json()
     content = pdf_of_size(2_000_000)
-    responses = await asyncio.gather(
-        *(
-            api.client.put(
-                pending["upload_url"],
-                content=content,
-                headers={**host, "Content-Type": "application/pdf"},
+    with serve(create_app(settings)) as base_url:  # real overlap, as above
+        async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
+            responses = await asyncio.gather(
+                *(
+                    http.put(
+                        pending["upload_url"],
+                        content=content,
+                        headers={**host, "Content-Type": "application/pdf"},
+                    )
+                    for _ in range(3)
+                )
             )
-            for _ in range(3)
-        )
-    )
     assert sorted(r.status_code for r in responses) == [200, 404, 404]
     assert await usage(platform_connection, acme.id) == (len(content), 1)
     assert await stored_keys(app, acme.id) == [f"tenants/{acme.id}/files/{pending['file']['id']}"]
