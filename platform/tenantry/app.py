@@ -25,6 +25,7 @@ from litestar.static_files import create_static_files_router
 
 from tenantry import __version__
 from tenantry.auth.controllers import PlatformAuthController, TenantAuthController
+from tenantry.auth.deps import AuthBackends
 from tenantry.auth.middleware import AuthMiddleware
 from tenantry.auth.passwords import PasswordHasher
 from tenantry.auth.tokens import TokenIssuer
@@ -195,6 +196,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "tenant_gate": _singleton(services.resolver.serves),
             "tenant_purges": _singleton(TENANT_PURGES),
             "file_backends": _singleton(FileBackends(services.reader, services.store)),
+            "auth_backends": _singleton(
+                AuthBackends(settings, services.tokens, services.passwords, services.reader)
+            ),
         },
         exception_handlers={
             **EXCEPTION_HANDLERS,

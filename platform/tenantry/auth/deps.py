@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -11,16 +13,29 @@ from tenantry.db.reads import TenantReader
 from tenantry.db.tenant_scope import TenantRecord
 
 
+@dataclass(frozen=True, slots=True)
+class AuthBackends:
+    """What the tenant's auth service runs on, injected as one value (the app builds it once):
+    `/auth/me` is on every page, and each injected value costs a resolution per request."""
+
+    settings: Settings
+    tokens: TokenIssuer
+    passwords: PasswordHasher
+    reader: TenantReader
+
+
 def provide_tenant_auth_service(
     db_session: NamedDependency[AsyncSession],
     tenant: NamedDependency[TenantRecord],
-    settings: NamedDependency[Settings],
-    tokens: NamedDependency[TokenIssuer],
-    passwords: NamedDependency[PasswordHasher],
-    reader: NamedDependency[TenantReader],
+    auth_backends: NamedDependency[AuthBackends],
 ) -> TenantAuthService:
     return TenantAuthService(
-        db_session, tenant, settings=settings, tokens=tokens, passwords=passwords, reader=reader
+        db_session,
+        tenant,
+        settings=auth_backends.settings,
+        tokens=auth_backends.tokens,
+        passwords=auth_backends.passwords,
+        reader=auth_backends.reader,
     )
 
 
