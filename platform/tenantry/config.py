@@ -52,9 +52,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     db_platform_password: str = ""
     # Connections per worker process (README: connection budget): the tenant ORM pool, the raw
     # read pool of the hot paths, the platform pool; plus one LISTEN connection.
-    db_pool_size: int = 6
-    db_read_pool_size: int = 10
-    db_platform_pool_size: int = 3
+    db_pool_size: int = 4
+    db_read_pool_size: int = 16
+    db_platform_pool_size: int = 2
     jwt_secret: str = ""
     jwt_issuer: str = "tenantry"
     access_token_ttl_seconds: int = 15 * 60
