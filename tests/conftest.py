@@ -142,6 +142,7 @@ def settings(
         db_pool_size=5,
         log_level="WARNING",
         reconcile_interval_seconds=0,  # tests run the reconciler themselves
+        usage_rollup_interval_seconds=0,  # and the usage rollup job (`usage_rollups`)
     )
     # Roles belong to the server, not to a database: workers sharing a server take turns (two
     # concurrent ALTER ROLEs of one role can fail with "tuple concurrently updated").
@@ -188,7 +189,8 @@ async def app_connection(settings: Settings) -> AsyncIterator[asyncpg.Connection
         yield connection
 
 
-# Every public table, and whether `tenantry_platform` sees all of its rows (no RLS, or its
+# Every public table but the bookkeeping ones (the schema version, the rollup job's watermark,
+# which stays valid when events go: newer ones always come after it), and whether `tenantry_platform` sees all of its rows (no RLS, or its
 # `USING (true)` policy), so that an empty answer from that role means an empty table.
 _TABLES = """
 SELECT c.relname AS name, NOT c.relrowsecurity OR EXISTS (
@@ -196,7 +198,8 @@ SELECT c.relname AS name, NOT c.relrowsecurity OR EXISTS (
     AND 'tenantry_platform' = ANY (p.roles) AND p.qual = 'true'
 ) AS platform_sees_all
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relname <> 'alembic_version'
+WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
+    AND c.relname NOT IN ('alembic_version', 'usage_rollup_state')
 """
 # Every tenant table hangs off `tenants` (ON DELETE CASCADE); `platform_admins` stands alone.
 _DELETE_ALL = "DELETE FROM tenants; DELETE FROM platform_admins"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import uuid
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,8 +29,10 @@ from tenantry.db.embedded import DATABASE_NAME, start_embedded_postgres, with_da
 from tenantry.db.engines import platform_db_config
 from tenantry.db.paths import TENANTS_DIR
 from tenantry.files.reconcile import Reconciler, ReconcileReport
+from tenantry.lib.errors import DomainError
 from tenantry.manifests import Manifest, ManifestError, apply_manifest, load_manifests
 from tenantry.storage.factory import build_store
+from tenantry.usage.rollups import RollupJob
 
 T = TypeVar("T")
 
@@ -260,6 +263,44 @@ async def reconcile_once(settings: Settings) -> ReconcileReport:
     finally:
         await store.close()
         await config.get_engine().dispose()
+
+
+@cli.group()
+def usage() -> None:
+    """Usage metering: rollups and their raw events."""
+
+
+async def _with_rollups(settings: Settings, work: Callable[[RollupJob], Awaitable[T]]) -> T:
+    config = platform_db_config(settings)
+    try:
+        return await work(RollupJob(config, retention_days=settings.usage_retention_days))
+    finally:
+        await config.get_engine().dispose()
+
+
+@usage.command("rollup")
+def usage_rollup() -> None:
+    """Roll up every event that is final now (the servers' job does this every second)."""
+    counted = asyncio.run(_with_rollups(_settings(), lambda job: job.run_once()))
+    click.echo(f"rolled up {counted} events")
+
+
+@usage.command("rebuild")
+@click.option("--from", "first", type=click.DateTime(["%Y-%m-%d"]), required=True)
+@click.option("--to", "last", type=click.DateTime(["%Y-%m-%d"]), required=True)
+@click.option("--tenant", "tenant_id", type=click.UUID, default=None, help="one tenant's id")
+def usage_rebuild(first: datetime, last: datetime, tenant_id: uuid.UUID | None) -> None:
+    """Recompute the rollups of days FROM..TO (inclusive) from the raw events."""
+    try:
+        counted = asyncio.run(
+            _with_rollups(
+                _settings(),
+                lambda job: job.rebuild(first.date(), last.date(), tenant_id=tenant_id),
+            )
+        )
+    except DomainError as exc:
+        raise click.ClickException(exc.detail) from exc
+    click.echo(f"rebuilt {first.date()}..{last.date()} from {counted} events")
 
 
 def main() -> None:

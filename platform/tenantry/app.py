@@ -34,6 +34,7 @@ from tenantry.db.deps import session_provider
 from tenantry.db.engines import asyncpg_dsn, platform_db_config, role_url, tenant_db_config
 from tenantry.db.errors import DATABASE_ERRORS, translate_database_error
 from tenantry.db.reads import TenantReader
+from tenantry.db.usage import Clock, UsageRecorder, utc_now
 from tenantry.files.controllers import (
     AudiencesAdminController,
     AudiencesController,
@@ -43,10 +44,11 @@ from tenantry.files.controllers import (
 )
 from tenantry.files.deps import FileBackends
 from tenantry.files.purge import purge_tenant_files
-from tenantry.files.reconcile import Reconciler, periodic_reconciler
+from tenantry.files.reconcile import Reconciler
 from tenantry.lib.errors import EXCEPTION_HANDLERS, translated
 from tenantry.lib.logging import RequestContextMiddleware, add_request_id_header, configure_logging
 from tenantry.lib.openapi import API_DESCRIPTION, document_app
+from tenantry.lib.tasks import in_background
 from tenantry.lib.zones import OPS
 from tenantry.ops.controllers import HealthController, ProblemTypesController
 from tenantry.platform.controllers import TenantsController
@@ -57,6 +59,9 @@ from tenantry.tenancy.cache import TenantCache, TenantChangeListener
 from tenantry.tenancy.controllers import BrandingController
 from tenantry.tenancy.deps import provide_tenant
 from tenantry.tenancy.middleware import TenancyMiddleware, TenantResolver
+from tenantry.usage.controllers import PlatformUsageController, UsageController
+from tenantry.usage.meter import ServedBytesMeter
+from tenantry.usage.rollups import RollupJob
 
 # Swagger UI's own files, served by the app (pinned by the lock file): the docs need no network.
 SWAGGER_ASSETS_PATH = "/schema/assets"
@@ -80,10 +85,15 @@ class AppServices:
     resolver: TenantResolver
     store: ObjectStore
     reader: TenantReader
+    recorder: UsageRecorder
+    rollups: RollupJob
+    served: ServedBytesMeter
 
 
-def build_services(settings: Settings) -> AppServices:
+def build_services(settings: Settings, *, clock: Clock = utc_now) -> AppServices:
     tenant_db = tenant_db_config(settings)
+    platform_db = platform_db_config(settings)
+    recorder = UsageRecorder(clock)
     tenant_cache = TenantCache(
         tenant_db.get_engine(),
         ttl_seconds=settings.tenant_cache_ttl_seconds,
@@ -92,7 +102,7 @@ def build_services(settings: Settings) -> AppServices:
     return AppServices(
         settings=settings,
         tenant_db=tenant_db,
-        platform_db=platform_db_config(settings),
+        platform_db=platform_db,
         tokens=TokenIssuer(
             secret=settings.jwt_secret,
             issuer=settings.jwt_issuer,
@@ -112,6 +122,9 @@ def build_services(settings: Settings) -> AppServices:
         reader=TenantReader(
             asyncpg_dsn(role_url(settings, "app")), max_size=settings.db_read_pool_size
         ),
+        recorder=recorder,
+        rollups=RollupJob(platform_db, retention_days=settings.usage_retention_days),
+        served=ServedBytesMeter(platform_db, recorder),
     )
 
 
@@ -119,12 +132,13 @@ def _singleton(value: Any) -> Provide:
     return Provide(lambda: value, use_cache=True, sync_to_thread=False)
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
+def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> Litestar:
+    """`clock` stamps usage events (tests script days of usage with it)."""
     settings = settings or runtime_settings()
     configure_logging(
         json=settings.log_format == "json" or settings.is_production, level_name=settings.log_level
     )
-    services = build_services(settings)
+    services = build_services(settings, clock=clock)
     listener_dsn = asyncpg_dsn(role_url(settings, "app"))
 
     @asynccontextmanager
@@ -140,10 +154,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
             services.store,
             pending_timeout=timedelta(seconds=settings.pending_upload_timeout_seconds),
         )
+        await services.rollups.maintain_partitions()
         try:
-            async with periodic_reconciler(reconciler, settings.reconcile_interval_seconds):
+            async with (
+                in_background(reconciler.run_forever, settings.reconcile_interval_seconds),
+                in_background(services.rollups.run_forever, settings.usage_rollup_interval_seconds),
+            ):
                 yield
         finally:
+            await services.served.drain()
             await services.store.close()
             await listener.stop()
             await services.reader.close()
@@ -164,6 +183,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             CategoriesController,
             AudiencesController,
             FilesController,
+            UsageController,
+            PlatformUsageController,
             *services.store.http_handlers(),
             create_static_files_router(
                 SWAGGER_ASSETS_PATH,
@@ -194,10 +215,19 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "tenant_cache": _singleton(services.tenant_cache),
             "tenant_engine": _singleton(services.tenant_db.get_engine()),
             "tenant_gate": _singleton(services.resolver.serves),
+            "served_meter": _singleton(services.served.served),
             "tenant_purges": _singleton(TENANT_PURGES),
-            "file_backends": _singleton(FileBackends(services.reader, services.store)),
+            "file_backends": _singleton(
+                FileBackends(services.reader, services.store, services.recorder)
+            ),
             "auth_backends": _singleton(
-                AuthBackends(settings, services.tokens, services.passwords, services.reader)
+                AuthBackends(
+                    settings,
+                    services.tokens,
+                    services.passwords,
+                    services.reader,
+                    services.recorder,
+                )
             ),
         },
         exception_handlers={

@@ -81,6 +81,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # upload counts as dead.
     reconcile_interval_seconds: float = 600.0
     pending_upload_timeout_seconds: int = 24 * 3600
+    # Usage: how often each replica's rollup job looks for new events (0: never; reports then
+    # lag until `tenantry usage rollup`), and how long raw events are kept (rollups forever).
+    usage_rollup_interval_seconds: float = 1.0
+    usage_retention_days: int = 400
 
     @property
     def is_production(self) -> bool:

@@ -6,9 +6,11 @@ in between: whatever a buggy repository might send, this is what the database le
 
 from __future__ import annotations
 
+import random
+import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
@@ -99,7 +101,34 @@ async def _file_stat_row(connection: asyncpg.Connection, tenant_id: uuid.UUID) -
     }
 
 
+async def _usage_daily_row(
+    connection: asyncpg.Connection, tenant_id: uuid.UUID
+) -> dict[str, object]:
+    return {
+        "tenant_id": tenant_id,
+        "day": datetime.now(UTC).date(),
+        "dimension": "language",
+        "key": uuid.uuid4().hex[:2],
+        "downloads": 1,
+    }
+
+
+async def _usage_daily_user_row(
+    connection: asyncpg.Connection, tenant_id: uuid.UUID
+) -> dict[str, object]:
+    return {"tenant_id": tenant_id, "day": datetime.now(UTC).date(), "user_id": uuid.uuid4()}
+
+
+async def _usage_storage_row(
+    connection: asyncpg.Connection, tenant_id: uuid.UUID
+) -> dict[str, object]:
+    day = datetime.now(UTC).date() - timedelta(days=random.randint(1, 10_000))
+    return {"tenant_id": tenant_id, "day": day, "storage_bytes": 1, "file_count": 1}
+
+
+# Rollups are the job's (platform role): the app may only read them.
 APPEND_ONLY = {"usage_events"}
+READ_ONLY = {"usage_daily", "usage_daily_users", "usage_storage_daily"}
 ROW_FACTORIES: dict[str, RowFactory] = {
     "users": _user_row,
     "refresh_tokens": _refresh_token_row,
@@ -110,6 +139,9 @@ ROW_FACTORIES: dict[str, RowFactory] = {
     "usage_events": _usage_event_row,
     "tenant_usage": _tenant_usage_row,
     "file_stats": _file_stat_row,
+    "usage_daily": _usage_daily_row,
+    "usage_daily_users": _usage_daily_user_row,
+    "usage_storage_daily": _usage_storage_row,
 }
 
 
@@ -121,14 +153,21 @@ async def _insert(connection: asyncpg.Connection, table: str, row: dict[str, obj
     )
 
 
-async def _tenant_tables(connection: asyncpg.Connection) -> list[str]:
+async def _tenant_tables(connection: asyncpg.Connection, *, partitions: bool = False) -> list[str]:
+    """Tables with a tenant_id; with `partitions`, the event partitions too (tables of their
+    own, which can be queried directly)."""
     rows = await connection.fetch(
         "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped "
         "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relname <> 'tenant_domains' "
-        "ORDER BY c.relname"
+        "AND ($1 OR NOT c.relispartition) ORDER BY c.relname",
+        partitions,
     )
     return [row["relname"] for row in rows]
+
+
+# This month's partition of the events, attacked directly like any table.
+CURRENT_PARTITION = "usage_events_" + datetime.now(UTC).strftime("%Y_%m")
 
 
 @pytest.fixture
@@ -153,7 +192,7 @@ async def test_matrix_covers_every_tenant_table(owner_connection: asyncpg.Connec
     assert sorted(ROW_FACTORIES) == await _tenant_tables(owner_connection)
 
 
-@pytest.mark.parametrize("table", sorted(ROW_FACTORIES))
+@pytest.mark.parametrize("table", [*sorted(ROW_FACTORIES), CURRENT_PARTITION])
 async def test_rls_matrix(
     table: str,
     two_tenants: tuple[uuid.UUID, uuid.UUID],
@@ -162,6 +201,7 @@ async def test_rls_matrix(
 ) -> None:
     tenant_a, tenant_b = two_tenants
     connection = app_connection
+    factory = ROW_FACTORIES["usage_events" if table == CURRENT_PARTITION else table]
     count_for = f"SELECT count(*) FROM {table} WHERE tenant_id = $1"
     rows_of_a = await platform_connection.fetchval(count_for, tenant_a)
     rows_of_b = await platform_connection.fetchval(count_for, tenant_b)
@@ -172,7 +212,7 @@ async def test_rls_matrix(
         # A sees its own rows only, even when a query names B's id.
         assert await connection.fetchval(f"SELECT count(*) FROM {table}") == rows_of_a
         assert await connection.fetchval(count_for, tenant_b) == 0
-        if table in APPEND_ONLY:
+        if table in APPEND_ONLY | READ_ONLY or table == CURRENT_PARTITION:
             # Not even A's own rows may be changed: the app role has no UPDATE or DELETE.
             for statement in (f"UPDATE {table} SET tenant_id = tenant_id", f"DELETE FROM {table}"):
                 with pytest.raises(asyncpg.InsufficientPrivilegeError):
@@ -189,17 +229,23 @@ async def test_rls_matrix(
                 async with connection.transaction():
                     await connection.execute(f"UPDATE {table} SET tenant_id = $1", tenant_b)
         # Inserting a row for B is refused.
-        row_for_b = await ROW_FACTORIES[table](platform_connection, tenant_b)
+        row_for_b = await factory(platform_connection, tenant_b)
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             async with connection.transaction():
                 await _insert(connection, table, row_for_b)
 
     # No tenant set: nothing is visible and nothing can be written.
-    row_for_a = await ROW_FACTORIES[table](platform_connection, tenant_a)
+    row_for_a = await factory(platform_connection, tenant_a)
     async with connection.transaction():
         assert await connection.fetchval(f"SELECT count(*) FROM {table}") == 0
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await _insert(connection, table, row_for_a)
+    if table in READ_ONLY:
+        # Rollups are the job's: the app cannot add to its own tenant's either.
+        async with connection.transaction():
+            await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_a))
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await _insert(connection, table, await factory(platform_connection, tenant_a))
     # Once the pooled connection has carried a tenant, "unset" reads back as '' (NULLIF case).
     async with connection.transaction():
         await connection.execute("SELECT set_config('app.tenant_id', '', true)")
@@ -208,9 +254,35 @@ async def test_rls_matrix(
     assert await platform_connection.fetchval(count_for, tenant_b) >= rows_of_b
 
 
+# The order the rollup job and the billing export read events in is across tenants by nature
+# (one total order of commits); only the platform role uses it.
+CROSS_TENANT_INDEXES = re.compile(r"(ix_usage_events|usage_events_[0-9_]+)_txid_seq(_idx)?")
+
+
 async def test_catalog_rules_for_tenant_tables(owner_connection: asyncpg.Connection) -> None:
-    tables = await _tenant_tables(owner_connection)
-    assert tables, "no tenant tables found"
+    await _assert_catalog_rules(owner_connection)
+
+
+async def test_future_partitions_carry_the_same_rules(
+    owner_connection: asyncpg.Connection, platform_connection: asyncpg.Connection
+) -> None:
+    before = set(await _tenant_tables(owner_connection, partitions=True))
+    made = await platform_connection.fetchval(
+        "SELECT usage_events_ensure_partitions(now() + interval '5 years', "
+        "now() + interval '5 years 2 months')"
+    )
+    try:
+        future = set(await _tenant_tables(owner_connection, partitions=True)) - before
+        assert made == 3 and len(future) == 3, future
+        await _assert_catalog_rules(owner_connection)
+    finally:
+        for name in future:
+            await owner_connection.execute(f"DROP TABLE {name}")
+
+
+async def _assert_catalog_rules(owner_connection: asyncpg.Connection) -> None:
+    tables = await _tenant_tables(owner_connection, partitions=True)
+    assert CURRENT_PARTITION in tables, "this month has no event partition"
     for table in tables:
         flags = await owner_connection.fetchrow(
             "SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE relname = $1", table
@@ -244,7 +316,23 @@ async def test_catalog_rules_for_tenant_tables(owner_connection: asyncpg.Connect
             table,
         )
         for index in indexes:
+            if CROSS_TENANT_INDEXES.fullmatch(index["name"]):
+                continue
             assert index["first"] == "tenant_id", (table, index["name"])
+        if table.startswith("usage_events_"):
+            # A partition carries exactly its parent's grants.
+            assert await _grants(owner_connection, table) == await _grants(
+                owner_connection, "usage_events"
+            ), table
+
+
+async def _grants(connection: asyncpg.Connection, table: str) -> set[tuple[str, str]]:
+    rows = await connection.fetch(
+        "SELECT grantee, privilege_type FROM information_schema.role_table_grants "
+        "WHERE table_name = $1 AND grantee LIKE 'tenantry_%' AND grantee <> 'tenantry_owner'",
+        table,
+    )
+    return {(row["grantee"], row["privilege_type"]) for row in rows}
 
 
 async def test_app_role_owns_nothing_and_cannot_bypass_rls(

@@ -11,6 +11,7 @@ from tenantry.auth.tokens import TokenIssuer
 from tenantry.config import Settings
 from tenantry.db.reads import TenantReader
 from tenantry.db.tenant_scope import TenantRecord
+from tenantry.db.usage import UsageRecorder
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +23,7 @@ class AuthBackends:
     tokens: TokenIssuer
     passwords: PasswordHasher
     reader: TenantReader
+    recorder: UsageRecorder
 
 
 def provide_tenant_auth_service(
@@ -36,6 +38,7 @@ def provide_tenant_auth_service(
         tokens=auth_backends.tokens,
         passwords=auth_backends.passwords,
         reader=auth_backends.reader,
+        recorder=auth_backends.recorder,
     )
 
 

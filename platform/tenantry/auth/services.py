@@ -14,10 +14,11 @@ from tenantry.auth.schemas import MeResponse, TenantSummary, TokenResponse, User
 from tenantry.auth.tokens import TokenIssuer, hash_refresh_token, new_refresh_token
 from tenantry.config import Settings
 from tenantry.db.enums import Role, UsageKind
-from tenantry.db.models import PlatformAdmin, RefreshToken, UsageEvent, User
+from tenantry.db.models import PlatformAdmin, RefreshToken, User
 from tenantry.db.reads import PreparedRead, TenantReader
 from tenantry.db.repository import TenantScopedRepository
 from tenantry.db.tenant_scope import TenantRecord
+from tenantry.db.usage import UsageRecorder
 from tenantry.lib.errors import DomainError, ErrorCode
 from tenantry.lib.schemas import normalize_email
 
@@ -59,9 +60,11 @@ class TenantAuthService:
         tokens: TokenIssuer,
         passwords: PasswordHasher,
         reader: TenantReader,
+        recorder: UsageRecorder,
     ) -> None:
         self.session = session
         self.reader = reader
+        self.recorder = recorder
         self.tenant = tenant
         self.settings = settings
         self.tokens = tokens
@@ -87,7 +90,7 @@ class TenantAuthService:
             raise DomainError(
                 ErrorCode.EMAIL_TAKEN, "an account with this email exists", field="email"
             ) from exc
-        self._record(user, UsageKind.SIGNUP)
+        await self._record(user, UsageKind.SIGNUP)
         return UserOut(id=user.id, email=user.email, role=user.role)
 
     async def login(self, email: str, password: str) -> TokenResponse:
@@ -100,7 +103,7 @@ class TenantAuthService:
         ):
             raise DomainError(ErrorCode.INVALID_CREDENTIALS)
         assert user is not None
-        self._record(user, UsageKind.LOGIN)
+        await self._record(user, UsageKind.LOGIN)
         return await self._issue(user, family_id=uuid.uuid4())
 
     async def refresh(self, refresh_token: str) -> TokenResponse:
@@ -156,10 +159,10 @@ class TenantAuthService:
         tenant = TenantSummary(id=self.tenant.id, slug=self.tenant.slug, name=self.tenant.name)
         return MeResponse(id=row["id"], email=row["email"], role=row["role"], tenant=tenant)
 
-    def _record(self, user: User, kind: UsageKind) -> None:
+    async def _record(self, user: User, kind: UsageKind) -> None:
         """The usage event, written in the same transaction as the action."""
-        self.session.add(
-            UsageEvent(tenant_id=self.tenant.id, kind=kind, user_id=user.id, user_role=user.role)
+        await self.recorder.record(
+            self.session, self.tenant.id, kind, user_id=user.id, role=user.role
         )
 
     async def _issue(self, user: User, *, family_id: uuid.UUID) -> TokenResponse:

@@ -46,6 +46,8 @@ class UsageKind(StrEnum):
     DELETE = "delete"
     LOGIN = "login"
     SIGNUP = "signup"
+    # Bytes the local store actually sent for a signed link (S3 serves its links itself).
+    SERVE = "serve"
 
 
 class StatsDimension(StrEnum):
@@ -56,3 +58,15 @@ class StatsDimension(StrEnum):
     LANGUAGE = "language"
     CONTENT_TYPE = "content_type"
     AUDIENCE = "audience"
+
+
+class UsageDimension(StrEnum):
+    """What the usage rollup counts events under (see `tenantry.usage.rollups`)."""
+
+    TOTAL = "total"
+    CATEGORY = "category"
+    LANGUAGE = "language"
+    CONTENT_TYPE = "content_type"
+    AUDIENCE = "audience"
+    ROLE = "role"
+    FILE = "file"

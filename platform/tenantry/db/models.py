@@ -12,7 +12,7 @@ live in the migrations only.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -26,6 +26,8 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     MetaData,
+    Sequence,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -35,8 +37,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import UserDefinedType
 
-from tenantry.db.enums import FileStatus, Role, StatsDimension, TenantStatus, UsageKind
+from tenantry.db.enums import (
+    FileStatus,
+    Role,
+    StatsDimension,
+    TenantStatus,
+    UsageDimension,
+    UsageKind,
+)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -253,16 +263,28 @@ class FileAudience(Base):
     )
 
 
+class Xid8(UserDefinedType[str]):
+    """Postgres's 64-bit transaction id; the app only ever compares it inside SQL."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **_: Any) -> str:
+        return "XID8"
+
+
 class UsageEvent(Base):
-    """Append-only: one row per upload, download link, delete, login and signup."""
+    """Append-only: one row per upload, download link, served download, delete, login and
+    signup. Partitioned by month of `occurred_at` (migration 0006: the partitions are tables
+    the migrations' functions make, not models). `(txid, seq)` orders events for readers that
+    resume (the rollup job, the export)."""
 
     __tablename__ = "usage_events"
 
     tenant_id: Mapped[uuid.UUID] = _tenant_fk()
-    id: Mapped[uuid.UUID] = _uuid_pk()
     occurred_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
+        DateTime(timezone=True), primary_key=True, server_default=func.now()
     )
+    id: Mapped[uuid.UUID] = _uuid_pk()
     kind: Mapped[UsageKind] = mapped_column(_str_enum(UsageKind))
     user_id: Mapped[uuid.UUID | None]
     user_role: Mapped[Role | None] = mapped_column(_str_enum(Role))
@@ -272,8 +294,68 @@ class UsageEvent(Base):
     language: Mapped[str | None] = mapped_column(String(2))
     audience_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(Uuid), server_default=text("'{}'"))
     content_type: Mapped[str | None] = mapped_column(String(100))
+    txid: Mapped[str] = mapped_column(Xid8(), server_default=text("pg_current_xact_id()"))
+    seq: Mapped[int] = mapped_column(BigInteger, Sequence("usage_events_seq"))
 
-    __table_args__ = (Index("ix_usage_events_tenant_id_occurred_at", "tenant_id", "occurred_at"),)
+    __table_args__ = (
+        Index("ix_usage_events_tenant_id_occurred_at", "tenant_id", "occurred_at"),
+        Index("ix_usage_events_txid_seq", "txid", "seq"),
+        {"postgresql_partition_by": "RANGE (occurred_at)"},
+    )
+
+
+class UsageDaily(Base):
+    """The usage rollup: events of one tenant, day (in its reporting zone) and dimension key,
+    counted by kind. Written by the rollup job only (`tenantry.usage.rollups`)."""
+
+    __tablename__ = "usage_daily"
+
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    day: Mapped[date] = mapped_column(primary_key=True)
+    dimension: Mapped[UsageDimension] = mapped_column(_str_enum(UsageDimension), primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    uploads: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    downloads: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    deletes: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    logins: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    signups: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    bytes_in: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    bytes_out: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    bytes_served: Mapped[int] = mapped_column(BigInteger, server_default="0")
+
+
+class UsageDailyUser(Base):
+    """Who was active on a day: distinct users over any range are counted from these."""
+
+    __tablename__ = "usage_daily_users"
+
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    day: Mapped[date] = mapped_column(primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+
+
+class UsageStorageDaily(Base):
+    """Stored bytes and files at the end of a day, on days they changed (carried forward)."""
+
+    __tablename__ = "usage_storage_daily"
+
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    day: Mapped[date] = mapped_column(primary_key=True)
+    storage_bytes: Mapped[int] = mapped_column(BigInteger)
+    file_count: Mapped[int] = mapped_column(BigInteger)
+
+
+class UsageRollupState(Base):
+    """Global: the rollup job's watermark (one row)."""
+
+    __tablename__ = "usage_rollup_state"
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    txid: Mapped[str] = mapped_column(Xid8())
+    seq: Mapped[int] = mapped_column(BigInteger)
+    rolled_up_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
 
 
 class TenantUsage(Base):

@@ -14,6 +14,7 @@ from tenantry.config import Settings
 from tenantry.db.models import Audience, Category
 from tenantry.db.reads import TenantReader
 from tenantry.db.tenant_scope import TenantRecord
+from tenantry.db.usage import UsageRecorder
 from tenantry.files.repository import FileRepository
 from tenantry.files.services import FileService
 from tenantry.files.taxonomy import AUDIENCES, CATEGORIES, TaxonomyService
@@ -29,10 +30,13 @@ class FileBackends:
 
     reader: TenantReader
     store: ObjectStore
+    recorder: UsageRecorder
 
 
-def _files(session: AsyncSession, tenant: TenantRecord, reader: TenantReader) -> FileRepository:
-    return FileRepository(session=session, tenant_id=tenant.id, reader=reader)
+def _files(session: AsyncSession, tenant: TenantRecord, backends: FileBackends) -> FileRepository:
+    return FileRepository(
+        session=session, tenant_id=tenant.id, reader=backends.reader, recorder=backends.recorder
+    )
 
 
 def provide_file_service(
@@ -41,7 +45,7 @@ def provide_file_service(
     tenant: NamedDependency[TenantRecord],
     file_backends: NamedDependency[FileBackends],
 ) -> FileService:
-    files = _files(db_session, tenant, file_backends.reader)
+    files = _files(db_session, tenant, file_backends)
     return FileService(files, tenant, request.user, file_backends.store)
 
 
@@ -51,7 +55,7 @@ def provide_file_uploads(
     tenant: NamedDependency[TenantRecord],
     file_backends: NamedDependency[FileBackends],
 ) -> FileUploads:
-    files = _files(db_session, tenant, file_backends.reader)
+    files = _files(db_session, tenant, file_backends)
     return FileUploads(files, tenant, request.user, file_backends.store)
 
 

@@ -8,8 +8,6 @@ periodically in every replica (all steps are idempotent) and as `tenantry storag
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import msgspec
@@ -86,22 +84,3 @@ class Reconciler:
                 logger.info("reconciled", **msgspec.structs.asdict(report))
             except Exception:  # a failed round is retried at the next interval
                 logger.exception("reconcile_failed")
-
-
-@contextlib.asynccontextmanager
-async def periodic_reconciler(
-    reconciler: Reconciler, interval_seconds: float
-) -> AsyncIterator[None]:
-    """Runs the reconciler in the background for the app's lifetime (0: disabled)."""
-    task = (
-        asyncio.create_task(reconciler.run_forever(interval_seconds))
-        if interval_seconds > 0
-        else None
-    )
-    try:
-        yield
-    finally:
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task

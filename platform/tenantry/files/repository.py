@@ -36,10 +36,10 @@ from tenantry.db.models import (
     FileAudience,
     FileStat,
     TenantUsage,
-    UsageEvent,
 )
 from tenantry.db.reads import PreparedRead, TenantReader
 from tenantry.db.repository import TenantScopedRepository
+from tenantry.db.usage import UsageRecorder
 from tenantry.files.rollup import Facets, Session
 from tenantry.files.schemas import FileSort
 from tenantry.lib.errors import DomainError, ErrorCode
@@ -205,9 +205,17 @@ class StatsRows:
 class FileRepository(TenantScopedRepository[File]):
     model_type = File
 
-    def __init__(self, *, session: AsyncSession, tenant_id: uuid.UUID, reader: TenantReader):
+    def __init__(
+        self,
+        *,
+        session: AsyncSession,
+        tenant_id: uuid.UUID,
+        reader: TenantReader,
+        recorder: UsageRecorder,
+    ):
         super().__init__(session=session, tenant_id=tenant_id)
         self.reader = reader
+        self.recorder = recorder
 
     # -- reads on the fast path (committed state) -------------------------------------------
 
@@ -379,18 +387,16 @@ class FileRepository(TenantScopedRepository[File]):
     async def record_event(
         self, kind: UsageKind, file: File, facets: Facets, *, user_id: uuid.UUID, role: str
     ) -> None:
-        self.session.add(
-            UsageEvent(
-                tenant_id=self.tenant_id,
-                kind=kind,
-                user_id=user_id,
-                user_role=role,
-                file_id=file.id,
-                bytes=facets.size,
-                category_id=facets.category_id,
-                language=facets.language,
-                audience_ids=facets.audience_ids,
-                content_type=facets.content_type,
-            )
+        await self.recorder.record(
+            self.session,
+            self.tenant_id,
+            kind,
+            user_id=user_id,
+            role=role,
+            file_id=file.id,
+            bytes=facets.size,
+            category_id=facets.category_id,
+            language=facets.language,
+            audience_ids=facets.audience_ids,
+            content_type=facets.content_type,
         )
-        await self.session.flush()

@@ -174,6 +174,13 @@ class ErrorCode(Enum):
     AUDIENCE_NOT_FOUND = (404, "Audience not found", "No audience with this id in this tenant.")
     CATEGORY_EXISTS = (409, "Category exists", "The tenant has a category with this name.")
     AUDIENCE_EXISTS = (409, "Audience exists", "The tenant has an audience with this name.")
+    # -- usage reports ------------------------------------------------------------------------
+    TIMEZONE_NOT_KEPT = (
+        422,
+        "Time zone not kept",
+        "Usage is kept in days of the tenant's reporting zone (`usage_timezone`, default UTC); "
+        "`tz` must name that zone.",
+    )
     # -- signed download links (local store) -----------------------------------------------
     INVALID_SIGNATURE = (
         404,

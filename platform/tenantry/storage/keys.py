@@ -71,3 +71,9 @@ def validate_tenant_scoped_prefix(prefix: str) -> str:
 def tenant_of_key(key: str) -> UUID:
     """The tenant whose prefix holds a valid key."""
     return UUID(validate_key(key).split("/", 2)[1])
+
+
+def file_of_key(key: str) -> tuple[UUID, UUID] | None:
+    """(tenant, file) of a file's key; None for other keys (branding assets)."""
+    parts = validate_key(key).split("/")
+    return (UUID(parts[1]), UUID(parts[3])) if parts[2] == "files" else None

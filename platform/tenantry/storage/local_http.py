@@ -9,6 +9,7 @@ own tenant's objects (`TenantGate`, provided by the app from tenancy).
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar import Controller, Request, Response, Router, get
@@ -21,7 +22,7 @@ from tenantry.lib.errors import DomainError, ErrorCode
 from tenantry.lib.zones import OPS
 from tenantry.storage.keys import tenant_of_key
 from tenantry.storage.local import LocalStore
-from tenantry.storage.protocol import TenantGate, content_disposition
+from tenantry.storage.protocol import ServedMeter, TenantGate, content_disposition
 
 
 class RangeNotSatisfiable(ValueError):
@@ -76,6 +77,7 @@ class LocalStoreController(Controller):
         request: Request[Any, Any, Any],
         local_store: NamedDependency[LocalStore],
         tenant_gate: NamedDependency[TenantGate],
+        served_meter: NamedDependency[ServedMeter],
         exp: FromQuery[str],
         fn: FromQuery[str],
         ct: FromQuery[str],
@@ -108,11 +110,25 @@ class LocalStoreController(Controller):
         if byte_range is not None:
             headers["Content-Range"] = f"bytes {start}-{end}/{info.size}"
         return Stream(
-            local_store.open_range(key, start, end),
+            _metered(local_store.open_range(key, start, end), key, served_meter),
             media_type=ct,
             headers=headers,
             status_code=HTTP_206_PARTIAL_CONTENT if byte_range else 200,
         )
+
+
+async def _metered(
+    chunks: AsyncIterator[bytes], key: str, meter: ServedMeter
+) -> AsyncIterator[bytes]:
+    """The chunks, and the meter told what was sent, whether the client read to the end or
+    went away (a chunk counts once the server has taken it)."""
+    sent = 0
+    try:
+        async for chunk in chunks:
+            yield chunk
+            sent += len(chunk)
+    finally:
+        meter(key, sent)
 
 
 def local_store_router(store: LocalStore, path: str) -> Router:

@@ -48,6 +48,8 @@ class ObjectNotFoundError(DomainError):
 # Whether the request may open an object of this tenant (a signed link's second check: the
 # tenant is live and the host is not another tenant's). The app provides it, from tenancy.
 TenantGate = Callable[[ASGIConnection[Any, Any, Any, Any], uuid.UUID], Awaitable[bool]]
+# Told how many bytes of an object a signed link actually sent (the local store's metering).
+ServedMeter = Callable[[str, int], None]
 
 
 @runtime_checkable  # Litestar checks injected values against their declared type
