@@ -13,12 +13,13 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import insert, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 
 from tenantry.db.enums import Role, UsageKind
 from tenantry.db.models import UsageEvent
 
 Clock = Callable[[], datetime]
+Session = AsyncSession | async_scoped_session[AsyncSession]
 
 
 def utc_now() -> datetime:
@@ -48,7 +49,7 @@ class UsageRecorder:
 
     async def record(
         self,
-        session: AsyncSession,
+        session: Session,
         tenant_id: uuid.UUID,
         kind: UsageKind,
         *,
@@ -79,7 +80,7 @@ class UsageRecorder:
         )
 
     async def record_served(
-        self, session: AsyncSession, tenant_id: uuid.UUID, file_id: uuid.UUID, nbytes: int
+        self, session: Session, tenant_id: uuid.UUID, file_id: uuid.UUID, nbytes: int
     ) -> None:
         """Bytes the local store sent for a signed link (none for a file gone meanwhile)."""
         await session.execute(

@@ -7,7 +7,6 @@ JSON by default, CSV with `Accept: text/csv`; `/report` is one self-contained HT
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import date
 from typing import Annotated, Any
 
@@ -15,7 +14,6 @@ import msgspec
 from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, Parameter, QueryParameter
-from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.auth.guards import requires_role
@@ -26,7 +24,7 @@ from tenantry.lib.openapi import problems
 from tenantry.lib.schemas import Offset
 from tenantry.lib.zones import PLATFORM
 from tenantry.tenancy.schemas import Branding
-from tenantry.usage.export import CloudEvent, EventExport
+from tenantry.usage.export import EventExport
 from tenantry.usage.html import render_platform_report, render_tenant_report
 from tenantry.usage.repository import PlatformUsageRepository, TenantUsageRepository
 from tenantry.usage.schemas import PlatformSort, PlatformUsage, TenantRef, UsageReport
@@ -220,17 +218,17 @@ class PlatformUsageController(Controller):
         platform_db_session: NamedDependency[AsyncSession],
         after: Annotated[str | None, Parameter(description="cursor to read on from")] = None,
         limit: EventLimit = 1000,
-    ) -> Stream:
+    ) -> Response[bytes]:
         """Raw events of every tenant as CloudEvents 1.0, oldest first: JSON lines, or a JSON
         array with `Accept: application/cloudevents-batch+json`. `Next-Cursor` (also each
         event's `cursor`) is where to read on."""
         events, next_cursor = await EventExport(platform_db_session).page(after, limit)
         headers = {"Next-Cursor": next_cursor}
         if request.accept.best_match([NDJSON, CLOUDEVENTS_BATCH]) == CLOUDEVENTS_BATCH:
-            return Stream(
-                iter([msgspec.json.encode(events)]), media_type=CLOUDEVENTS_BATCH, headers=headers
-            )
-        return Stream(_lines(events), media_type=NDJSON, headers=headers)
+            body = msgspec.json.encode(events)
+            return Response(body, media_type=CLOUDEVENTS_BATCH, headers=headers)
+        lines = b"".join(msgspec.json.encode(event) + b"\n" for event in events)
+        return Response(lines, media_type=NDJSON, headers=headers)
 
     @get(
         "/tenants/{tenant_id:uuid}/usage",
@@ -285,8 +283,3 @@ async def _tenant_service(
         TenantUsageRepository(session, row.id), TenantRef(id=row.id, slug=row.slug, name=row.name)
     )
     return service, dict(row.settings or {}), _branding(dict(row.branding or {}))
-
-
-async def _lines(events: list[CloudEvent]) -> AsyncIterator[bytes]:
-    for event in events:
-        yield msgspec.json.encode(event) + b"\n"

@@ -67,9 +67,10 @@ class CloudEvent(msgspec.Struct, kw_only=True):
     data: UsageData
 
 
-def parse_cursor(cursor: str | None) -> tuple[str, int]:
+def parse_cursor(cursor: str | None) -> tuple[int, int]:
+    """(txid, seq) of a cursor; none reads from the first event."""
     if cursor is None or cursor == "":
-        return "0", 0
+        return 0, 0
     match = _CURSOR.fullmatch(cursor)
     if match is None or int(match.group(1)) > _MAX or int(match.group(2)) > _MAX:
         raise DomainError(
@@ -77,7 +78,7 @@ def parse_cursor(cursor: str | None) -> tuple[str, int]:
             "after: a cursor from an earlier page (`cursor` of an event, or `next_cursor`)",
             field="after",
         )
-    return match.group(1), int(match.group(2))
+    return int(match.group(1)), int(match.group(2))
 
 
 def _event(row: Row[Any]) -> CloudEvent:

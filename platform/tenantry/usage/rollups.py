@@ -168,7 +168,7 @@ _MOVE_WATERMARK = text(
 _TOUCH_WATERMARK = text("UPDATE usage_rollup_state SET rolled_up_at = now() WHERE id = 1")
 _CLEAR_RANGE = [
     text(
-        f"DELETE FROM {table} WHERE day BETWEEN :first AND :last"
+        f"DELETE FROM {table} WHERE day BETWEEN :first AND :last"  # noqa: S608
         " AND (CAST(:tenant_id AS uuid) IS NULL OR tenant_id = CAST(:tenant_id AS uuid))"
     )
     for table in ("usage_daily", "usage_daily_users", "usage_storage_daily")
@@ -179,7 +179,7 @@ _DROP_PARTITIONS = text("SELECT usage_events_drop_partitions(:before)")
 
 @dataclass(frozen=True, slots=True)
 class Watermark:
-    txid: str
+    txid: int  # xid8, which asyncpg passes as an int
     seq: int
 
 
@@ -192,7 +192,7 @@ async def _roll_up_batch(session: AsyncSession, mark: Watermark) -> tuple[int, W
     ).one()
     if not row.events:
         return 0, mark
-    return int(row.events), Watermark(row.txid, int(row.seq))
+    return int(row.events), Watermark(int(row.txid), int(row.seq))
 
 
 class RollupJob:
@@ -211,7 +211,7 @@ class RollupJob:
                 state = (await session.execute(text(_LOCK_STATE + " SKIP LOCKED"))).first()
                 if state is None:
                     return total
-                counted, mark = await _roll_up_batch(session, Watermark(state.txid, state.seq))
+                counted, mark = await _roll_up_batch(session, Watermark(int(state.txid), state.seq))
                 if counted:
                     await session.execute(_MOVE_WATERMARK, {"txid": mark.txid, "seq": mark.seq})
                 else:
@@ -249,7 +249,7 @@ class RollupJob:
                     {
                         **scope,
                         **window,
-                        "txid": state.txid,
+                        "txid": int(state.txid),
                         "seq": state.seq,
                         # Days after the range already hold these changes.
                         "until": last + timedelta(days=1),

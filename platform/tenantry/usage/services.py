@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast, get_args
 
+import msgspec
 from sqlalchemy import Row
 
 from tenantry.lib.errors import DomainError, ErrorCode
@@ -289,57 +290,50 @@ class PlatformUsageService:
             span.first, span.last, sort=sort, limit=limit, offset=offset
         )
         totals = await self.usage.totals(span.first, span.last)
-        periods = span.periods()
-        counted = {
-            row.period: row for row in await self.usage.series(span.unit, span.first, span.last)
-        }
-        stored = await self.usage.storage(span.first, span.last)
-        by_tenant: dict[uuid.UUID, list[Row[Any]]] = {}
-        for row in stored:
-            by_tenant.setdefault(row.tenant_id, []).append(row)
-        ends = [span.period_end(period) for period in periods]
-        storage = [0] * len(periods)
-        for snapshots in by_tenant.values():
-            for index, (bytes_, _) in enumerate(carry_forward(_with_files(snapshots), ends)):
-                storage[index] += bytes_
         return PlatformUsage(
             from_=span.first,
             to=span.last,
             sort=sort,
             as_of=await self.usage.as_of(),
-            totals=PlatformTotals(
-                **{name: int(getattr(totals, name)) for name in PlatformTotals.__struct_fields__}
-            ),
-            series=[
-                PlatformPoint(
-                    period=period,
-                    uploads=int(counted[period].uploads) if period in counted else 0,
-                    downloads=int(counted[period].downloads) if period in counted else 0,
-                    bytes_in=int(counted[period].bytes_in) if period in counted else 0,
-                    bytes_out=int(counted[period].bytes_out) if period in counted else 0,
-                    active_tenants=int(counted[period].active_tenants) if period in counted else 0,
-                    storage_bytes=storage[index],
-                )
-                for index, period in enumerate(periods)
-            ],
-            items=[
-                TenantUsageRow(
-                    **{name: getattr(row, name) for name in TenantUsageRow.__struct_fields__}
-                )
-                for row in rows
-            ],
-            total=int(rows[0].tenants_total) if rows else int(totals.tenants),
+            totals=PlatformTotals(**_fields(totals, PlatformTotals)),
+            series=await self._series(span),
+            items=[TenantUsageRow(**_fields(row, TenantUsageRow)) for row in rows],
+            total=int(totals.tenants),
             limit=limit,
             offset=offset,
         )
 
+    async def _series(self, span: ReportRange) -> list[PlatformPoint]:
+        """Platform totals per period; storage is every tenant's at the period's end."""
+        periods = span.periods()
+        counted = {
+            row.period: row for row in await self.usage.series(span.unit, span.first, span.last)
+        }
+        by_tenant: dict[uuid.UUID, list[Row[Any]]] = {}
+        for row in await self.usage.storage(span.first, span.last):
+            by_tenant.setdefault(row.tenant_id, []).append(row)
+        ends = [span.period_end(period) for period in periods]
+        storage = [0] * len(periods)
+        for snapshots in by_tenant.values():
+            for index, (stored_bytes, _) in enumerate(carry_forward(snapshots, ends)):
+                storage[index] += stored_bytes
+        empty = {"uploads": 0, "downloads": 0, "bytes_in": 0, "bytes_out": 0, "active_tenants": 0}
+        return [
+            PlatformPoint(
+                period=period,
+                storage_bytes=storage[index],
+                **(
+                    _fields(counted[period], PlatformPoint, skip=("period", "storage_bytes"))
+                    if period in counted
+                    else empty
+                ),
+            )
+            for index, period in enumerate(periods)
+        ]
 
-@dataclass(frozen=True, slots=True)
-class _Snapshot:
-    day: date
-    storage_bytes: int
-    file_count: int = 0
 
-
-def _with_files(rows: Sequence[Row[Any]]) -> list[_Snapshot]:
-    return [_Snapshot(row.day, int(row.storage_bytes)) for row in rows]
+def _fields(
+    row: Row[Any], struct: type[msgspec.Struct], *, skip: Sequence[str] = ()
+) -> dict[str, Any]:
+    """A row's columns named like the struct's fields (integers as Python ints)."""
+    return {name: getattr(row, name) for name in struct.__struct_fields__ if name not in skip}
