@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import anyio.to_thread
 import asyncpg
 import httpx
 import pytest
@@ -193,6 +194,10 @@ class Scene:
             api = Api(client, await operator_login(settings, client))
             async with connect_as(role_url(settings, "platform")) as connection:
                 world = await build_world(api, connection)
+            # A's usage is in the rollups too, so that a report that leaked would show it.
+            await anyio.to_thread.run_sync(
+                client.blocking_portal.call, app.state.services.rollups.run_once
+            )
         except BaseException:
             await stack.aclose()
             await empty_database(settings)
@@ -342,6 +347,27 @@ def is_b_owner(world: World, response: httpx.Response) -> None:
 
 def is_b_branding(world: World, response: httpx.Response) -> None:
     assert response.json()["slug"] == world.globex.slug
+
+
+def only_b_usage(world: World, response: httpx.Response) -> None:
+    """B's report counts B's upload and login only; groups and top files are B's keys."""
+    report = response.json()
+    assert report["tenant"]["id"] == world.globex.id
+    totals = report["totals"]
+    assert (totals["uploads"], totals["bytes_in"]) == (1, len(B_PDF)), totals
+    assert (totals["storage_bytes"], totals["file_count"]) == (len(B_PDF), 1), totals
+    assert (totals["logins"], totals["active_users"]) == (1, 1), totals
+    assert totals["downloads"] == totals["deletes"] == 0, totals
+    b_keys = {"", world.values["b_category"], world.values["b_audience"], world.values["b_file"]}
+    b_keys |= {"upload", "download", "delete", "login", "signup", "serve", "owner", "en"}
+    b_keys |= {"application/pdf"}
+    assert {group["key"] for group in report["groups"]} <= b_keys, report["groups"]
+    assert all(f["file_id"] == world.values["b_file"] for f in report["top_files"])
+
+
+def is_b_report(world: World, response: httpx.Response) -> None:
+    assert response.headers["content-type"].startswith("text/html")
+    assert "Globex" in response.text
 
 
 def is_b_term(world: World, response: httpx.Response) -> None:
@@ -558,6 +584,20 @@ CASES = [
         writes=True,
     ),
     Case("branding", "GET", "/api/v1/branding", 200, check=is_b_branding),
+    # usage: B's reports hold B's numbers only, whatever the grouping
+    Case("usage", "GET", "/api/v1/usage", 200, check=only_b_usage),
+    *(
+        Case(
+            f"usage-by-{group}",
+            "GET",
+            "/api/v1/usage",
+            200,
+            params={"group_by": group, "granularity": "month"},
+            check=only_b_usage,
+        )
+        for group in ("kind", "category", "language", "audience", "role", "content_type")
+    ),
+    Case("usage.report", "GET", "/api/v1/usage/report", 200, check=is_b_report),
 ]
 
 HOSTS: dict[str, Callable[[World], dict[str, str]]] = {
@@ -655,6 +695,10 @@ async def assert_a_still_served(api: Api, world: World) -> None:
     assert refreshed.status_code == 200, refreshed.text
     # The refresh rotated A's token: the world keeps A's live one, for the next attack on it.
     world.a_refresh = world.values["a_refresh"] = refreshed.json()["refresh_token"]
+    # The download's served bytes are metered in the background: in the table before the next
+    # attack takes its snapshot of A's rows.
+    served = api.client.app.state.services.served
+    await anyio.to_thread.run_sync(api.client.blocking_portal.call, served.drain)
 
 
 # -- the tests ------------------------------------------------------------------------------------

@@ -37,9 +37,10 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from tenantry.config import Settings
 from tenantry.db import bootstrap
 from tenantry.db.embedded import with_database
-from tenantry.db.engines import admin_url, owner_db_config, role_url
+from tenantry.db.engines import admin_url, owner_db_config, platform_db_config, role_url
 from tenantry.db.models import Base
 from tenantry.db.paths import MIGRATIONS_DIR, find_migrations_dir
+from tenantry.usage.rollups import RollupJob
 from tests.conftest import connect_as
 
 
@@ -433,6 +434,47 @@ async def _stats(connection: asyncpg.Connection) -> set[tuple[Any, ...]]:
     return {tuple(row) for row in rows}
 
 
+# The usage rollups against the raw events: per tenant and kind, and storage at the end.
+USAGE_ROLLUPS_VS_EVENTS = """
+    SELECT t.slug,
+        (SELECT count(*) FROM usage_events e WHERE e.tenant_id = t.id AND kind = 'upload')
+            AS uploads_scanned,
+        (SELECT COALESCE(sum(uploads), 0) FROM usage_daily d
+            WHERE d.tenant_id = t.id AND dimension = 'total') AS uploads,
+        (SELECT count(*) FROM usage_events e WHERE e.tenant_id = t.id AND kind = 'download')
+            AS downloads_scanned,
+        (SELECT COALESCE(sum(downloads), 0) FROM usage_daily d
+            WHERE d.tenant_id = t.id AND dimension = 'total') AS downloads,
+        (SELECT count(*) FROM usage_events e WHERE e.tenant_id = t.id AND kind = 'login')
+            AS logins_scanned,
+        (SELECT COALESCE(sum(logins), 0) FROM usage_daily d
+            WHERE d.tenant_id = t.id AND dimension = 'total') AS logins,
+        (SELECT COALESCE(sum(CASE kind WHEN 'upload' THEN bytes ELSE -bytes END), 0)
+            FROM usage_events e WHERE e.tenant_id = t.id AND kind IN ('upload', 'delete'))
+            AS storage_scanned,
+        (SELECT storage_bytes FROM usage_storage_daily s WHERE s.tenant_id = t.id
+            ORDER BY day DESC LIMIT 1) AS storage
+    FROM tenants t
+"""
+
+
+async def _assert_usage_rolled_up(settings: Settings) -> None:
+    """The rollup job's first run after 0006 counts every event the database held."""
+    config = platform_db_config(settings)
+    try:
+        counted = await RollupJob(config, retention_days=400).run_once()
+    finally:
+        await config.get_engine().dispose()
+    async with connect_as(role_url(settings, "platform")) as platform:
+        assert counted == await platform.fetchval("SELECT count(*) FROM usage_events")
+        for row in await platform.fetch(USAGE_ROLLUPS_VS_EVENTS):
+            assert row["uploads"] == row["uploads_scanned"], row
+            assert row["downloads"] == row["downloads_scanned"], row
+            assert row["logins"] == row["logins_scanned"], row
+            if row["uploads_scanned"]:
+                assert row["storage"] == row["storage_scanned"], row
+
+
 async def _assert_derived_tables_agree_with_scan(connection: asyncpg.Connection) -> None:
     stats = await _stats(connection)
     expected = {tuple(row) for row in await connection.fetch(EXPECTED_STATS)}
@@ -459,6 +501,8 @@ async def test_upgrade_from_revision_with_data(blank_database: Settings, revisio
         await _assert_derived_tables_agree_with_scan(platform)
         if ready_files:
             assert await platform.fetchval("SELECT count(*) FROM file_stats WHERE files > 0")
+    if _at_least(revision, "0002"):
+        await _assert_usage_rolled_up(blank_database)
     async with connect_as(role_url(blank_database, "owner")) as owner:
         assert await owner.fetchval("SELECT version_num FROM alembic_version") == HEAD
         # Whatever the migrations did to read tenant rows, it is undone: RLS is forced on

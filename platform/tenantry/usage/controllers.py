@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, Parameter, QueryParameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.auth.guards import requires_role
@@ -52,17 +52,17 @@ From = Annotated[
     date | None,
     QueryParameter(name="from", description="first day (default: 29 days before `to`)"),
 ]
-To = Annotated[date | None, Parameter(description="last day, inclusive (default: today)")]
+To = Annotated[date | None, QueryParameter(description="last day, inclusive (default: today)")]
 GranularityParam = Annotated[
-    str, Parameter(description="day, week (ISO, from Monday) or month", examples=None)
+    str, QueryParameter(description="day, week (ISO, from Monday) or month")
 ]
 GroupByParam = Annotated[
     str | None,
-    Parameter(description="kind, category, language, audience, role or content_type"),
+    QueryParameter(description="kind, category, language, audience, role or content_type"),
 ]
 TimeZone = Annotated[
     str | None,
-    Parameter(description="IANA zone of the days; must be the tenant's reporting zone"),
+    QueryParameter(description="IANA zone of the days; must be the tenant's reporting zone"),
 ]
 _RANGE_PROBLEMS = problems(ErrorCode.INVALID_FIELD, ErrorCode.TIMEZONE_NOT_KEPT)
 
@@ -164,8 +164,8 @@ def provide_platform_usage(
     return PlatformUsageRepository(platform_db_session)
 
 
-PlatformLimit = Annotated[int, Parameter(ge=1, le=1000, description="tenants per page")]
-EventLimit = Annotated[int, Parameter(ge=1, le=10_000, description="events per page")]
+PlatformLimit = Annotated[int, QueryParameter(ge=1, le=1000, description="tenants per page")]
+EventLimit = Annotated[int, QueryParameter(ge=1, le=10_000, description="events per page")]
 
 
 class PlatformUsageController(Controller):
@@ -182,7 +182,7 @@ class PlatformUsageController(Controller):
         from_: From = None,
         to: To = None,
         granularity: GranularityParam = "day",
-        sort: PlatformSort = "-storage_bytes",
+        sort: FromQuery[PlatformSort] = "-storage_bytes",
         limit: PlatformLimit = 100,
         offset: Offset = 0,
     ) -> PlatformUsage:
@@ -216,7 +216,9 @@ class PlatformUsageController(Controller):
         self,
         request: Request[Any, Any, Any],
         platform_db_session: NamedDependency[AsyncSession],
-        after: Annotated[str | None, Parameter(description="cursor to read on from")] = None,
+        after: Annotated[
+            str | None, QueryParameter(max_length=64, description="cursor to read on from")
+        ] = None,
         limit: EventLimit = 1000,
     ) -> Response[bytes]:
         """Raw events of every tenant as CloudEvents 1.0, oldest first: JSON lines, or a JSON
