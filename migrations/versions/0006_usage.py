@@ -232,6 +232,8 @@ def downgrade() -> None:
     op.execute("DROP FUNCTION usage_events_drop_partitions(timestamptz)")
     op.execute("DROP FUNCTION usage_events_ensure_partitions(timestamptz, timestamptz)")
     op.execute("ALTER TABLE usage_events RENAME TO usage_events_0006")
+    op.execute("ALTER TABLE usage_events_0006 RENAME CONSTRAINT pk_usage_events TO pk_usage_0006")
+    op.execute("ALTER INDEX ix_usage_events_tenant_id_occurred_at RENAME TO ix_usage_0006")
     op.execute(
         """
         CREATE TABLE usage_events (

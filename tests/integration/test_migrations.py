@@ -536,6 +536,31 @@ async def test_stats_recount_is_idempotent(blank_database: Settings, with_data: 
     assert bool(first) == with_data
 
 
+async def test_usage_partitioning_round_trips(blank_database: Settings) -> None:
+    """0006 down and up again keeps every event (but the `serve` kind 0005 cannot hold)."""
+    await _upgrade(blank_database, "0005")
+    async with connect_as(role_url(blank_database, "platform")) as platform:
+        await _seed(platform, "0005", random.Random(6))
+        events = "SELECT id, tenant_id, occurred_at, kind, bytes FROM usage_events ORDER BY id"
+        before = [tuple(row) for row in await platform.fetch(events)]
+    assert before
+    await _upgrade(blank_database, "head")
+    async with connect_as(role_url(blank_database, "platform")) as platform:
+        assert [tuple(row) for row in await platform.fetch(events)] == before
+        # Each event sits in the partition of its month.
+        misplaced = await platform.fetchval(
+            "SELECT count(*) FROM usage_events WHERE tableoid::regclass::text "
+            "<> 'usage_events_' || to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY_MM')"
+        )
+        assert misplaced == 0
+    await _downgrade(blank_database, "0005")
+    async with connect_as(role_url(blank_database, "platform")) as platform:
+        assert [tuple(row) for row in await platform.fetch(events)] == before
+    await _upgrade(blank_database, "head")
+    async with connect_as(role_url(blank_database, "platform")) as platform:
+        assert [tuple(row) for row in await platform.fetch(events)] == before
+
+
 # -- the migrations ship inside the wheel ----------------------------------------------------
 
 
