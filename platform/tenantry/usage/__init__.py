@@ -1,0 +1,1 @@
+"""Usage reports: what a tenant's admins and the operator read, as JSON, CSV and HTML."""
