@@ -18,6 +18,8 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
+from typing import Any
 
 from tenantry.usage import charts
 from tenantry.usage.html import render_platform_report, render_tenant_report
@@ -159,34 +161,35 @@ def platform_usage(points: int, tenants: int) -> PlatformUsage:
     )
 
 
-def pygal_cases() -> list[tuple[str, int, Callable[[], str]]]:
-    cases: list[tuple[str, int, Callable[[], str]]] = []
+Case = tuple[str, int, Callable[[], str]]
+
+
+def pygal_cases() -> list[Case]:
+    cases: list[Case] = []
     for n in POINTS:
-        periods, stored, activity = [d.isoformat() for d in days(n)], storage(n), series(n)
+        periods = [d.isoformat() for d in days(n)]
         cases += [
             (
                 "storage (filled line)",
                 n,
-                lambda p=periods, s=stored: charts.storage_chart("s", "Storage", p, s, PALETTE),
+                partial(charts.storage_chart, "s", "Storage", periods, storage(n), PALETTE),
             ),
             (
                 "uploads/downloads (2 lines)",
                 2 * n,
-                lambda p=periods, s=activity: charts.activity_chart("a", "Activity", p, s, PALETTE),
+                partial(charts.activity_chart, "a", "Activity", periods, series(n), PALETTE),
             ),
         ]
     cases.append(
         (
             "breakdown (horizontal bars, 2 series)",
             2 * charts.MAX_BARS,
-            lambda: charts.ranking_chart(
+            partial(
+                charts.ranking_chart,
                 "b",
                 "By category",
                 labels(charts.MAX_BARS),
-                {
-                    name: values[: charts.MAX_BARS]
-                    for name, values in series(charts.MAX_BARS).items()
-                },
+                series(charts.MAX_BARS),
                 PALETTE,
                 in_bytes=False,
             ),
@@ -198,30 +201,34 @@ def pygal_cases() -> list[tuple[str, int, Callable[[], str]]]:
             (
                 f"tenant page ({n} days, 4 breakdowns of {BREAKDOWN_ROWS})",
                 n,
-                lambda r=report, b=breakdowns: render_tenant_report(
-                    r,
+                partial(
+                    render_tenant_report,
+                    report,
                     display_name="Bench",
-                    primary_color="#0a7d5a",
-                    accent_color="#d9480f",
-                    breakdowns=b,
+                    primary_color=PALETTE.primary,
+                    accent_color=PALETTE.accent,
+                    breakdowns=breakdowns,
                 ),
             )
         )
-    usage = platform_usage(400, 50)
     cases.append(
-        ("platform page (400 days, 50 tenants)", 400, lambda: render_platform_report(usage))
+        (
+            "platform page (400 days, 50 tenants)",
+            400,
+            partial(render_platform_report, platform_usage(400, 50)),
+        )
     )
     return cases
 
 
-def matplotlib_cases() -> list[tuple[str, int, Callable[[], str]]]:
+def matplotlib_cases() -> list[Case]:
     # Only with --matplotlib: not a dependency of the project.
     import matplotlib
 
     matplotlib.use("svg")
     from matplotlib import pyplot
 
-    def svg(draw: Callable[[object], None], height: float = 3.0) -> str:
+    def svg(draw: Callable[[Any], None], height: float = 3.0) -> str:
         figure, axes = pyplot.subplots(figsize=(5.2, height))
         draw(axes)
         out = io.StringIO()
@@ -229,36 +236,40 @@ def matplotlib_cases() -> list[tuple[str, int, Callable[[], str]]]:
         pyplot.close(figure)
         return out.getvalue()
 
-    cases: list[tuple[str, int, Callable[[], str]]] = []
+    def filled_line(axes: Any, values: list[int]) -> None:
+        axes.fill_between(range(len(values)), values)
+        axes.plot(range(len(values)), values)
+
+    def lines(axes: Any, named: dict[str, list[int]]) -> None:
+        for name, values in named.items():
+            axes.plot(range(len(values)), values, label=name)
+        axes.legend()
+
+    def bars(axes: Any, named: dict[str, list[int]]) -> None:
+        for offset, (name, values) in zip((-0.2, 0.2), named.items(), strict=True):
+            axes.barh([row + offset for row in range(len(values))], values, 0.4, label=name)
+        axes.set_yticks(range(charts.MAX_BARS), labels(charts.MAX_BARS))
+        axes.legend()
+
+    cases: list[Case] = []
     for n in POINTS:
-        x, stored, activity = list(range(n)), storage(n), series(n)
         cases += [
             (
                 "matplotlib storage (filled line)",
                 n,
-                lambda x=x, s=stored: svg(lambda a: (a.fill_between(x, s), a.plot(x, s))),
+                partial(svg, partial(filled_line, values=storage(n))),
             ),
             (
                 "matplotlib uploads/downloads (2 lines)",
                 2 * n,
-                lambda x=x, s=activity: svg(
-                    lambda a: [a.plot(x, values, label=name) for name, values in s.items()]
-                ),
+                partial(svg, partial(lines, named=series(n))),
             ),
         ]
-    rows = list(range(charts.MAX_BARS))
-    bars = series(charts.MAX_BARS)
     cases.append(
         (
             "matplotlib breakdown (horizontal bars, 2 series)",
             2 * charts.MAX_BARS,
-            lambda: svg(
-                lambda a: (
-                    a.barh([r - 0.2 for r in rows], bars["Uploads"], height=0.4),
-                    a.barh([r + 0.2 for r in rows], bars["Downloads"], height=0.4),
-                ),
-                height=7.9,
-            ),
+            partial(svg, partial(bars, named=series(charts.MAX_BARS)), height=7.9),
         )
     )
     return cases

@@ -6,25 +6,13 @@ from __future__ import annotations
 
 import re
 import struct
-import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
 from tenantry.usage.html import render_platform_report, render_tenant_report
-from tenantry.usage.schemas import (
-    GroupRow,
-    PeriodPoint,
-    PlatformPoint,
-    PlatformTotals,
-    PlatformUsage,
-    TenantRef,
-    TenantUsageRow,
-    TopFile,
-    UsageReport,
-    UsageTotals,
-)
+from tests.fixtures.usage_reports import BREAKDOWNS, platform_usage, tenant_report, tenant_row
 from tests.integration import test_docs_browser
 from tests.integration.test_docs_browser import chromium, png_pixels
 
@@ -43,105 +31,18 @@ TOP_ROWS = 160
 
 def tenant_page() -> str:
     days = [date(2026, 9, 1) + timedelta(i) for i in range(90)]
-    report = UsageReport(
-        tenant=TenantRef(id=uuid.UUID(int=1), slug="acme", name="Acme"),
-        from_=days[0],
-        to=days[-1],
-        tz="Europe/Paris",
-        granularity="day",
-        group_by=None,
-        as_of=datetime(2026, 12, 1, 10, tzinfo=UTC),
-        totals=UsageTotals(uploads=270, downloads=450, storage_bytes=3 * 1024**3, file_count=270),
-        series=[
-            PeriodPoint(
-                period=day,
-                uploads=i % 7,
-                downloads=(i * 3) % 11,
-                bytes_in=i * 1024**2,
-                storage_bytes=i * 37 * 1024**2,
-                file_count=3 * i,
-            )
-            for i, day in enumerate(days)
-        ],
-        groups=[],
-        group_series=[],
-        top_files=[
-            TopFile(file_id=uuid.UUID(int=5), title="Keynote", downloads=40, bytes_out=4 << 20)
-        ],
-    )
-    categories = [
-        GroupRow(key=f"c{i}", label=label, uploads=3 * i + 1, downloads=10 - i)
-        for i, label in enumerate(["Lectures", "Podcasts", "</svg><script>alert(1)</script>", ""])
-    ]
     return render_tenant_report(
-        report,
+        tenant_report(periods=days),
         display_name="Acme <b>Media</b>",
         primary_color="#0a7d5a",
         accent_color="#d9480f",
-        breakdowns={
-            "category": categories,
-            "language": categories[:2],
-            "audience": [],
-            "role": categories[1:],
-        },
+        breakdowns={**BREAKDOWNS, "audience": []},
     )
 
 
 def platform_page() -> str:
-    items = [
-        TenantUsageRow(
-            tenant_id=uuid.UUID(int=i),
-            slug=f"t{i}",
-            name=f"Tenant {i}",
-            status="active",
-            storage_bytes=i * 1024**3,
-            storage_quota_bytes=50 * 1024**3,
-            quota_used_pct=i * 2.0,
-            file_count=10 * i,
-            uploads=i,
-            downloads=30 - i,
-            deletes=0,
-            bytes_in=i,
-            bytes_out=i,
-            active_users=i,
-        )
-        for i in range(1, 13)
-    ]
     return render_platform_report(
-        PlatformUsage(
-            from_=date(2026, 11, 2),
-            to=date(2026, 11, 29),
-            sort="-storage_bytes",
-            as_of=datetime(2026, 12, 1, tzinfo=UTC),
-            totals=PlatformTotals(
-                tenants=12,
-                storage_bytes=78 * 1024**3,
-                file_count=780,
-                uploads=78,
-                downloads=282,
-                deletes=0,
-                bytes_in=78,
-                bytes_out=78,
-                active_users=78,
-            ),
-            series=[
-                PlatformPoint(
-                    period=date(2026, 11, 2) + timedelta(weeks=i),
-                    uploads=10 * i,
-                    downloads=20 * i,
-                    bytes_in=i,
-                    bytes_out=i,
-                    storage_bytes=(i + 1) * 1024**4,
-                    active_tenants=i + 2,
-                )
-                for i in range(4)
-            ],
-            items=items,
-            total=12,
-            limit=50,
-            offset=0,
-        ),
-        granularity="week",
+        platform_usage([tenant_row(i) for i in range(1, 13)]), granularity="week"
     )
 
 
@@ -153,7 +54,7 @@ def png_top_pixels(data: bytes, rows: int) -> set[tuple[int, ...]]:
     channels = 3 if colour_type == 2 else 4
     stride = width * channels
     scanlines = png_pixels(data)
-    previous, colours = bytearray(stride), set()
+    previous, colours = bytearray(stride), set[tuple[int, ...]]()
     for y in range(rows):
         kind = scanlines[y * (stride + 1)]
         line = bytearray(scanlines[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])

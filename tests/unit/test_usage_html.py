@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from html.parser import HTMLParser
 
 import msgspec
@@ -18,26 +19,20 @@ import pytest
 from tenantry.usage.charts import MAX_BARS, Palette, ranking_chart, storage_chart
 from tenantry.usage.formatting import human_bytes, period_label
 from tenantry.usage.html import render_platform_report, render_tenant_report
-from tenantry.usage.schemas import (
-    Granularity,
-    GroupRow,
-    PeriodPoint,
-    PlatformPoint,
-    PlatformTotals,
-    PlatformUsage,
-    TenantRef,
-    TenantUsageRow,
-    TopFile,
-    UsageReport,
-    UsageTotals,
+from tenantry.usage.schemas import Granularity, GroupRow, PeriodPoint, TopFile, UsageReport
+from tests.fixtures.usage_reports import (
+    BREAKDOWNS,
+    FILE_ID,
+    MiB,
+    TiB,
+    group,
+    platform_usage,
+    tenant_report,
+    tenant_row,
 )
 
-MiB = 1024 * 1024
-TiB = 1024**4
 PRIMARY, ACCENT = "#0a7d5a", "#d9480f"
 HOSTILE = "</svg><script>alert(1)</script>"
-FILE_ID = uuid.UUID("00000000-0000-4000-8000-000000000005")
-AS_OF = datetime(2026, 12, 1, 10, 30, tzinfo=UTC)
 
 
 # -- what a page holds, as a browser's parser sees it ---------------------------------------------
@@ -120,151 +115,23 @@ def parse(page: str) -> Parsed:
     return parsed
 
 
-# -- reports with known numbers -------------------------------------------------------------------
+# -- rendering the reports of tests.fixtures.usage_reports ----------------------------------------
 
 
-def point(day: date, i: int) -> PeriodPoint:
-    return PeriodPoint(
-        period=day,
-        uploads=i,
-        downloads=2 * i + 1,
-        deletes=i // 2,
-        logins=3 * i,
-        signups=i % 2,
-        bytes_in=i * MiB + 7,
-        bytes_out=5 * TiB + i,  # beyond float precision of a "5.0 TiB"
-        bytes_served=i * 1000,
-        active_users=i + 4,
-        storage_bytes=(i + 1) * 1024**3 + 1,
-        file_count=10 * i,
-    )
-
-
-def group(key: str, label: str, i: int) -> GroupRow:
-    return GroupRow(
-        key=key, label=label, uploads=i, downloads=10 * i, bytes_in=i * MiB, bytes_out=i + 1
-    )
-
-
-def tenant_report(
+def render(
+    report: UsageReport | None = None,
     *,
-    granularity: Granularity = "day",
-    periods: list[date] | None = None,
-    top_files: list[TopFile] | None = None,
-) -> UsageReport:
-    days = periods if periods is not None else [date(2026, 11, 1) + timedelta(i) for i in range(30)]
-    return UsageReport(
-        tenant=TenantRef(id=uuid.UUID(int=1), slug="acme", name="Acme"),
-        from_=date(2026, 11, 1),
-        to=date(2026, 11, 30),
-        tz="Europe/Paris",
-        granularity=granularity,
-        group_by=None,
-        as_of=AS_OF,
-        totals=UsageTotals(
-            uploads=435,
-            downloads=901,
-            deletes=3,
-            logins=17,
-            signups=2,
-            bytes_in=1048576,
-            bytes_out=5 * TiB + 3,
-            bytes_served=999,
-            active_users=12,
-            storage_bytes=31 * 1024**3 + 30,
-            file_count=290,
-        ),
-        series=[point(day, i) for i, day in enumerate(days)],
-        groups=[],
-        group_series=[],
-        top_files=top_files
-        if top_files is not None
-        else [
-            TopFile(file_id=FILE_ID, title="Keynote", downloads=40, bytes_out=4 * MiB),
-            TopFile(file_id=uuid.UUID(int=6), title=None, downloads=3, bytes_out=10),
-        ],
-    )
-
-
-BREAKDOWNS = {
-    "category": [group("c1", "Lectures", 3), group("c2", "Podcasts", 1), group("", "", 2)],
-    "language": [group("en", "English", 5), group("fr", "French", 1)],
-    "audience": [group("a1", "Staff", 4)],
-    "role": [group("admin", "admin", 1), group("member", "member", 6)],
-}
-
-
-def render(report: UsageReport | None = None, **changes: object) -> str:
-    arguments: dict[str, object] = {
-        "display_name": "Acme Media",
-        "primary_color": PRIMARY,
-        "accent_color": ACCENT,
-        "breakdowns": BREAKDOWNS,
-    }
-    arguments.update(changes)
-    return render_tenant_report(report or tenant_report(), **arguments)  # type: ignore[arg-type]
-
-
-def tenant_row(i: int, name: str | None = None) -> TenantUsageRow:
-    return TenantUsageRow(
-        tenant_id=uuid.UUID(int=100 + i),
-        slug=f"t{i:02d}",
-        name=name or f"Tenant {i}",
-        status="active",
-        storage_bytes=i * 1024**3 + i,
-        storage_quota_bytes=50 * 1024**3,
-        quota_used_pct=i * 2.5,
-        file_count=i * 10,
-        uploads=i,
-        downloads=100 - i,
-        deletes=i % 3,
-        bytes_in=i * MiB,
-        bytes_out=i * 7,
-        active_users=i + 1,
-    )
-
-
-def platform_usage(
-    items: list[TenantUsageRow] | None = None, series: list[PlatformPoint] | None = None
-) -> PlatformUsage:
-    rows = items if items is not None else [tenant_row(i) for i in range(1, 6)]
-    points = (
-        series
-        if series is not None
-        else [
-            PlatformPoint(
-                period=date(2026, 11, 2) + timedelta(weeks=i),
-                uploads=10 * i,
-                downloads=20 * i,
-                bytes_in=i * MiB + 1,
-                bytes_out=i * TiB + 1,
-                storage_bytes=(i + 1) * TiB + 3,
-                active_tenants=i + 2,
-            )
-            for i in range(4)
-        ]
-    )
-    return PlatformUsage(
-        from_=date(2026, 11, 2),
-        to=date(2026, 11, 29),
-        sort="-storage_bytes",
-        as_of=AS_OF,
-        totals=PlatformTotals(
-            tenants=5,
-            storage_bytes=15 * 1024**3 + 15,
-            file_count=150,
-            uploads=15,
-            downloads=485,
-            deletes=5,
-            bytes_in=15 * MiB,
-            bytes_out=105,
-            active_users=20,
-        ),
-        series=points,
-        items=rows,
-        total=len(rows),
-        limit=50,
-        offset=0,
+    display_name: str = "Acme Media",
+    primary_color: str = PRIMARY,
+    accent_color: str = ACCENT,
+    breakdowns: Mapping[str, list[GroupRow]] = BREAKDOWNS,
+) -> str:
+    return render_tenant_report(
+        report or tenant_report(),
+        display_name=display_name,
+        primary_color=primary_color,
+        accent_color=accent_color,
+        breakdowns=breakdowns,
     )
 
 
@@ -322,13 +189,13 @@ def test_tenant_tables_carry_the_exact_numbers() -> None:
         int(storage.value(p.period.isoformat(), "storage_bytes") or "") for p in report.series
     ] == [p.storage_bytes for p in report.series]
 
-    for dimension, rows in BREAKDOWNS.items():
+    for dimension, groups in BREAKDOWNS.items():
         table = tables[f"breakdown-{dimension}"]
-        assert list(table.rows) == [row.key for row in rows]
-        for row in rows:
-            assert table.rows[row.key]["label"].text == (row.label or "(none)")
+        assert list(table.rows) == [g.key for g in groups]
+        for g in groups:
+            assert table.rows[g.key]["label"].text == (g.label or "(none)")
             for name in ("uploads", "downloads", "bytes_in", "bytes_out", "bytes_served"):
-                assert table.value(row.key, name) == str(getattr(row, name))
+                assert table.value(g.key, name) == str(getattr(g, name))
 
     top = tables["top-files"]
     assert top.fields == ["title", "downloads", "bytes_out"]
@@ -540,7 +407,7 @@ def test_the_tenant_brand() -> None:
 
 def test_an_empty_report_renders() -> None:
     report = tenant_report(periods=[], top_files=[])
-    empty = {name: [] for name in BREAKDOWNS}
+    empty: dict[str, list[GroupRow]] = {name: [] for name in BREAKDOWNS}
     page = render(report, breakdowns=empty)
     parsed = parse(page)
     for table in ("storage", "series", "top-files", *(f"breakdown-{n}" for n in BREAKDOWNS)):
