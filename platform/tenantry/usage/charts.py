@@ -147,6 +147,7 @@ def _config(
         # shows four dates) or per value label; dates and numbers stay whole, and
         # `ranking_chart` shortens category names itself.
         "truncate_label": -1,
+        "truncate_legend": -1,  # the legends are our own short series names
         "margin": 12,
         "margin_right": 44,  # room for the last axis label, centred on the right edge
         "spacing": 12,
@@ -220,7 +221,7 @@ def _self_contained(
     for parent in list(root.iter()):
         for child in list(parent):
             if (
-                child.tag is ElementTree.Comment
+                callable(child.tag)  # a comment's tag is ElementTree.Comment
                 or child.tag == "script"
                 or "tooltip-overlay" in child.get("class", "")
                 # An axis label's title repeats it, or is its position on a horizontal chart.

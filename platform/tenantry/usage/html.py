@@ -118,29 +118,28 @@ class Page:
     tables: list[Table]
 
 
-COUNT_FIELDS = [
-    Column("uploads", "Uploads", "count"),
-    Column("downloads", "Downloads", "count"),
-    Column("deletes", "Deletes", "count"),
-    Column("logins", "Logins", "count"),
-    Column("signups", "Sign-ups", "count"),
-    Column("bytes_in", "Bytes in", "bytes"),
-    Column("bytes_out", "Bytes out", "bytes"),
-    Column("bytes_served", "Bytes served", "bytes"),
-]
+UPLOADS = Column("uploads", "Uploads", "count")
+DOWNLOADS = Column("downloads", "Downloads", "count")
+DELETES = Column("deletes", "Deletes", "count")
+BYTES_IN = Column("bytes_in", "Bytes in", "bytes")
+BYTES_OUT = Column("bytes_out", "Bytes out", "bytes")
 STORAGE = Column("storage_bytes", "Storage", "bytes")
 FILE_COUNT = Column("file_count", "Files", "count")
 ACTIVE_USERS = Column("active_users", "Active users", "count")
-UPLOADS_DOWNLOADS = ("uploads", "downloads")
-
-
-TENANT_POINT_COLUMNS = [*COUNT_FIELDS, ACTIVE_USERS, STORAGE, FILE_COUNT]
 ACTIVE_TENANTS = Column("active_tenants", "Active tenants", "count")
-PLATFORM_POINT_COLUMNS = [
-    *(c for c in COUNT_FIELDS if c.field in {"uploads", "downloads", "bytes_in", "bytes_out"}),
-    STORAGE,
-    ACTIVE_TENANTS,
+# The fields of `Counts`, in every table of a tenant's events.
+COUNT_FIELDS = [
+    UPLOADS,
+    DOWNLOADS,
+    DELETES,
+    Column("logins", "Logins", "count"),
+    Column("signups", "Sign-ups", "count"),
+    BYTES_IN,
+    BYTES_OUT,
+    Column("bytes_served", "Bytes served", "bytes"),
 ]
+TENANT_POINT_COLUMNS = [*COUNT_FIELDS, ACTIVE_USERS, STORAGE, FILE_COUNT]
+PLATFORM_POINT_COLUMNS = [UPLOADS, DOWNLOADS, BYTES_IN, BYTES_OUT, STORAGE, ACTIVE_TENANTS]
 TENANT_ROW_COLUMNS = [
     Column("slug", "Slug", "text"),
     Column("name", "Name", "text"),
@@ -149,17 +148,17 @@ TENANT_ROW_COLUMNS = [
     Column("storage_quota_bytes", "Quota", "bytes"),
     Column("quota_used_pct", "Quota used", "percent"),
     FILE_COUNT,
-    *(
-        c
-        for c in COUNT_FIELDS
-        if c.field in {"uploads", "downloads", "deletes", "bytes_in", "bytes_out"}
-    ),
+    UPLOADS,
+    DOWNLOADS,
+    DELETES,
+    BYTES_IN,
+    BYTES_OUT,
     ACTIVE_USERS,
 ]
 TOP_FILE_COLUMNS = [
     Column("title", "File", "text", empty="(deleted file)"),
-    Column("downloads", "Downloads", "count"),
-    Column("bytes_out", "Bytes out", "bytes"),
+    DOWNLOADS,
+    BYTES_OUT,
 ]
 # The totals table: one row a measure, in this order, for the measures a totals struct has.
 TOTALS = [Column("tenants", "Tenants", "count"), STORAGE, FILE_COUNT, *COUNT_FIELDS, ACTIVE_USERS]
@@ -192,7 +191,7 @@ def render_tenant_report(
             f"breakdown-{dimension}-chart",
             f"Uploads and downloads by {name}",
             [row.label or NO_GROUP for row in rows],
-            _series(rows, UPLOADS_DOWNLOADS),
+            _series(rows, (UPLOADS, DOWNLOADS)),
             palette,
             in_bytes=False,
         )
@@ -274,7 +273,7 @@ def render_platform_report(usage: PlatformUsage, *, granularity: Granularity = "
 
 
 def _time_figures(
-    series: Sequence[PeriodPoint] | Sequence[PlatformPoint],
+    series: Sequence[PeriodPoint | PlatformPoint],
     granularity: Granularity,
     palette: Palette,
     *,
@@ -300,7 +299,7 @@ def _time_figures(
         "activity-chart",
         f"Uploads and downloads per {granularity}",
         periods,
-        _series(series, UPLOADS_DOWNLOADS),
+        _series(series, (UPLOADS, DOWNLOADS)),
         palette,
     )
     return [
@@ -355,9 +354,9 @@ def _tenant_key(row: TenantUsageRow) -> str:
     return row.slug
 
 
-def _series(items: Sequence[msgspec.Struct], fields: Sequence[str]) -> dict[str, list[int]]:
-    """Chart series named after the fields ("Uploads"), one value an item."""
-    return {field.capitalize(): [getattr(item, field) for item in items] for field in fields}
+def _series(items: Sequence[msgspec.Struct], columns: Sequence[Column]) -> dict[str, list[int]]:
+    """Chart series named as the table's columns are, one value an item."""
+    return {c.heading: [getattr(item, c.field) for item in items] for c in columns}
 
 
 def _shown_note(rows: int) -> str:
