@@ -27,6 +27,7 @@ def test_the_enumerated_columns() -> None:
         "usage_events.kind",
         "usage_events.user_role",
         "file_stats.dimension",
+        "usage_daily.dimension",
     }
 
 

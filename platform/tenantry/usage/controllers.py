@@ -209,7 +209,7 @@ class PlatformUsageController(Controller):
         result = await PlatformUsageService(platform_usage).report(
             span, sort="-storage_bytes", limit=20, offset=0
         )
-        return _html(render_platform_report(result))
+        return _html(render_platform_report(result, granularity=span.granularity))
 
     @get("/usage/events", media_type=NDJSON, responses=problems(ErrorCode.INVALID_FIELD))
     async def events(
