@@ -6,14 +6,21 @@ from __future__ import annotations
 
 import re
 import struct
+import time
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
+import httpx
+import msgspec
 import pytest
 
+from tenantry.app import create_app
+from tenantry.config import Settings
 from tenantry.usage.html import render_platform_report, render_tenant_report
 from tests.fixtures.usage_reports import BREAKDOWNS, platform_usage, tenant_report, tenant_row
 from tests.integration import test_docs_browser
+from tests.integration.live import operator_token, provision, serve
 from tests.integration.test_docs_browser import chromium, png_pixels
 
 pytestmark = test_docs_browser.pytestmark
@@ -80,9 +87,68 @@ def png_top_pixels(data: bytes, rows: int) -> set[tuple[int, ...]]:
 
 @pytest.mark.parametrize("kind", ["tenant", "platform"])
 def test_the_report_renders_offline_and_prints(kind: str, tmp_path: Path) -> None:
-    page = tmp_path / "report.html"
-    page.write_text(tenant_page() if kind == "tenant" else platform_page(), encoding="utf-8")
-    url = page.as_uri()
+    page = tenant_page() if kind == "tenant" else platform_page()
+    assert_renders_offline(page, tmp_path, primary=PRIMARY if kind == "tenant" else None)
+
+
+def test_the_served_reports_render_offline(
+    settings: Settings, clean_database: None, tmp_path: Path
+) -> None:
+    """The pages as the real server sends them (its own rollup job running), in Chromium."""
+    live = msgspec.structs.replace(settings, usage_rollup_interval_seconds=0.2)
+    with serve(create_app(live)) as base_url:
+        operator = operator_token(settings, base_url)
+        tenant = provision(base_url, operator, "acme")
+        owner = {"Host": tenant.host, "Authorization": f"Bearer {tenant.owner_token}"}
+        with httpx.Client(base_url=base_url) as client:
+            brand = {"branding": {"primary_color": "#0a7d5a", "display_name": "Acme Media"}}
+            patched = client.patch(
+                f"/platform/v1/tenants/{tenant.id}",
+                json=brand,
+                headers={"Authorization": f"Bearer {operator}"},
+            )
+            assert patched.status_code == 200, patched.text
+            link = client.get(f"/api/v1/files/{tenant.file_id}/download", headers=owner)
+            assert link.status_code == 200, link.text
+            report = _rolled_up(client, owner)
+            assert report["totals"]["uploads"] == 1 and report["totals"]["downloads"] == 1
+            pages = {
+                "tenant": client.get("/api/v1/usage/report", headers=owner),
+                "operator-tenant": client.get(
+                    f"/platform/v1/tenants/{tenant.id}/usage/report",
+                    headers={"Authorization": f"Bearer {operator}"},
+                ),
+                "overview": client.get(
+                    "/platform/v1/usage/report", headers={"Authorization": f"Bearer {operator}"}
+                ),
+            }
+    for name, response in pages.items():
+        assert response.status_code == 200, (name, response.text)
+        assert "default-src 'none'" in response.headers["content-security-policy"]
+        assert_renders_offline(
+            response.text, tmp_path / name, primary=None if name == "overview" else PRIMARY
+        )
+
+
+def _rolled_up(client: httpx.Client, owner: dict[str, str]) -> dict[str, Any]:
+    """The tenant's report once the server's job has rolled up the upload (within seconds)."""
+    deadline = time.monotonic() + 15
+    while True:
+        report: dict[str, Any] = client.get("/api/v1/usage", headers=owner).json()
+        if report["totals"]["downloads"] or time.monotonic() > deadline:
+            return report
+        time.sleep(0.1)
+
+
+def assert_renders_offline(
+    page: str, tmp_path: Path, *, primary: tuple[int, int, int] | None
+) -> None:
+    """Opens the page in Chromium: nothing fetched or refused, charts drawn (not blank, not one
+    colour, in the tenant's colour when given) at desktop and phone widths, and a PDF."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "report.html"
+    path.write_text(page, encoding="utf-8")
+    url = path.as_uri()
 
     dom = chromium(url, tmp_path, "--dump-dom", "--enable-logging=stderr", "--v=0")
     assert dom.returncode == 0, dom.stderr[-2000:]
@@ -106,8 +172,8 @@ def test_the_report_renders_offline_and_prints(kind: str, tmp_path: Path) -> Non
         assert len(set(png_pixels(data))) > 32  # not blank
         colours = png_top_pixels(data, TOP_ROWS)
         assert len(colours) > 16  # not one colour: text, rules, the masthead
-        if kind == "tenant":
-            assert PRIMARY in colours  # the masthead and the monogram in the tenant's colour
+        if primary is not None:
+            assert primary in colours  # the masthead and the monogram in the tenant's colour
 
     pdf = tmp_path / "report.pdf"
     printed = chromium(url, tmp_path, f"--print-to-pdf={pdf}", "--no-pdf-header-footer")
