@@ -173,6 +173,12 @@ _CLEAR_RANGE = [
     )
     for table in ("usage_daily", "usage_daily_users", "usage_storage_daily")
 ]
+# Where the oldest partition still kept begins: events before it are gone.
+_OLDEST_PARTITION = text(
+    "SELECT min(substring(pg_get_expr(c.relpartbound, c.oid) FROM 'FROM \\(''([^'']+)''\\)')"
+    "::timestamptz) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+    "WHERE i.inhparent = 'usage_events'::regclass"
+)
 _ENSURE_PARTITIONS = text("SELECT usage_events_ensure_partitions(:first, :last)")
 _DROP_PARTITIONS = text("SELECT usage_events_drop_partitions(:before)")
 
@@ -223,14 +229,6 @@ class RollupJob:
     async def rebuild(self, first: date, last: date, *, tenant_id: uuid.UUID | None = None) -> int:
         """Recomputes the rollups of days `first`..`last` from the raw events; returns the
         events counted. Waits for a running job round, and holds off the next until done."""
-        oldest = datetime.now(UTC) - self._retention
-        if first < oldest.date():
-            raise DomainError(
-                ErrorCode.INVALID_VALUE,
-                f"events before {oldest.date()} are past the retention window: "
-                "their rollups cannot be rebuilt",
-                field="from",
-            )
         if last < first:
             raise DomainError(ErrorCode.INVALID_VALUE, "`to` is before `from`", field="to")
         # Days in any zone lie within a day and a half of the same UTC day: a wide enough net.
@@ -241,6 +239,15 @@ class RollupJob:
         scope = {"first": first, "last": last, "tenant_id": tenant_id}
         async with self._db.get_session() as session, session.begin():
             state = (await session.execute(text(_LOCK_STATE))).one()
+            kept_since: datetime | None = await session.scalar(_OLDEST_PARTITION)
+            # A day in any zone starts at most 14 hours before the same UTC day.
+            if kept_since is None or first <= kept_since.date():
+                raise DomainError(
+                    ErrorCode.INVALID_VALUE,
+                    f"events before {kept_since.date() if kept_since else 'now'} are past the "
+                    "retention window: only their rollups are left, and a rebuild would lose them",
+                    field="from",
+                )
             for clear in _CLEAR_RANGE:
                 await session.execute(clear, scope)
             row = (
