@@ -68,6 +68,8 @@ SWAGGER_ASSETS_PATH = "/schema/assets"
 _SWAGGER_SPEC = importlib.util.find_spec("swagger_ui")
 SWAGGER_ASSETS_DIR = Path(next(iter(_SWAGGER_SPEC.submodule_search_locations or []))) / "static"  # type: ignore[union-attr]
 
+# How often the local store's served bytes are written (see tenantry.usage.meter).
+SERVED_BYTES_FLUSH_SECONDS = 1.0
 # What each domain removes when the operator offboards a tenant.
 TENANT_PURGES: Sequence[TenantPurge] = (purge_tenant_files,)
 
@@ -162,7 +164,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             ):
                 yield
         finally:
-            await services.served.drain()
+            await services.served.close()
             await services.store.close()
             await listener.stop()
             await services.reader.close()

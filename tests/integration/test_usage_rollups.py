@@ -6,12 +6,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import pytest
 
 from tenantry.config import Settings
 from tenantry.db.engines import platform_db_config, role_url
+from tenantry.db.usage import UsageRecorder
+from tenantry.lib.errors import DomainError
+from tenantry.storage.keys import branding_key, file_key
+from tenantry.usage.meter import ServedBytesMeter
 from tenantry.usage.rollups import RollupJob
 from tests.conftest import connect_as
 
@@ -125,5 +130,40 @@ async def test_retention_drops_old_events_and_no_report_changes(
     # The current months are kept (and made ahead), so writing goes on.
     await platform_connection.execute(INSERT_EVENT, tenant_id, datetime.now(UTC), "login", user, 0)
     # A rebuild that reaches before the window would lose what only the rollups still hold.
-    with pytest.raises(Exception, match="retention window"):
+    with pytest.raises(DomainError, match="retention window"):
         await job.rebuild(old.date(), date.today())
+
+
+class _DownOnce(UsageRecorder):
+    """A recorder whose first write meets a database that is down."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    async def record_served(self, session: Any, served: Any) -> None:
+        if not self.failed:
+            self.failed = True
+            raise OSError("connection refused")
+        await super().record_served(session, served)
+
+
+async def test_served_bytes_survive_a_failed_write(
+    settings: Settings, clean_database: None, platform_connection: asyncpg.Connection
+) -> None:
+    tenant_id, file_id = await _tenant(platform_connection), uuid.uuid4()
+    config = platform_db_config(settings)
+    meter = ServedBytesMeter(config, _DownOnce())
+    try:
+        meter.served(file_key(tenant_id, file_id), 100)
+        with pytest.raises(OSError, match="refused"):
+            await meter.drain()
+        meter.served(file_key(tenant_id, file_id), 23)
+        meter.served(branding_key(tenant_id, "logo"), 5)  # not a file: not metered
+        await meter.drain()
+    finally:
+        await config.get_engine().dispose()
+    rows = await platform_connection.fetch(
+        "SELECT kind, file_id, bytes FROM usage_events WHERE tenant_id = $1", tenant_id
+    )
+    assert [tuple(row) for row in rows] == [("serve", file_id, 123)]

@@ -9,7 +9,7 @@ tests script days of usage without sleeping.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import insert, text
@@ -28,17 +28,22 @@ def utc_now() -> datetime:
 
 _INSERT = insert(UsageEvent)
 
-# A served range of a file, with the file's facets read in the same statement (the local
-# store's handler knows only the object key). RLS scopes both tables to the request's tenant.
+# Bytes the local store sent per file, with each file's facets read in the same statement (the
+# store's handler knows only object keys). A file deleted since still counts, without facets.
 _INSERT_SERVED = text(
     """
     INSERT INTO usage_events (tenant_id, occurred_at, kind, file_id, bytes, category_id,
         language, audience_ids, content_type)
-    SELECT f.tenant_id, :occurred_at, 'serve', f.id, :bytes, f.category_id, f.language,
+    SELECT served.tenant_id, served.occurred_at, 'serve', served.file_id, served.bytes,
+        f.category_id, f.language,
         ARRAY(SELECT fa.audience_id FROM file_audiences fa
-              WHERE fa.tenant_id = f.tenant_id AND fa.file_id = f.id ORDER BY fa.audience_id),
+              WHERE fa.tenant_id = served.tenant_id AND fa.file_id = served.file_id
+              ORDER BY fa.audience_id),
         f.content_type
-    FROM files f WHERE f.tenant_id = :tenant_id AND f.id = :file_id
+    FROM unnest(CAST(:tenant_ids AS uuid[]), CAST(:file_ids AS uuid[]),
+        CAST(:bytes AS bigint[]), CAST(:occurred_at AS timestamptz[]))
+        AS served (tenant_id, file_id, bytes, occurred_at)
+    LEFT JOIN files f ON f.tenant_id = served.tenant_id AND f.id = served.file_id
     """
 )
 
@@ -80,15 +85,16 @@ class UsageRecorder:
         )
 
     async def record_served(
-        self, session: Session, tenant_id: uuid.UUID, file_id: uuid.UUID, nbytes: int
+        self, session: Session, served: Mapping[tuple[uuid.UUID, uuid.UUID], tuple[int, datetime]]
     ) -> None:
-        """Bytes the local store sent for a signed link (none for a file gone meanwhile)."""
+        """Bytes the local store sent per (tenant, file) since a time: a `serve` event each."""
+        keys = list(served)
         await session.execute(
             _INSERT_SERVED,
             {
-                "tenant_id": tenant_id,
-                "file_id": file_id,
-                "bytes": nbytes,
-                "occurred_at": self.clock(),
+                "tenant_ids": [tenant_id for tenant_id, _ in keys],
+                "file_ids": [file_id for _, file_id in keys],
+                "bytes": [served[key][0] for key in keys],
+                "occurred_at": [served[key][1] for key in keys],
             },
         )
