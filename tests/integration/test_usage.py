@@ -465,3 +465,19 @@ def _tables(page: str) -> dict[str, list[dict[str, str]]]:
     parser = _TableParser()
     parser.feed(page)
     return parser.tables
+
+
+async def test_the_reporting_zone_is_a_tenant_setting(usage_api: Api) -> None:
+    alpha = await usage_api.provision("alpha", settings={"usage_timezone": "Europe/Berlin"})
+    admin = {"Host": alpha.host, **await usage_api.token(alpha)}
+    report = await usage_api.client.get("/api/v1/usage?tz=Europe/Berlin", headers=admin)
+    assert report.status_code == 200, report.text
+    assert report.json()["tz"] == "Europe/Berlin"
+    assert (await usage_api.client.get("/api/v1/usage?tz=UTC", headers=admin)).status_code == 422
+    refused = await usage_api.client.patch(
+        f"/platform/v1/tenants/{alpha.id}",
+        json={"settings": {"usage_timezone": "Mars/Olympus"}},
+        headers=usage_api.operator,
+    )
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"][0]["field"].startswith("settings")
