@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -112,6 +113,18 @@ def _unknown_host_flood_keeps_memory_bounded(server: DevServer) -> None:
     assert grown < 6 * 1024 * 1024, f"worker RSS grew by {grown / 2**20:.1f} MiB"
 
 
+def _logins_reported(http: httpx.Client, token: str) -> None:
+    headers = {"Host": "e2e.localhost", "Authorization": f"Bearer {token}"}
+    deadline = time.monotonic() + 20
+    while True:
+        report = http.get("/api/v1/usage", headers=headers)
+        assert report.status_code == 200, report.text
+        if report.json()["totals"]["logins"] == 1:
+            return
+        assert time.monotonic() < deadline, report.text
+        time.sleep(0.2)
+
+
 def test_dev_server_provisions_logs_in_and_stops_cleanly(
     data_dir: Path, project_root: Path
 ) -> None:
@@ -148,6 +161,8 @@ def test_dev_server_provisions_logs_in_and_stops_cleanly(
                 },
             )
             assert me.json()["tenant"]["slug"] == "e2e"
+            # The server's own rollup job counts the login within seconds.
+            _logins_reported(http, login.json()["access_token"])
             # The demo tenants from tenants/ are there too, under their own brands.
             assert (
                 http.get("/api/v1/branding", headers={"Host": "pack.localhost"}).json()["name"]
