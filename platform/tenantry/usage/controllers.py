@@ -19,11 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tenantry.auth.guards import requires_role
 from tenantry.db.enums import Role
 from tenantry.db.tenant_scope import TenantRecord
-from tenantry.lib.errors import DomainError, ErrorCode
+from tenantry.lib.errors import ErrorCode
 from tenantry.lib.openapi import problems
 from tenantry.lib.schemas import Offset
 from tenantry.lib.zones import PLATFORM
-from tenantry.tenancy.schemas import Branding
 from tenantry.usage.export import EventExport
 from tenantry.usage.html import render_platform_report, render_tenant_report
 from tenantry.usage.repository import PlatformUsageRepository, TenantUsageRepository
@@ -34,7 +33,6 @@ from tenantry.usage.services import (
     TenantUsageService,
     parse_group_by,
     parse_range,
-    tenant_zone,
 )
 from tenantry.usage.tables import platform_csv, report_csv
 
@@ -83,22 +81,15 @@ def _html(page: str) -> Response[str]:
     return Response(page, media_type="text/html; charset=utf-8", headers=HTML_HEADERS)
 
 
-async def _tenant_page(service: TenantUsageService, span: ReportRange, branding: Branding) -> str:
-    report = await service.report(span, None)
+async def _tenant_page(usage: TenantUsageService, span: ReportRange) -> str:
+    report = await usage.report(span, None)
     return render_tenant_report(
         report,
-        display_name=branding.display_name or service.tenant.name,
-        primary_color=branding.primary_color,
-        accent_color=branding.accent_color,
-        breakdowns=await service.breakdowns(span),
+        display_name=usage.branding.display_name or usage.tenant.name,
+        primary_color=usage.branding.primary_color,
+        accent_color=usage.branding.accent_color,
+        breakdowns=await usage.breakdowns(span),
     )
-
-
-def _branding(raw: dict[str, Any]) -> Branding:
-    try:
-        return msgspec.convert(raw, Branding)
-    except msgspec.ValidationError:  # stored before a rule tightened: fall back to defaults
-        return Branding()
 
 
 # -- a tenant's own reports ---------------------------------------------------------------------
@@ -110,6 +101,8 @@ def provide_tenant_usage(
     return TenantUsageService(
         TenantUsageRepository(db_session, tenant.id),
         TenantRef(id=tenant.id, slug=tenant.slug, name=tenant.name),
+        settings=tenant.settings,
+        branding=tenant.branding,
     )
 
 
@@ -134,7 +127,7 @@ class UsageController(Controller):
         """The tenant's usage over a range of days: totals, a series per period (storage at
         each period's end), groups by `group_by`, and the files downloaded most. CSV with
         `Accept: text/csv`."""
-        span = parse_range(from_, to, granularity, tz, zone=tenant_zone(tenant.settings))
+        span = usage.span(from_, to, granularity, tz)
         report = await usage.report(span, parse_group_by(group_by))
         if _wants_csv(request):
             name = f"usage-{tenant.slug}-{span.first}-{span.last}"
@@ -151,8 +144,7 @@ class UsageController(Controller):
         granularity: GranularityParam = "day",
     ) -> Response[str]:
         """The usage report as one self-contained HTML page in the tenant's branding."""
-        span = parse_range(from_, to, granularity, None, zone=tenant_zone(tenant.settings))
-        return _html(await _tenant_page(usage, span, _branding(tenant.branding)))
+        return _html(await _tenant_page(usage, usage.span(from_, to, granularity)))
 
 
 # -- the operator's reports and the export ----------------------------------------------------
@@ -216,9 +208,7 @@ class PlatformUsageController(Controller):
         self,
         request: Request[Any, Any, Any],
         platform_db_session: NamedDependency[AsyncSession],
-        after: Annotated[
-            str | None, QueryParameter(max_length=64, description="cursor to read on from")
-        ] = None,
+        after: Annotated[str | None, QueryParameter(description="cursor to read on from")] = None,
         limit: EventLimit = 1000,
     ) -> Response[bytes]:
         """Raw events of every tenant as CloudEvents 1.0, oldest first: JSON lines, or a JSON
@@ -240,7 +230,7 @@ class PlatformUsageController(Controller):
         self,
         request: Request[Any, Any, Any],
         tenant_id: FromPath[uuid.UUID],
-        platform_db_session: NamedDependency[AsyncSession],
+        platform_usage: NamedDependency[PlatformUsageRepository],
         from_: From = None,
         to: To = None,
         granularity: GranularityParam = "day",
@@ -248,9 +238,9 @@ class PlatformUsageController(Controller):
         tz: TimeZone = None,
     ) -> UsageReport:
         """One tenant's usage report, as its admins see it."""
-        service, settings, _ = await _tenant_service(platform_db_session, tenant_id)
-        span = parse_range(from_, to, granularity, tz, zone=tenant_zone(settings))
-        report = await service.report(span, parse_group_by(group_by))
+        usage = await PlatformUsageService(platform_usage).tenant_usage(tenant_id)
+        span = usage.span(from_, to, granularity, tz)
+        report = await usage.report(span, parse_group_by(group_by))
         if _wants_csv(request):
             name = f"usage-{report.tenant.slug}-{span.first}-{span.last}"
             return _csv(report_csv(report), name)  # type: ignore[return-value]
@@ -264,24 +254,11 @@ class PlatformUsageController(Controller):
     async def tenant_report(
         self,
         tenant_id: FromPath[uuid.UUID],
-        platform_db_session: NamedDependency[AsyncSession],
+        platform_usage: NamedDependency[PlatformUsageRepository],
         from_: From = None,
         to: To = None,
         granularity: GranularityParam = "day",
     ) -> Response[str]:
         """One tenant's HTML usage report, in its branding."""
-        service, settings, branding = await _tenant_service(platform_db_session, tenant_id)
-        span = parse_range(from_, to, granularity, None, zone=tenant_zone(settings))
-        return _html(await _tenant_page(service, span, branding))
-
-
-async def _tenant_service(
-    session: AsyncSession, tenant_id: uuid.UUID
-) -> tuple[TenantUsageService, dict[str, Any], Branding]:
-    row = await PlatformUsageRepository(session).tenant(tenant_id)
-    if row is None:
-        raise DomainError(ErrorCode.TENANT_NOT_FOUND, f"no tenant {tenant_id}")
-    service = TenantUsageService(
-        TenantUsageRepository(session, row.id), TenantRef(id=row.id, slug=row.slug, name=row.name)
-    )
-    return service, dict(row.settings or {}), _branding(dict(row.branding or {}))
+        usage = await PlatformUsageService(platform_usage).tenant_usage(tenant_id)
+        return _html(await _tenant_page(usage, usage.span(from_, to, granularity)))

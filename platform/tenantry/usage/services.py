@@ -14,6 +14,7 @@ from sqlalchemy import Row
 
 from tenantry.lib.errors import DomainError, ErrorCode
 from tenantry.lib.timezones import known_zones
+from tenantry.tenancy.schemas import Branding
 from tenantry.usage.repository import PlatformUsageRepository, TenantUsageRepository
 from tenantry.usage.schemas import (
     Counts,
@@ -164,9 +165,25 @@ def carry_forward(snapshots: Iterable[Row[Any]], ends: Sequence[date]) -> list[t
 
 
 class TenantUsageService:
-    def __init__(self, usage: TenantUsageRepository, tenant: TenantRef) -> None:
+    """One tenant's reports; `zone` is the tenant's reporting zone, `branding` its brand."""
+
+    def __init__(
+        self,
+        usage: TenantUsageRepository,
+        tenant: TenantRef,
+        *,
+        settings: dict[str, Any],
+        branding: dict[str, Any],
+    ) -> None:
         self.usage = usage
         self.tenant = tenant
+        self.zone = tenant_zone(settings)
+        self.branding = _branding(branding)
+
+    def span(
+        self, first: date | None, last: date | None, granularity: str, tz: str | None = None
+    ) -> ReportRange:
+        return parse_range(first, last, granularity, tz, zone=self.zone)
 
     async def report(self, span: ReportRange, group_by: GroupBy | None) -> UsageReport:
         periods = span.periods()
@@ -279,9 +296,28 @@ def _label(labels: dict[tuple[str, str], str], dimension: str, key: str) -> str:
     return key
 
 
+def _branding(raw: dict[str, Any]) -> Branding:
+    try:
+        return msgspec.convert(raw, Branding)
+    except msgspec.ValidationError:  # stored before a rule tightened: the defaults
+        return Branding()
+
+
 class PlatformUsageService:
     def __init__(self, usage: PlatformUsageRepository) -> None:
         self.usage = usage
+
+    async def tenant_usage(self, tenant_id: uuid.UUID) -> TenantUsageService:
+        """A tenant's reports for the operator (404 for one offboarded or never made)."""
+        row = await self.usage.tenant(tenant_id)
+        if row is None:
+            raise DomainError(ErrorCode.TENANT_NOT_FOUND, f"no tenant {tenant_id}")
+        return TenantUsageService(
+            TenantUsageRepository(self.usage.session, row.id),
+            TenantRef(id=row.id, slug=row.slug, name=row.name),
+            settings=dict(row.settings or {}),
+            branding=dict(row.branding or {}),
+        )
 
     async def report(
         self, span: ReportRange, *, sort: PlatformSort, limit: int, offset: int
