@@ -280,8 +280,8 @@ async def _with_rollups(settings: Settings, work: Callable[[RollupJob], Awaitabl
 
 @usage.command("rollup")
 def usage_rollup() -> None:
-    """Roll up every event that is final now (the servers' job does this every second)."""
-    counted = asyncio.run(_with_rollups(_settings(), lambda job: job.run_once()))
+    """Roll up every event committed so far (the servers' job does this every second)."""
+    counted = asyncio.run(_with_rollups(_settings(), lambda job: job.catch_up()))
     click.echo(f"rolled up {counted} events")
 
 

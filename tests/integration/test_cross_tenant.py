@@ -196,7 +196,7 @@ class Scene:
                 world = await build_world(api, connection)
             # A's usage is in the rollups too, so that a report that leaked would show it.
             await anyio.to_thread.run_sync(
-                client.blocking_portal.call, app.state.services.rollups.run_once
+                client.blocking_portal.call, app.state.services.rollups.catch_up
             )
         except BaseException:
             await stack.aclose()

@@ -462,7 +462,7 @@ async def _assert_usage_rolled_up(settings: Settings) -> None:
     """The rollup job's first run after 0006 counts every event the database held."""
     config = platform_db_config(settings)
     try:
-        counted = await RollupJob(config, retention_days=400).run_once()
+        counted = await RollupJob(config, retention_days=400).catch_up()
     finally:
         await config.get_engine().dispose()
     async with connect_as(role_url(settings, "platform")) as platform:

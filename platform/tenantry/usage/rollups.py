@@ -165,6 +165,10 @@ _MOVE_WATERMARK = text(
     "UPDATE usage_rollup_state SET txid = CAST(:txid AS xid8), seq = :seq, rolled_up_at = now() "
     "WHERE id = 1"
 )
+_BEHIND = text(
+    "SELECT count(*) FROM usage_events e, usage_rollup_state s "
+    "WHERE s.id = 1 AND (e.txid, e.seq) > (s.txid, s.seq)"
+)
 _TOUCH_WATERMARK = text("UPDATE usage_rollup_state SET rolled_up_at = now() WHERE id = 1")
 _CLEAR_RANGE = [
     text(
@@ -225,6 +229,24 @@ class RollupJob:
             total += counted
             if counted < BATCH:
                 return total
+
+    async def behind(self) -> int:
+        """Events committed (or still being written) that the rollups do not count yet: the
+        job's lag. It waits on every transaction older than an event, in the whole cluster."""
+        async with self._db.get_session() as session:
+            return int((await session.execute(_BEHIND)).scalar_one())
+
+    async def catch_up(self, timeout_seconds: float = 30.0) -> int:
+        """Rolls up until every event committed before the call is counted (rounds wait for
+        older transactions to end); returns the events counted."""
+        deadline = asyncio.get_running_loop().time() + timeout_seconds
+        counted = await self.run_once()
+        while await self.behind():
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError("usage rollups: older transactions are still open")
+            await asyncio.sleep(0.05)
+            counted += await self.run_once()
+        return counted
 
     async def rebuild(self, first: date, last: date, *, tenant_id: uuid.UUID | None = None) -> int:
         """Recomputes the rollups of days `first`..`last` from the raw events; returns the
