@@ -126,8 +126,34 @@ async def _usage_storage_row(
     return {"tenant_id": tenant_id, "day": day, "storage_bytes": 1, "file_count": 1}
 
 
+async def _user_token_row(
+    connection: asyncpg.Connection, tenant_id: uuid.UUID
+) -> dict[str, object]:
+    user = await _refresh_token_row(connection, tenant_id)
+    return {
+        "tenant_id": tenant_id,
+        "user_id": user["user_id"],
+        "purpose": "invitation",
+        "token_hash": uuid.uuid4().hex * 2,
+        "expires_at": datetime.now(UTC),
+    }
+
+
+async def _api_key_row(connection: asyncpg.Connection, tenant_id: uuid.UUID) -> dict[str, object]:
+    return {
+        "tenant_id": tenant_id,
+        "name": "ci",
+        "role": "viewer",
+        "secret_hash": uuid.uuid4().hex * 2,
+    }
+
+
+async def _audit_row(connection: asyncpg.Connection, tenant_id: uuid.UUID) -> dict[str, object]:
+    return {"tenant_id": tenant_id, "actor_type": "system", "action": "test"}
+
+
 # Rollups are the job's (platform role): the app may only read them.
-APPEND_ONLY = {"usage_events"}
+APPEND_ONLY = {"usage_events", "audit_log"}
 READ_ONLY = {"usage_daily", "usage_daily_users", "usage_storage_daily"}
 ROW_FACTORIES: dict[str, RowFactory] = {
     "users": _user_row,
@@ -142,6 +168,9 @@ ROW_FACTORIES: dict[str, RowFactory] = {
     "usage_daily": _usage_daily_row,
     "usage_daily_users": _usage_daily_user_row,
     "usage_storage_daily": _usage_storage_row,
+    "user_tokens": _user_token_row,
+    "api_keys": _api_key_row,
+    "audit_log": _audit_row,
 }
 
 

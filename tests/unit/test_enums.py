@@ -28,6 +28,9 @@ def test_the_enumerated_columns() -> None:
         "usage_events.user_role",
         "file_stats.dimension",
         "usage_daily.dimension",
+        "user_tokens.purpose",
+        "api_keys.role",
+        "audit_log.actor_type",
     }
 
 

@@ -70,3 +70,17 @@ class UsageDimension(StrEnum):
     AUDIENCE = "audience"
     ROLE = "role"
     FILE = "file"
+
+
+class UserTokenPurpose(StrEnum):
+    INVITATION = "invitation"
+    PASSWORD_RESET = "password_reset"
+
+
+class ActorType(StrEnum):
+    """Who did what the audit log records."""
+
+    USER = "user"
+    API_KEY = "api_key"
+    OPERATOR = "operator"
+    SYSTEM = "system"

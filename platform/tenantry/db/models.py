@@ -25,6 +25,7 @@ from sqlalchemy import (
     ForeignKey,
     ForeignKeyConstraint,
     Index,
+    Integer,
     MetaData,
     Sequence,
     SmallInteger,
@@ -40,12 +41,14 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import UserDefinedType
 
 from tenantry.db.enums import (
+    ActorType,
     FileStatus,
     Role,
     StatsDimension,
     TenantStatus,
     UsageDimension,
     UsageKind,
+    UserTokenPurpose,
 )
 
 NAMING_CONVENTION = {
@@ -120,6 +123,9 @@ class TenantDomain(Base):
     verified: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     is_primary: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     created_at: Mapped[datetime] = _created_at()
+    # A domain a tenant asked for: verified once DNS carries this token in a TXT record.
+    verification_token: Mapped[str | None] = mapped_column(String(64))
+    verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (Index("ix_tenant_domains_tenant_id", "tenant_id"),)
 
@@ -145,8 +151,80 @@ class User(Base):
     disabled: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    # In every access token; bumped to revoke them all (migration 0007).
+    token_epoch: Mapped[int] = mapped_column(Integer, server_default="0")
 
     __table_args__ = (UniqueConstraint("tenant_id", "email"),)
+
+
+class UserToken(Base):
+    """A one-time token sent to a user: an invitation or a password reset (hash only)."""
+
+    __tablename__ = "user_tokens"
+
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    user_id: Mapped[uuid.UUID]
+    purpose: Mapped[UserTokenPurpose] = mapped_column(_str_enum(UserTokenPurpose))
+    token_hash: Mapped[str] = mapped_column(CHAR(64))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _created_at()
+
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "token_hash"),
+        ForeignKeyConstraint(
+            ["tenant_id", "user_id"], ["users.tenant_id", "users.id"], ondelete="CASCADE"
+        ),
+        Index("ix_user_tokens_tenant_id_user_id", "tenant_id", "user_id"),
+    )
+
+
+class ApiKey(Base):
+    """A machine credential of a tenant: a role, a keyed hash of its secret, an optional end."""
+
+    __tablename__ = "api_keys"
+
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[Role] = mapped_column(_str_enum(Role))
+    secret_hash: Mapped[str] = mapped_column(CHAR(64))
+    created_by: Mapped[uuid.UUID | None]
+    created_at: Mapped[datetime] = _created_at()
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "created_by"],
+            ["users.tenant_id", "users.id"],
+            ondelete="SET NULL (created_by)",
+        ),
+    )
+
+
+class AuditEntry(Base):
+    """Append-only: one row per admin action on a tenant (its admins' or the operator's)."""
+
+    __tablename__ = "audit_log"
+
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    occurred_at: Mapped[datetime] = _created_at()
+    actor_type: Mapped[ActorType] = mapped_column(_str_enum(ActorType))
+    actor_id: Mapped[uuid.UUID | None]
+    actor_label: Mapped[str | None] = mapped_column(String(254))
+    action: Mapped[str] = mapped_column(String(64))
+    target_type: Mapped[str | None] = mapped_column(String(32))
+    target_id: Mapped[str | None] = mapped_column(String(253))
+    summary: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    client_address: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_audit_log_tenant_id_occurred_at", "tenant_id", "occurred_at"),)
 
 
 class RefreshToken(Base):
