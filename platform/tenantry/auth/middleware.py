@@ -14,6 +14,8 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from tenantry.auth.tokens import TokenIssuer, bearer_token, verified_tenant_claims
+from tenantry.db.audit import Actor
+from tenantry.db.enums import ActorType
 from tenantry.db.tenant_scope import current_tenant_id
 from tenantry.lib.errors import DomainError, ErrorCode
 from tenantry.lib.zones import PLATFORM, TENANT, route_zone
@@ -25,6 +27,12 @@ class Principal(msgspec.Struct, frozen=True):
     id: uuid.UUID
     role: str
     tenant_id: uuid.UUID | None
+
+
+def actor_of(principal: Principal) -> Actor:
+    """The audit log's name for the caller."""
+    kind = ActorType.OPERATOR if principal.tenant_id is None else ActorType.USER
+    return Actor(kind, principal.id)
 
 
 class AuthMiddleware(ASGIMiddleware):
