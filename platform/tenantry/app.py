@@ -25,6 +25,7 @@ from litestar.static_files import create_static_files_router
 
 from tenantry import __version__
 from tenantry.auth.controllers import PlatformAuthController, TenantAuthController
+from tenantry.auth.credentials import CredentialCache
 from tenantry.auth.deps import AuthBackends
 from tenantry.auth.middleware import AuthMiddleware
 from tenantry.auth.passwords import PasswordHasher
@@ -33,6 +34,7 @@ from tenantry.config import Settings, runtime_settings
 from tenantry.db.deps import session_provider
 from tenantry.db.engines import asyncpg_dsn, platform_db_config, role_url, tenant_db_config
 from tenantry.db.errors import DATABASE_ERRORS, translate_database_error
+from tenantry.db.listener import ChangeListener
 from tenantry.db.reads import TenantReader
 from tenantry.db.usage import Clock, UsageRecorder, utc_now
 from tenantry.files.controllers import (
@@ -55,7 +57,7 @@ from tenantry.platform.controllers import TenantsController
 from tenantry.platform.services import TenantPurge
 from tenantry.storage import ObjectStore
 from tenantry.storage.factory import build_store
-from tenantry.tenancy.cache import TenantCache, TenantChangeListener
+from tenantry.tenancy.cache import TenantCache
 from tenantry.tenancy.controllers import BrandingController
 from tenantry.tenancy.deps import provide_tenant
 from tenantry.tenancy.middleware import TenancyMiddleware, TenantResolver
@@ -87,6 +89,7 @@ class AppServices:
     resolver: TenantResolver
     store: ObjectStore
     reader: TenantReader
+    credentials: CredentialCache
     recorder: UsageRecorder
     rollups: RollupJob
     served: ServedBytesMeter
@@ -96,6 +99,9 @@ def build_services(settings: Settings, *, clock: Clock = utc_now) -> AppServices
     tenant_db = tenant_db_config(settings)
     platform_db = platform_db_config(settings)
     recorder = UsageRecorder(clock)
+    reader = TenantReader(
+        asyncpg_dsn(role_url(settings, "app")), max_size=settings.db_read_pool_size
+    )
     tenant_cache = TenantCache(
         tenant_db.get_engine(),
         ttl_seconds=settings.tenant_cache_ttl_seconds,
@@ -121,8 +127,11 @@ def build_services(settings: Settings, *, clock: Clock = utc_now) -> AppServices
             trusted_proxies=settings.trusted_proxies,
         ),
         store=build_store(settings),
-        reader=TenantReader(
-            asyncpg_dsn(role_url(settings, "app")), max_size=settings.db_read_pool_size
+        reader=reader,
+        credentials=CredentialCache(
+            reader,
+            ttl_seconds=settings.tenant_cache_ttl_seconds,
+            max_entries=settings.credential_cache_max_entries,
         ),
         recorder=recorder,
         rollups=RollupJob(platform_db, retention_days=settings.usage_retention_days),
@@ -145,8 +154,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncGenerator[None, None]:
-        listener = TenantChangeListener(
-            services.tenant_cache, lambda: asyncpg.connect(listener_dsn)
+        listener = ChangeListener(
+            lambda: asyncpg.connect(listener_dsn), [services.tenant_cache, services.credentials]
         )
         await listener.start()
         await services.reader.start()
@@ -199,7 +208,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
         middleware=[
             RequestContextMiddleware(),
             TenancyMiddleware(services.resolver, services.tokens),
-            AuthMiddleware(services.tokens),
+            AuthMiddleware(services.tokens, services.credentials),
         ],
         dependencies={
             "db_session": Provide(session_provider(services.tenant_db)),

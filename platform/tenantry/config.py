@@ -72,6 +72,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     public_origin: str | None = None
     tenant_cache_ttl_seconds: float = 30.0
     tenant_cache_max_entries: int = 10_000
+    # Users' token epochs and API keys held in memory (tenantry.auth.credentials).
+    credential_cache_max_entries: int = 100_000
     platform_admin_email: str = DEV_PLATFORM_ADMIN_EMAIL
     platform_admin_password: str = DEV_PLATFORM_ADMIN_PASSWORD
     log_format: Literal["json", "console"] = "console"

@@ -50,6 +50,18 @@ class RefreshTokenRepository(TenantScopedRepository[RefreshToken]):
         )
 
 
+async def revoke_access_tokens(
+    session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID
+) -> None:
+    """Every live access token of the user fails from its next request on, on every replica
+    (a new epoch; the trigger's NOTIFY tells the others)."""
+    await session.execute(
+        update(User)
+        .where(User.tenant_id == tenant_id, User.id == user_id)
+        .values(token_epoch=User.token_epoch + 1)
+    )
+
+
 class TenantAuthService:
     def __init__(
         self,
@@ -138,7 +150,8 @@ class TenantAuthService:
         return await self._issue(user, family_id=stored.family_id)
 
     async def logout(self, user_id: uuid.UUID, refresh_token: str | None) -> None:
-        """Revoke the refresh token's family, or every session of the user without one."""
+        """Revoke the refresh token's family, or every session of the user without one (and
+        then the user's live access tokens too: a new epoch)."""
         query = update(RefreshToken).where(
             RefreshToken.tenant_id == self.tenant.id,
             RefreshToken.user_id == user_id,
@@ -150,6 +163,8 @@ class TenantAuthService:
                 RefreshToken.token_hash == hash_refresh_token(refresh_token),
             )
             query = query.where(RefreshToken.family_id.in_(family.scalar_subquery()))
+        else:
+            await revoke_access_tokens(self.session, self.tenant.id, user_id)
         await self.session.execute(query.values(revoked_at=datetime.now(UTC)))
 
     async def me(self, user_id: uuid.UUID) -> MeResponse:
@@ -179,7 +194,11 @@ class TenantAuthService:
         )
         await self.session.flush()
         access = self.tokens.issue(
-            subject=user.id, role=user.role, audience="tenant", tenant_id=self.tenant.id
+            subject=user.id,
+            role=user.role,
+            audience="tenant",
+            tenant_id=self.tenant.id,
+            epoch=user.token_epoch,
         )
         return TokenResponse(
             access_token=access,

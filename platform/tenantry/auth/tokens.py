@@ -24,6 +24,8 @@ class AccessClaims(msgspec.Struct, frozen=True):
     role: str
     aud: Audience
     tid: uuid.UUID | None = None
+    # The user's token epoch when issued (tenant tokens; see tenantry.auth.credentials).
+    ep: int = 0
 
 
 class TokenIssuer:
@@ -33,7 +35,13 @@ class TokenIssuer:
         self.ttl_seconds = ttl_seconds
 
     def issue(
-        self, *, subject: uuid.UUID, role: str, audience: Audience, tenant_id: uuid.UUID | None
+        self,
+        *,
+        subject: uuid.UUID,
+        role: str,
+        audience: Audience,
+        tenant_id: uuid.UUID | None,
+        epoch: int = 0,
     ) -> str:
         now = int(time.time())
         claims: dict[str, object] = {
@@ -47,6 +55,7 @@ class TokenIssuer:
         }
         if tenant_id is not None:
             claims["tid"] = str(tenant_id)
+            claims["ep"] = epoch
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
     def verify(self, token: str, audience: Audience) -> AccessClaims:

@@ -72,7 +72,7 @@ class HealthController(Controller):
             checks["store"] = "ok"
         except Exception as exc:
             checks["store"] = f"error: {type(exc).__name__}"
-        checks["tenant_listener"] = "ok" if tenant_cache.listening else "reconnecting"
+        checks["tenant_listener"] = "ok" if tenant_cache.is_listening else "reconnecting"
         ok = all(value == "ok" for value in checks.values())
         return Response(
             HealthStatus(status="ok" if ok else "unavailable", checks=checks),

@@ -1,7 +1,7 @@
 """Host -> tenant lookups, cached in process and dropped at once when any tenant changes.
 
 A trigger on `tenants` and `tenant_domains` sends `NOTIFY tenant_changed`; every replica listens
-on one connection and clears its cache on each notification, so a suspension or a new domain
+(`tenantry.db.listener`) and clears its cache on each notification, so a suspension or a new domain
 takes effect everywhere within a notification's latency. Entries also expire after a short TTL,
 and while the listener is down nothing is cached at all (correctness over speed). The cache is
 bounded (least recently used entries go first), misses included: a flood of unknown hosts costs
@@ -10,15 +10,11 @@ at most `max_entries` entries, and a repeated unknown host no query.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-import asyncpg
 import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -43,6 +39,10 @@ logger = structlog.get_logger("tenantry.tenancy")
 
 
 class TenantCache:
+    """A subscriber of the change listener (`tenantry.db.listener`)."""
+
+    channel = CHANNEL
+
     def __init__(
         self, engine: AsyncEngine, *, ttl_seconds: float, max_entries: int = 10_000
     ) -> None:
@@ -54,11 +54,18 @@ class TenantCache:
         )
         # Bumped on every invalidation, so a lookup that raced a change never stores stale data.
         self._generation = 0
-        self.listening = False
+        self.is_listening = False
 
     def invalidate(self, *_: Any) -> None:
         self._generation += 1
         self._entries.clear()
+
+    def notified(self, payload: str) -> None:
+        self.invalidate()
+
+    def listening(self, on: bool) -> None:
+        self.invalidate()
+        self.is_listening = on
 
     async def by_id(self, tenant_id: uuid.UUID) -> TenantRecord | None:
         return await self._lookup("id", str(tenant_id), _BY_ID)
@@ -79,7 +86,7 @@ class TenantCache:
         async with self._engine.connect() as connection:
             row = (await connection.execute(query, {"key": key})).first()
         record = TenantRecord(*row) if row else None
-        if self.listening and generation == self._generation:
+        if self.is_listening and generation == self._generation:
             self._entries[(kind, key)] = (now + self._ttl, record)
             self._entries.move_to_end((kind, key))
             if len(self._entries) > self._max_entries:
@@ -88,53 +95,3 @@ class TenantCache:
 
     def __len__(self) -> int:
         return len(self._entries)
-
-
-class TenantChangeListener:
-    """Keeps one LISTEN connection open, reconnecting with backoff; clears the cache on change."""
-
-    def __init__(
-        self, cache: TenantCache, connect: Callable[[], Awaitable[asyncpg.Connection]]
-    ) -> None:
-        self._cache = cache
-        self._connect = connect
-        self._task: asyncio.Task[None] | None = None
-        self._ready = asyncio.Event()
-
-    async def start(self, wait_seconds: float = 10.0) -> None:
-        self._task = asyncio.create_task(self._run(), name="tenant-change-listener")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._ready.wait(), wait_seconds)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        delay = 0.2
-        while True:
-            lost = asyncio.Event()
-            try:
-                connection = await self._connect()
-            except (OSError, asyncpg.PostgresError) as exc:
-                logger.warning("tenant_listener_connect_failed", error=str(exc), retry_in=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                continue
-            try:
-                connection.add_termination_listener(lambda _conn, lost=lost: lost.set())
-                await connection.add_listener(CHANNEL, self._cache.invalidate)
-                # Anything may have changed while nobody listened.
-                self._cache.invalidate()
-                self._cache.listening = True
-                self._ready.set()
-                delay = 0.2
-                await lost.wait()
-                logger.warning("tenant_listener_lost")
-            finally:
-                self._cache.listening = False
-                self._cache.invalidate()
-                if not connection.is_closed():
-                    await connection.close(timeout=2)
