@@ -24,6 +24,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 
 from tenantry import __version__
+from tenantry.admin.controllers import UsersAdminController
 from tenantry.auth.controllers import PlatformAuthController, TenantAuthController
 from tenantry.auth.credentials import CredentialCache
 from tenantry.auth.deps import AuthBackends
@@ -31,6 +32,7 @@ from tenantry.auth.middleware import AuthMiddleware
 from tenantry.auth.passwords import PasswordHasher
 from tenantry.auth.tokens import TokenIssuer
 from tenantry.config import Settings, runtime_settings
+from tenantry.db.audit import AuditWriter
 from tenantry.db.deps import session_provider
 from tenantry.db.engines import asyncpg_dsn, platform_db_config, role_url, tenant_db_config
 from tenantry.db.errors import DATABASE_ERRORS, translate_database_error
@@ -49,6 +51,7 @@ from tenantry.files.purge import purge_tenant_files
 from tenantry.files.reconcile import Reconciler
 from tenantry.lib.errors import EXCEPTION_HANDLERS, translated
 from tenantry.lib.logging import RequestContextMiddleware, add_request_id_header, configure_logging
+from tenantry.lib.mail import Mailer, smtp_mailer
 from tenantry.lib.openapi import API_DESCRIPTION, document_app
 from tenantry.lib.tasks import in_background
 from tenantry.lib.zones import OPS
@@ -90,6 +93,8 @@ class AppServices:
     store: ObjectStore
     reader: TenantReader
     credentials: CredentialCache
+    mailer: Mailer | None
+    audit: AuditWriter
     recorder: UsageRecorder
     rollups: RollupJob
     served: ServedBytesMeter
@@ -133,6 +138,16 @@ def build_services(settings: Settings, *, clock: Clock = utc_now) -> AppServices
             ttl_seconds=settings.tenant_cache_ttl_seconds,
             max_entries=settings.credential_cache_max_entries,
         ),
+        mailer=smtp_mailer(
+            settings.smtp_host,
+            settings.smtp_port,
+            sender=settings.mail_from,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
+            starttls=settings.smtp_starttls,
+            use_tls=settings.smtp_tls,
+        ),
+        audit=AuditWriter(clock),
         recorder=recorder,
         rollups=RollupJob(platform_db, retention_days=settings.usage_retention_days),
         served=ServedBytesMeter(platform_db, recorder),
@@ -189,6 +204,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             TenantsController,
             TenantAuthController,
             BrandingController,
+            UsersAdminController,
             CategoriesAdminController,
             AudiencesAdminController,
             CategoriesController,
@@ -227,6 +243,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             "tenant_engine": _singleton(services.tenant_db.get_engine()),
             "tenant_gate": _singleton(services.resolver.serves),
             "served_meter": _singleton(services.served.served),
+            "mailer": _singleton(services.mailer),
+            "audit": _singleton(services.audit),
             "tenant_purges": _singleton(TENANT_PURGES),
             "file_backends": _singleton(
                 FileBackends(services.reader, services.store, services.recorder)
@@ -238,6 +256,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
                     services.passwords,
                     services.reader,
                     services.recorder,
+                    services.mailer,
                 )
             ),
         },

@@ -83,6 +83,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # upload counts as dead.
     reconcile_interval_seconds: float = 600.0
     pending_upload_timeout_seconds: int = 24 * 3600
+    # Outgoing mail (invitations, password resets); no host: no mail, tokens go to the admin.
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_tls: bool = False
+    mail_from: str = "Tenantry <no-reply@localhost>"
     # Usage: how often each replica's rollup job looks for new events (0: never; reports then
     # lag until `tenantry usage rollup`), and how long raw events are kept (rollups forever).
     usage_rollup_interval_seconds: float = 1.0

@@ -24,8 +24,10 @@ starts from a new one. Attacks that share it still take their own snapshots befo
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import secrets
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
@@ -78,6 +80,8 @@ class World:
             a_email=f"nobody-{uuid.uuid4().hex[:8]}@acme.example",
             a_password=self.values["a_password"],  # a password is not an identifier
             a_refresh=uuid.uuid4().hex + uuid.uuid4().hex,
+            a_invitation=secrets.token_urlsafe(32),
+            a_reset=secrets.token_urlsafe(32),
         )
         return {**self.values, **decoy}
 
@@ -152,8 +156,26 @@ async def build_world(api: Api, platform_connection: asyncpg.Connection) -> Worl
     )
     assert b_file.status_code == 201, b_file.text
 
+    a_invited = await api.client.post(
+        "/api/v1/admin/users",
+        json={"email": "invited@acme.example", "role": "editor"},
+        headers={"Host": acme.host, **a_auth},
+    )
+    assert a_invited.status_code == 201, a_invited.text
+    a_reset = secrets.token_urlsafe(32)
+    await platform_connection.execute(
+        "INSERT INTO user_tokens (tenant_id, user_id, purpose, token_hash, expires_at) "
+        "VALUES ($1, $2, 'password_reset', $3, now() + interval '1 hour')",
+        uuid.UUID(acme.id),
+        uuid.UUID(str((await _me(api, acme, a_auth))["id"])),
+        hashlib.sha256(a_reset.encode()).hexdigest(),
+    )
+
     values = {
         "a_file": a_file.json()["id"],
+        "a_invited": a_invited.json()["user"]["id"],
+        "a_invitation": a_invited.json()["invitation"]["token"],
+        "a_reset": a_reset,
         "a_other_file": a_other.json()["id"],
         "a_pending": a_pending.json()["file"]["id"],
         "a_category": a_category,
@@ -349,6 +371,16 @@ def is_b_owner(world: World, response: httpx.Response) -> None:
 
 def is_b_branding(world: World, response: httpx.Response) -> None:
     assert response.json()["slug"] == world.globex.slug
+
+
+def only_b_users(world: World, response: httpx.Response) -> None:
+    page = response.json()
+    assert [u["email"] for u in page["items"]] == [world.globex.owner_email]
+    assert page["total"] == 1
+
+
+def no_users(world: World, response: httpx.Response) -> None:
+    assert response.json()["total"] == 0
 
 
 def only_b_usage(world: World, response: httpx.Response) -> None:
@@ -586,6 +618,89 @@ CASES = [
         writes=True,
     ),
     Case("branding", "GET", "/api/v1/branding", 200, check=is_b_branding),
+    # tenant administration: A's users are not B's to see or change
+    Case("admin.users.list", "GET", "/api/v1/admin/users", 200, check=only_b_users),
+    Case(
+        "admin.users.search-a-email",
+        "GET",
+        "/api/v1/admin/users",
+        200,
+        params={"email": "{a_email}"},
+        check=no_users,
+    ),
+    *(
+        Case(
+            f"admin.users.get-{who}",
+            "GET",
+            "/api/v1/admin/users/{" + who + "}",
+            404,
+            "user_not_found",
+        )
+        for who in ("a_owner", "a_editor", "a_invited")
+    ),
+    Case(
+        "admin.users.patch-a-owner",
+        "PATCH",
+        "/api/v1/admin/users/{a_owner}",
+        404,
+        "user_not_found",
+        json={"disabled": True, "role": "viewer"},
+    ),
+    Case(
+        "admin.users.delete-a-editor",
+        "DELETE",
+        "/api/v1/admin/users/{a_editor}",
+        404,
+        "user_not_found",
+    ),
+    Case(
+        "admin.users.create-a-email",  # A's email is free in B: another tenant's people
+        "POST",
+        "/api/v1/admin/users",
+        201,
+        json={"email": "{a_email}", "role": "viewer", "password": "globex-member-password"},
+        writes=True,
+    ),
+    Case(
+        "auth.accept-a-invitation",
+        "POST",
+        "/api/v1/auth/accept-invite",
+        404,
+        "token_not_found",
+        json={"token": "{a_invitation}", "password": "taken-over-password"},
+    ),
+    Case(
+        "auth.reset-with-a-token",
+        "POST",
+        "/api/v1/auth/reset-password",
+        404,
+        "token_not_found",
+        json={"token": "{a_reset}", "password": "taken-over-password"},
+    ),
+    Case(
+        "auth.forgot-a-email",
+        "POST",
+        "/api/v1/auth/forgot-password",
+        202,
+        json={"email": "{a_email}"},
+    ),
+    Case(
+        "auth.password-with-a-password",
+        "POST",
+        "/api/v1/auth/password",
+        403,
+        "invalid_password",
+        json={"current_password": "{a_password}", "new_password": "taken-over-password"},
+    ),
+    Case(
+        "auth.me-rename",
+        "PATCH",
+        "/api/v1/auth/me",
+        200,
+        json={"display_name": "B renamed"},
+        check=is_b_owner,
+        writes=True,
+    ),
     # usage: B's reports hold B's numbers only, whatever the grouping
     Case("usage", "GET", "/api/v1/usage", 200, check=only_b_usage),
     *(

@@ -57,6 +57,9 @@ async def test_x_tenant_only_on_tenant_public_routes(client: AsyncTestClient[Lit
         ("POST", "/api/v1/auth/login"),
         ("POST", "/api/v1/auth/signup"),
         ("POST", "/api/v1/auth/refresh"),
+        ("POST", "/api/v1/auth/accept-invite"),
+        ("POST", "/api/v1/auth/forgot-password"),
+        ("POST", "/api/v1/auth/reset-password"),
         ("GET", "/api/v1/branding"),
     }
     assert "Host" in doc["info"]["description"]

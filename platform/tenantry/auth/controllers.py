@@ -2,17 +2,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, get, patch, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
-from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
+from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
-from tenantry.auth.deps import provide_platform_auth_service, provide_tenant_auth_service
+from tenantry.auth.accounts import AccountService
+from tenantry.auth.deps import (
+    provide_account_service,
+    provide_platform_auth_service,
+    provide_tenant_auth_service,
+)
 from tenantry.auth.middleware import Principal
 from tenantry.auth.schemas import (
+    Accepted,
+    AcceptInvitation,
+    ChangePassword,
+    ForgotPassword,
     LoginRequest,
+    MePatch,
     MeResponse,
     RefreshRequest,
+    ResetPassword,
     SignupRequest,
     TokenResponse,
     UserOut,
@@ -21,6 +32,8 @@ from tenantry.auth.services import PlatformAuthService, TenantAuthService
 from tenantry.lib.errors import ErrorCode
 from tenantry.lib.openapi import problems
 from tenantry.lib.zones import PLATFORM_PUBLIC, TENANT_PUBLIC
+
+_ACCOUNTS = {"accounts": Provide(provide_account_service, sync_to_thread=False)}
 
 
 class TenantAuthController(Controller):
@@ -89,6 +102,82 @@ class TenantAuthController(Controller):
     ) -> MeResponse:
         """The caller: user, role and tenant."""
         return await auth_service.me(request.user.id)
+
+    @patch("/me", dependencies=_ACCOUNTS, responses=problems(ErrorCode.TOKEN_NOT_FOUND))
+    async def rename(
+        self,
+        request: Request[Principal, Any, Any],
+        data: JSONBody[MePatch],
+        accounts: NamedDependency[AccountService],
+    ) -> MeResponse:
+        """The caller's display name."""
+        return await accounts.rename(request.user.id, data.display_name)
+
+    @post(
+        "/password",
+        status_code=HTTP_200_OK,
+        dependencies=_ACCOUNTS,
+        responses=problems(
+            ErrorCode.INVALID_PASSWORD,
+            ErrorCode.PASSWORD_TOO_SHORT,
+            ErrorCode.PASSWORD_TOO_LONG,
+            ErrorCode.TOKEN_NOT_FOUND,
+        ),
+    )
+    async def change_password(
+        self,
+        request: Request[Principal, Any, Any],
+        data: JSONBody[ChangePassword],
+        accounts: NamedDependency[AccountService],
+    ) -> TokenResponse:
+        """A new password (the current one is needed): every other session of the user ends,
+        and this answer carries the new tokens of this one."""
+        return await accounts.change_password(
+            request.user.id, data.current_password, data.new_password
+        )
+
+    @post(
+        "/accept-invite",
+        opt={"zone": TENANT_PUBLIC},
+        status_code=HTTP_200_OK,
+        dependencies=_ACCOUNTS,
+        responses=problems(
+            ErrorCode.TOKEN_NOT_FOUND, ErrorCode.PASSWORD_TOO_SHORT, ErrorCode.PASSWORD_TOO_LONG
+        ),
+    )
+    async def accept_invite(
+        self, data: JSONBody[AcceptInvitation], accounts: NamedDependency[AccountService]
+    ) -> TokenResponse:
+        """An invited user sets their password (once, within 7 days) and is signed in."""
+        return await accounts.accept_invitation(data.token, data.password)
+
+    @post(
+        "/forgot-password",
+        opt={"zone": TENANT_PUBLIC},
+        status_code=HTTP_202_ACCEPTED,
+        dependencies=_ACCOUNTS,
+    )
+    async def forgot_password(
+        self, data: JSONBody[ForgotPassword], accounts: NamedDependency[AccountService]
+    ) -> Accepted:
+        """Mails a reset token if the email has an account; the answer never tells."""
+        await accounts.forgot_password(data.email)
+        return Accepted()
+
+    @post(
+        "/reset-password",
+        opt={"zone": TENANT_PUBLIC},
+        status_code=HTTP_204_NO_CONTENT,
+        dependencies=_ACCOUNTS,
+        responses=problems(
+            ErrorCode.TOKEN_NOT_FOUND, ErrorCode.PASSWORD_TOO_SHORT, ErrorCode.PASSWORD_TOO_LONG
+        ),
+    )
+    async def reset_password(
+        self, data: JSONBody[ResetPassword], accounts: NamedDependency[AccountService]
+    ) -> None:
+        """A new password with a reset token (once, within an hour); every session ends."""
+        await accounts.reset_password(data.token, data.password)
 
 
 class PlatformAuthController(Controller):

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tenantry.auth.accounts import AccountService
 from tenantry.auth.passwords import PasswordHasher
 from tenantry.auth.services import PlatformAuthService, TenantAuthService
 from tenantry.auth.tokens import TokenIssuer
@@ -12,6 +13,7 @@ from tenantry.config import Settings
 from tenantry.db.reads import TenantReader
 from tenantry.db.tenant_scope import TenantRecord
 from tenantry.db.usage import UsageRecorder
+from tenantry.lib.mail import Mailer
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +26,7 @@ class AuthBackends:
     passwords: PasswordHasher
     reader: TenantReader
     recorder: UsageRecorder
+    mailer: Mailer | None
 
 
 def provide_tenant_auth_service(
@@ -39,6 +42,16 @@ def provide_tenant_auth_service(
         passwords=auth_backends.passwords,
         reader=auth_backends.reader,
         recorder=auth_backends.recorder,
+    )
+
+
+def provide_account_service(
+    db_session: NamedDependency[AsyncSession],
+    tenant: NamedDependency[TenantRecord],
+    auth_backends: NamedDependency[AuthBackends],
+) -> AccountService:
+    return AccountService(
+        provide_tenant_auth_service(db_session, tenant, auth_backends), auth_backends.mailer
     )
 
 

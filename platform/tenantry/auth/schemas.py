@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -45,4 +45,32 @@ class MeResponse(msgspec.Struct):
     id: uuid.UUID
     email: str
     role: str
+    display_name: str | None
     tenant: TenantSummary
+
+
+class MePatch(msgspec.Struct, forbid_unknown_fields=True):
+    display_name: Annotated[str, msgspec.Meta(max_length=200)] | None
+
+
+class AcceptInvitation(msgspec.Struct):
+    token: Annotated[str, msgspec.Meta(max_length=200)]
+    password: Password
+
+
+class ForgotPassword(msgspec.Struct):
+    email: Email
+
+
+class ResetPassword(msgspec.Struct):
+    token: Annotated[str, msgspec.Meta(max_length=200)]
+    password: Password
+
+
+class ChangePassword(msgspec.Struct):
+    current_password: Password
+    new_password: Password
+
+
+class Accepted(msgspec.Struct):
+    status: Literal["accepted"] = "accepted"

@@ -23,7 +23,7 @@ from tenantry.lib.errors import DomainError, ErrorCode
 from tenantry.lib.schemas import normalize_email
 
 _ME = PreparedRead(
-    select(User.id, User.email, User.role).where(
+    select(User.id, User.email, User.role, User.display_name).where(
         User.tenant_id == bindparam("tenant_id"),
         User.id == bindparam("user_id"),
         User.disabled.is_(False),
@@ -59,6 +59,20 @@ async def revoke_access_tokens(
         update(User)
         .where(User.tenant_id == tenant_id, User.id == user_id)
         .values(token_epoch=User.token_epoch + 1)
+    )
+
+
+async def end_sessions(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    """The user's live access tokens and every refresh token: signed out everywhere."""
+    await revoke_access_tokens(session, tenant_id, user_id)
+    await session.execute(
+        update(RefreshToken)
+        .where(
+            RefreshToken.tenant_id == tenant_id,
+            RefreshToken.user_id == user_id,
+            RefreshToken.revoked_at.is_(None),
+        )
+        .values(revoked_at=datetime.now(UTC))
     )
 
 
@@ -102,7 +116,7 @@ class TenantAuthService:
             raise DomainError(
                 ErrorCode.EMAIL_TAKEN, "an account with this email exists", field="email"
             ) from exc
-        await self._record(user, UsageKind.SIGNUP)
+        await self.record(user, UsageKind.SIGNUP)
         return UserOut(id=user.id, email=user.email, role=user.role)
 
     async def login(self, email: str, password: str) -> TokenResponse:
@@ -115,8 +129,8 @@ class TenantAuthService:
         ):
             raise DomainError(ErrorCode.INVALID_CREDENTIALS)
         assert user is not None
-        await self._record(user, UsageKind.LOGIN)
-        return await self._issue(user, family_id=uuid.uuid4())
+        await self.record(user, UsageKind.LOGIN)
+        return await self.start_session(user)
 
     async def refresh(self, refresh_token: str) -> TokenResponse:
         stored = (
@@ -152,32 +166,55 @@ class TenantAuthService:
     async def logout(self, user_id: uuid.UUID, refresh_token: str | None) -> None:
         """Revoke the refresh token's family, or every session of the user without one (and
         then the user's live access tokens too: a new epoch)."""
-        query = update(RefreshToken).where(
+        if refresh_token is None:
+            await end_sessions(self.session, self.tenant.id, user_id)
+            return
+        family = select(RefreshToken.family_id).where(
             RefreshToken.tenant_id == self.tenant.id,
-            RefreshToken.user_id == user_id,
-            RefreshToken.revoked_at.is_(None),
+            RefreshToken.token_hash == hash_refresh_token(refresh_token),
         )
-        if refresh_token is not None:
-            family = select(RefreshToken.family_id).where(
+        await self.session.execute(
+            update(RefreshToken)
+            .where(
                 RefreshToken.tenant_id == self.tenant.id,
-                RefreshToken.token_hash == hash_refresh_token(refresh_token),
+                RefreshToken.user_id == user_id,
+                RefreshToken.revoked_at.is_(None),
+                RefreshToken.family_id.in_(family.scalar_subquery()),
             )
-            query = query.where(RefreshToken.family_id.in_(family.scalar_subquery()))
-        else:
-            await revoke_access_tokens(self.session, self.tenant.id, user_id)
-        await self.session.execute(query.values(revoked_at=datetime.now(UTC)))
+            .values(revoked_at=datetime.now(UTC))
+        )
 
     async def me(self, user_id: uuid.UUID) -> MeResponse:
         row = await self.reader.fetch_one(_ME, tenant_id=self.tenant.id, user_id=user_id)
         if row is None:
             raise DomainError(ErrorCode.INVALID_TOKEN, "account not found or disabled")
         tenant = TenantSummary(id=self.tenant.id, slug=self.tenant.slug, name=self.tenant.name)
-        return MeResponse(id=row["id"], email=row["email"], role=row["role"], tenant=tenant)
+        return MeResponse(
+            id=row["id"],
+            email=row["email"],
+            role=row["role"],
+            display_name=row["display_name"],
+            tenant=tenant,
+        )
 
-    async def _record(self, user: User, kind: UsageKind) -> None:
+    async def record(self, user: User, kind: UsageKind) -> None:
         """The usage event, written in the same transaction as the action."""
         await self.recorder.record(
             self.session, self.tenant.id, kind, user_id=user.id, role=user.role
+        )
+
+    async def start_session(self, user: User) -> TokenResponse:
+        return await self._issue(user, family_id=uuid.uuid4())
+
+    async def me_from_session(self, user: User) -> MeResponse:
+        """The caller as this transaction sees them (their own changes included)."""
+        tenant = TenantSummary(id=self.tenant.id, slug=self.tenant.slug, name=self.tenant.name)
+        return MeResponse(
+            id=user.id,
+            email=user.email,
+            role=user.role,
+            display_name=user.display_name,
+            tenant=tenant,
         )
 
     async def _issue(self, user: User, *, family_id: uuid.UUID) -> TokenResponse:

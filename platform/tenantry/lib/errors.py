@@ -117,6 +117,30 @@ class ErrorCode(Enum):
         "A rotated refresh token was used again; every session of its family was revoked.",
     )
     INSUFFICIENT_ROLE = (403, "Insufficient role", "The caller's role is below the route's.")
+    TOKEN_NOT_FOUND = (
+        404,
+        "Token not found",
+        "No such invitation or password-reset token here: unknown, used, expired, or another "
+        "tenant's.",
+    )
+    MAIL_UNAVAILABLE = (503, "Mail unavailable", "The mail server did not take the message.")
+    # -- tenant administration --------------------------------------------------------------
+    USER_NOT_FOUND = (404, "User not found", "No user with this id in this tenant.")
+    OWNER_REQUIRED = (
+        403,
+        "Owner required",
+        "Only an owner makes, changes or removes owners and admins.",
+    )
+    LAST_OWNER = (
+        409,
+        "Last owner",
+        "The tenant's last active owner cannot be demoted, disabled or deleted.",
+    )
+    INVALID_PASSWORD = (
+        403,
+        "Invalid password",
+        "The current password is wrong.",
+    )
     SIGNUP_DISABLED = (403, "Signup disabled", "This tenant does not allow self-signup.")
     EMAIL_TAKEN = (409, "Email taken", "An account with this email exists in this tenant.")
     PASSWORD_TOO_SHORT = (422, "Password too short", "Passwords have at least 8 characters.")

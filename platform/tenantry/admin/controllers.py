@@ -1,0 +1,116 @@
+"""Tenant administration routes (admin and up)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from litestar import Controller, Request, delete, get, patch, post
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tenantry.admin.schemas import AdminUserOut, UserCreate, UserCreated, UserPatch
+from tenantry.admin.users import UserAdminService, UserFilters
+from tenantry.auth.guards import requires_role
+from tenantry.auth.middleware import Principal
+from tenantry.auth.passwords import PasswordHasher
+from tenantry.db.audit import AuditWriter
+from tenantry.db.enums import Role
+from tenantry.db.tenant_scope import TenantRecord
+from tenantry.lib.errors import ErrorCode
+from tenantry.lib.mail import Mailer
+from tenantry.lib.openapi import problems
+from tenantry.lib.schemas import Limit, Offset, Page
+
+
+def provide_user_admin(
+    request: Request[Principal, Any, Any],
+    db_session: NamedDependency[AsyncSession],
+    tenant: NamedDependency[TenantRecord],
+    passwords: NamedDependency[PasswordHasher],
+    mailer: NamedDependency[Mailer | None],
+    audit: NamedDependency[AuditWriter],
+) -> UserAdminService:
+    return UserAdminService(
+        db_session, tenant, request.user, passwords=passwords, mailer=mailer, audit=audit
+    )
+
+
+_USER = "/{user_id:uuid}"
+
+
+class UsersAdminController(Controller):
+    path = "/api/v1/admin/users"
+    tags = ["admin"]
+    guards = [requires_role(Role.ADMIN)]
+    dependencies = {"users": Provide(provide_user_admin, sync_to_thread=False)}
+
+    @get("/")
+    async def list_users(
+        self,
+        users: NamedDependency[UserAdminService],
+        role: FromQuery[Role | None] = None,
+        disabled: FromQuery[bool | None] = None,
+        email: FromQuery[str | None] = None,
+        limit: Limit = 20,
+        offset: Offset = 0,
+    ) -> Page[AdminUserOut]:
+        """The tenant's users by email; `email` matches a part of it."""
+        filters = UserFilters(role=role, disabled=disabled, email=email)
+        return await users.list_users(filters, limit=limit, offset=offset)
+
+    @post(
+        "/",
+        status_code=HTTP_201_CREATED,
+        responses=problems(
+            ErrorCode.EMAIL_TAKEN,
+            ErrorCode.OWNER_REQUIRED,
+            ErrorCode.PASSWORD_TOO_SHORT,
+            ErrorCode.PASSWORD_TOO_LONG,
+            ErrorCode.MAIL_UNAVAILABLE,
+        ),
+    )
+    async def create_user(
+        self, data: JSONBody[UserCreate], users: NamedDependency[UserAdminService]
+    ) -> UserCreated:
+        """A user with a password, or invited (no password: the invitation is mailed, or its
+        token comes back here once when no mail server is configured)."""
+        return await users.create_user(data)
+
+    @get(_USER, responses=problems(ErrorCode.USER_NOT_FOUND))
+    async def get_user(
+        self, user_id: FromPath[uuid.UUID], users: NamedDependency[UserAdminService]
+    ) -> AdminUserOut:
+        """One user of the tenant."""
+        return await users.get_user(user_id)
+
+    @patch(
+        _USER,
+        responses=problems(
+            ErrorCode.USER_NOT_FOUND, ErrorCode.OWNER_REQUIRED, ErrorCode.LAST_OWNER
+        ),
+    )
+    async def update_user(
+        self,
+        user_id: FromPath[uuid.UUID],
+        data: JSONBody[UserPatch],
+        users: NamedDependency[UserAdminService],
+    ) -> AdminUserOut:
+        """Role, disabled, display name. A new role or disabling ends the user's sessions at
+        once (their live tokens fail on the next request, on every replica)."""
+        return await users.update_user(user_id, data)
+
+    @delete(
+        _USER,
+        status_code=HTTP_204_NO_CONTENT,
+        responses=problems(
+            ErrorCode.USER_NOT_FOUND, ErrorCode.OWNER_REQUIRED, ErrorCode.LAST_OWNER
+        ),
+    )
+    async def delete_user(
+        self, user_id: FromPath[uuid.UUID], users: NamedDependency[UserAdminService]
+    ) -> None:
+        """The user's files stay (without an uploader); their sessions end at once."""
+        await users.delete_user(user_id)
