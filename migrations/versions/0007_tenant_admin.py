@@ -107,7 +107,8 @@ SCHEMA = [
         FOR EACH ROW EXECUTE FUNCTION notify_credentials_changed()
     """,
     """
-    CREATE TRIGGER api_keys_notify AFTER UPDATE OR DELETE ON api_keys
+    CREATE TRIGGER api_keys_notify AFTER UPDATE OF revoked_at, expires_at, role OR DELETE
+        ON api_keys
         FOR EACH ROW EXECUTE FUNCTION notify_credentials_changed()
     """,
 ]

@@ -24,7 +24,8 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 
 from tenantry import __version__
-from tenantry.admin.controllers import UsersAdminController
+from tenantry.admin.controllers import ApiKeysAdminController, UsersAdminController
+from tenantry.auth.api_keys import ApiKeyHasher, KeyUseRecorder
 from tenantry.auth.controllers import PlatformAuthController, TenantAuthController
 from tenantry.auth.credentials import CredentialCache
 from tenantry.auth.deps import AuthBackends
@@ -93,6 +94,8 @@ class AppServices:
     store: ObjectStore
     reader: TenantReader
     credentials: CredentialCache
+    key_hasher: ApiKeyHasher
+    key_uses: KeyUseRecorder
     mailer: Mailer | None
     audit: AuditWriter
     recorder: UsageRecorder
@@ -138,6 +141,8 @@ def build_services(settings: Settings, *, clock: Clock = utc_now) -> AppServices
             ttl_seconds=settings.tenant_cache_ttl_seconds,
             max_entries=settings.credential_cache_max_entries,
         ),
+        key_hasher=ApiKeyHasher(settings.jwt_secret),
+        key_uses=KeyUseRecorder(platform_db),
         mailer=smtp_mailer(
             settings.smtp_host,
             settings.smtp_port,
@@ -189,6 +194,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
                 yield
         finally:
             await services.served.close()
+            await services.key_uses.close()
             await services.store.close()
             await listener.stop()
             await services.reader.close()
@@ -205,6 +211,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             TenantAuthController,
             BrandingController,
             UsersAdminController,
+            ApiKeysAdminController,
             CategoriesAdminController,
             AudiencesAdminController,
             CategoriesController,
@@ -224,7 +231,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
         middleware=[
             RequestContextMiddleware(),
             TenancyMiddleware(services.resolver, services.tokens),
-            AuthMiddleware(services.tokens, services.credentials),
+            AuthMiddleware(
+                services.tokens, services.credentials, services.key_hasher, services.key_uses
+            ),
         ],
         dependencies={
             "db_session": Provide(session_provider(services.tenant_db)),
@@ -245,6 +254,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             "served_meter": _singleton(services.served.served),
             "mailer": _singleton(services.mailer),
             "audit": _singleton(services.audit),
+            "key_hasher": _singleton(services.key_hasher),
             "tenant_purges": _singleton(TENANT_PURGES),
             "file_backends": _singleton(
                 FileBackends(services.reader, services.store, services.recorder)

@@ -162,6 +162,12 @@ async def build_world(api: Api, platform_connection: asyncpg.Connection) -> Worl
         headers={"Host": acme.host, **a_auth},
     )
     assert a_invited.status_code == 201, a_invited.text
+    a_key = await api.client.post(
+        "/api/v1/admin/api-keys",
+        json={"name": "acme back end", "role": "editor"},
+        headers={"Host": acme.host, **a_auth},
+    )
+    assert a_key.status_code == 201, a_key.text
     a_reset = secrets.token_urlsafe(32)
     await platform_connection.execute(
         "INSERT INTO user_tokens (tenant_id, user_id, purpose, token_hash, expires_at) "
@@ -176,6 +182,7 @@ async def build_world(api: Api, platform_connection: asyncpg.Connection) -> Worl
         "a_invited": a_invited.json()["user"]["id"],
         "a_invitation": a_invited.json()["invitation"]["token"],
         "a_reset": a_reset,
+        "a_api_key": a_key.json()["api_key"]["id"],
         "a_other_file": a_other.json()["id"],
         "a_pending": a_pending.json()["file"]["id"],
         "a_category": a_category,
@@ -379,7 +386,7 @@ def only_b_users(world: World, response: httpx.Response) -> None:
     assert page["total"] == 1
 
 
-def no_users(world: World, response: httpx.Response) -> None:
+def no_items(world: World, response: httpx.Response) -> None:
     assert response.json()["total"] == 0
 
 
@@ -626,7 +633,7 @@ CASES = [
         "/api/v1/admin/users",
         200,
         params={"email": "{a_email}"},
-        check=no_users,
+        check=no_items,
     ),
     *(
         Case(
@@ -659,6 +666,22 @@ CASES = [
         "/api/v1/admin/users",
         201,
         json={"email": "{a_email}", "role": "viewer", "password": "globex-member-password"},
+        writes=True,
+    ),
+    Case("admin.api-keys.list", "GET", "/api/v1/admin/api-keys", 200, check=no_items),
+    Case(
+        "admin.api-keys.revoke-a-key",
+        "DELETE",
+        "/api/v1/admin/api-keys/{a_api_key}",
+        404,
+        "api_key_not_found",
+    ),
+    Case(
+        "admin.api-keys.create",
+        "POST",
+        "/api/v1/admin/api-keys",
+        201,
+        json={"name": "{a_title}", "role": "viewer"},
         writes=True,
     ),
     Case(

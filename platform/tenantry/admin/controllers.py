@@ -11,8 +11,18 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenantry.admin.schemas import AdminUserOut, UserCreate, UserCreated, UserPatch
+from tenantry.admin.api_keys import ApiKeyService
+from tenantry.admin.schemas import (
+    AdminUserOut,
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyOut,
+    UserCreate,
+    UserCreated,
+    UserPatch,
+)
 from tenantry.admin.users import UserAdminService, UserFilters
+from tenantry.auth.api_keys import ApiKeyHasher
 from tenantry.auth.guards import requires_role
 from tenantry.auth.middleware import Principal
 from tenantry.auth.passwords import PasswordHasher
@@ -114,3 +124,46 @@ class UsersAdminController(Controller):
     ) -> None:
         """The user's files stay (without an uploader); their sessions end at once."""
         await users.delete_user(user_id)
+
+
+def provide_api_keys(
+    request: Request[Principal, Any, Any],
+    db_session: NamedDependency[AsyncSession],
+    tenant: NamedDependency[TenantRecord],
+    key_hasher: NamedDependency[ApiKeyHasher],
+    audit: NamedDependency[AuditWriter],
+) -> ApiKeyService:
+    return ApiKeyService(db_session, tenant, request.user, hasher=key_hasher, audit=audit)
+
+
+class ApiKeysAdminController(Controller):
+    path = "/api/v1/admin/api-keys"
+    tags = ["admin"]
+    guards = [requires_role(Role.ADMIN)]
+    dependencies = {"api_keys": Provide(provide_api_keys, sync_to_thread=False)}
+
+    @get("/")
+    async def list_keys(
+        self, api_keys: NamedDependency[ApiKeyService], limit: Limit = 20, offset: Offset = 0
+    ) -> Page[ApiKeyOut]:
+        """The tenant's keys, newest first, with their last use (never their secrets)."""
+        return await api_keys.list_keys(limit=limit, offset=offset)
+
+    @post("/", status_code=HTTP_201_CREATED, responses=problems(ErrorCode.ROLE_TOO_HIGH))
+    async def create_key(
+        self, data: JSONBody[ApiKeyCreate], api_keys: NamedDependency[ApiKeyService]
+    ) -> ApiKeyCreated:
+        """A key for a back end, sent as `Authorization: Bearer <key>`; `key` is shown only in
+        this answer."""
+        return await api_keys.create_key(data)
+
+    @delete(
+        "/{key_id:uuid}",
+        status_code=HTTP_204_NO_CONTENT,
+        responses=problems(ErrorCode.API_KEY_NOT_FOUND),
+    )
+    async def revoke_key(
+        self, key_id: FromPath[uuid.UUID], api_keys: NamedDependency[ApiKeyService]
+    ) -> None:
+        """Revoked at once, on every replica; the key stays listed, revoked."""
+        await api_keys.revoke_key(key_id)

@@ -44,3 +44,27 @@ class UserPatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 class UserCreated(msgspec.Struct, kw_only=True):
     user: AdminUserOut
     invitation: Invitation | None = None
+
+
+class ApiKeyCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"\S")]
+    # At most the creator's own role.
+    role: Role = Role.VIEWER
+    expires_at: datetime | None = None
+
+
+class ApiKeyOut(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    name: str
+    role: Role
+    created_by: uuid.UUID | None
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+class ApiKeyCreated(msgspec.Struct, kw_only=True):
+    api_key: ApiKeyOut
+    # Shown this once: only a keyed hash of it is kept.
+    key: str

@@ -13,6 +13,7 @@ from tenantry.auth.deps import (
     provide_platform_auth_service,
     provide_tenant_auth_service,
 )
+from tenantry.auth.guards import requires_user
 from tenantry.auth.middleware import Principal
 from tenantry.auth.schemas import (
     Accepted,
@@ -84,7 +85,7 @@ class TenantAuthController(Controller):
         """Rotate: the old refresh token is spent; using it again revokes its whole family."""
         return await auth_service.refresh(data.refresh_token)
 
-    @post("/logout", status_code=HTTP_204_NO_CONTENT)
+    @post("/logout", status_code=HTTP_204_NO_CONTENT, guards=[requires_user])
     async def logout(
         self,
         request: Request[Principal, Any, Any],
@@ -94,7 +95,7 @@ class TenantAuthController(Controller):
         """Revoke the given refresh token's sessions (all of the user's without a body)."""
         await auth_service.logout(request.user.id, data.refresh_token if data else None)
 
-    @get("/me")
+    @get("/me", guards=[requires_user])
     async def me(
         self,
         request: Request[Principal, Any, Any],
@@ -103,7 +104,12 @@ class TenantAuthController(Controller):
         """The caller: user, role and tenant."""
         return await auth_service.me(request.user.id)
 
-    @patch("/me", dependencies=_ACCOUNTS, responses=problems(ErrorCode.TOKEN_NOT_FOUND))
+    @patch(
+        "/me",
+        guards=[requires_user],
+        dependencies=_ACCOUNTS,
+        responses=problems(ErrorCode.TOKEN_NOT_FOUND),
+    )
     async def rename(
         self,
         request: Request[Principal, Any, Any],
@@ -116,6 +122,7 @@ class TenantAuthController(Controller):
     @post(
         "/password",
         status_code=HTTP_200_OK,
+        guards=[requires_user],
         dependencies=_ACCOUNTS,
         responses=problems(
             ErrorCode.INVALID_PASSWORD,

@@ -31,3 +31,11 @@ def requires_role(minimum: Role) -> Guard:
             raise DomainError(ErrorCode.INSUFFICIENT_ROLE, f"requires role {minimum} or higher")
 
     return guard
+
+
+async def requires_user(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
+    """A person's own account routes (me, password, logout): not for API keys."""
+    if getattr(connection.user, "kind", "user") != "user":
+        raise DomainError(ErrorCode.USER_REQUIRED, "this route is for a user, not an API key")

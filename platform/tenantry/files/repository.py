@@ -385,7 +385,7 @@ class FileRepository(TenantScopedRepository[File]):
         await self.session.execute(_RELEASE_STORAGE, {"tenant_id": self.tenant_id, "bytes": size})
 
     async def record_event(
-        self, kind: UsageKind, file: File, facets: Facets, *, user_id: uuid.UUID, role: str
+        self, kind: UsageKind, file: File, facets: Facets, *, user_id: uuid.UUID | None, role: str
     ) -> None:
         await self.recorder.record(
             self.session,

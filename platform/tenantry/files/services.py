@@ -141,7 +141,9 @@ class FileService:
         return file
 
     async def _record(self, kind: UsageKind, file: File, facets: rollup.Facets) -> None:
-        await self.files.record_event(kind, file, facets, user_id=self.user.id, role=self.user.role)
+        await self.files.record_event(
+            kind, file, facets, user_id=self.user.user_id, role=self.user.role
+        )
 
 
 async def delete_object_later(store: ObjectStore, key: str) -> None:

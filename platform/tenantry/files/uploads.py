@@ -120,7 +120,7 @@ class FileUploads:
         facets = await self.files.facets(file)
         await rollup.apply(self.session, self.tenant.id, added=facets)
         await self.files.record_event(
-            UsageKind.UPLOAD, file, facets, user_id=self.user.id, role=self.user.role
+            UsageKind.UPLOAD, file, facets, user_id=self.user.user_id, role=self.user.role
         )
         await self.session.commit()  # saga step 3: the file is ready
 
@@ -138,7 +138,7 @@ class FileUploads:
             original_filename=clean_filename(filename),
             storage_key=file_key(self.tenant.id, file_id),
             status=status,
-            uploaded_by=self.user.id,
+            uploaded_by=self.user.user_id,
         )
         await self.files.insert(file, audiences)
         return file

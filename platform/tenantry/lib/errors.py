@@ -117,6 +117,7 @@ class ErrorCode(Enum):
         "A rotated refresh token was used again; every session of its family was revoked.",
     )
     INSUFFICIENT_ROLE = (403, "Insufficient role", "The caller's role is below the route's.")
+    USER_REQUIRED = (403, "User required", "The route is a user's own account: not for API keys.")
     TOKEN_NOT_FOUND = (
         404,
         "Token not found",
@@ -126,6 +127,12 @@ class ErrorCode(Enum):
     MAIL_UNAVAILABLE = (503, "Mail unavailable", "The mail server did not take the message.")
     # -- tenant administration --------------------------------------------------------------
     USER_NOT_FOUND = (404, "User not found", "No user with this id in this tenant.")
+    API_KEY_NOT_FOUND = (404, "API key not found", "No API key with this id in this tenant.")
+    ROLE_TOO_HIGH = (
+        403,
+        "Role too high",
+        "An API key's role is at most the role of whoever creates it.",
+    )
     OWNER_REQUIRED = (
         403,
         "Owner required",

@@ -17,7 +17,8 @@ from litestar.datastructures import Headers
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from tenantry.auth.tokens import AccessClaims, TokenIssuer, bearer_token, verified_tenant_claims
+from tenantry.auth.api_keys import is_api_key, parse_api_key
+from tenantry.auth.tokens import TokenIssuer, bearer_token, verified_tenant_claims
 from tenantry.db.enums import TenantStatus
 from tenantry.db.tenant_scope import TenantRecord, current_tenant
 from tenantry.lib.errors import DomainError, ErrorCode
@@ -61,11 +62,11 @@ class TenantResolver:
         return tenant
 
     async def resolve(
-        self, scope: Scope, headers: Headers, claims: AccessClaims | None, *, public: bool
+        self, scope: Scope, headers: Headers, token_tenant_id: uuid.UUID | None, *, public: bool
     ) -> TenantRecord | None:
-        """The tenant of the host, else of the verified token, else (public routes) `X-Tenant`."""
+        """The tenant of the host, else of the credential (a verified token's, or the one an API
+        key names, which authentication then checks), else (public routes) `X-Tenant`."""
         host_tenant = await self.host_tenant(scope, headers)
-        token_tenant_id = claims.tid if claims else None
         if host_tenant is not None:
             if token_tenant_id is not None and token_tenant_id != host_tenant.id:
                 raise DomainError(
@@ -123,8 +124,16 @@ class TenancyMiddleware(ASGIMiddleware):
             return
         headers = Headers.from_scope(scope)
         token = bearer_token(headers.get("authorization"))
-        claims = self._tokens.try_verify(token, "tenant") if token else None
-        tenant = await self._resolver.resolve(scope, headers, claims, public=zone == TENANT_PUBLIC)
+        claims, credential_tenant = None, None
+        if token and is_api_key(token):
+            key = parse_api_key(token)
+            credential_tenant = key.tenant_id if key else None
+        elif token:
+            claims = self._tokens.try_verify(token, "tenant")
+            credential_tenant = claims.tid if claims else None
+        tenant = await self._resolver.resolve(
+            scope, headers, credential_tenant, public=zone == TENANT_PUBLIC
+        )
         if tenant is not None and tenant.status == TenantStatus.SUSPENDED:
             raise DomainError(ErrorCode.TENANT_SUSPENDED, f"tenant '{tenant.slug}' is suspended")
         tenant_token = current_tenant.set(tenant)
