@@ -22,9 +22,15 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry import __version__
-from tenantry.admin.controllers import ApiKeysAdminController, UsersAdminController
+from tenantry.admin.controllers import (
+    ApiKeysAdminController,
+    AuditAdminController,
+    SettingsAdminController,
+    UsersAdminController,
+)
 from tenantry.auth.api_keys import ApiKeyHasher, KeyUseRecorder
 from tenantry.auth.controllers import PlatformAuthController, TenantAuthController
 from tenantry.auth.credentials import CredentialCache
@@ -101,6 +107,11 @@ class AppServices:
     recorder: UsageRecorder
     rollups: RollupJob
     served: ServedBytesMeter
+
+    def after_platform_commit(self, session: AsyncSession) -> None:
+        """Platform writes change tenants (and may revoke credentials)."""
+        self.tenant_cache.invalidate()
+        self.credentials.forget_changed(session)
 
 
 def build_services(settings: Settings, *, clock: Clock = utc_now) -> AppServices:
@@ -212,6 +223,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             BrandingController,
             UsersAdminController,
             ApiKeysAdminController,
+            SettingsAdminController,
+            AuditAdminController,
             CategoriesAdminController,
             AudiencesAdminController,
             CategoriesController,
@@ -236,11 +249,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             ),
         ],
         dependencies={
-            "db_session": Provide(session_provider(services.tenant_db)),
-            # Platform writes change tenants: this replica drops its tenant cache at once
-            # (others hear NOTIFY), so the very next request sees a suspension.
+            # What a request changed is dropped from this replica's caches at its commit (the
+            # others hear NOTIFY), so the very next request sees a suspension or a revocation.
+            "db_session": Provide(
+                session_provider(services.tenant_db, services.credentials.forget_changed)
+            ),
             "platform_db_session": Provide(
-                session_provider(services.platform_db, services.tenant_cache.invalidate)
+                session_provider(services.platform_db, services.after_platform_commit)
             ),
             "tenant": Provide(provide_tenant, sync_to_thread=False),
             "settings": _singleton(settings),

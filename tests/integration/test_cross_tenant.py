@@ -390,6 +390,15 @@ def no_items(world: World, response: httpx.Response) -> None:
     assert response.json()["total"] == 0
 
 
+def is_b_settings(world: World, response: httpx.Response) -> None:
+    assert response.json()["allow_signup"] is True  # B's; A does not allow signup
+
+
+def only_b_audited(world: World, response: httpx.Response) -> None:
+    targets = {entry["target_id"] for entry in response.json()["items"]}
+    assert targets and targets <= {world.globex.id}, targets
+
+
 def only_b_usage(world: World, response: httpx.Response) -> None:
     """B's report counts B's upload and login only; groups and top files are B's keys."""
     report = response.json()
@@ -669,6 +678,16 @@ CASES = [
         writes=True,
     ),
     Case("admin.api-keys.list", "GET", "/api/v1/admin/api-keys", 200, check=no_items),
+    Case("admin.settings", "GET", "/api/v1/admin/settings", 200, check=is_b_settings),
+    Case(
+        "admin.settings.patch",
+        "PATCH",
+        "/api/v1/admin/settings",
+        200,
+        json={"allow_signup": False, "download_url_ttl_seconds": 60},
+        writes=True,
+    ),
+    Case("admin.audit", "GET", "/api/v1/admin/audit", 200, check=only_b_audited),
     Case(
         "admin.api-keys.revoke-a-key",
         "DELETE",

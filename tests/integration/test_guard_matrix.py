@@ -71,6 +71,9 @@ MINIMUM: dict[tuple[str, str], str | Role] = {
     ("GET", "/api/v1/admin/api-keys"): A,
     ("POST", "/api/v1/admin/api-keys"): A,
     ("DELETE", "/api/v1/admin/api-keys/{key_id:uuid}"): A,
+    ("GET", "/api/v1/admin/settings"): A,
+    ("PATCH", "/api/v1/admin/settings"): A,
+    ("GET", "/api/v1/admin/audit"): A,
     ("GET", "/api/v1/usage"): A,
     ("GET", "/api/v1/usage/report"): A,
 }

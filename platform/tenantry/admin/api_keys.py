@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.admin.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from tenantry.auth.api_keys import ApiKeyHasher
+from tenantry.auth.credentials import note_credential_change
 from tenantry.auth.guards import role_rank
 from tenantry.auth.middleware import Principal, actor_of
 from tenantry.db.audit import AuditWriter
@@ -107,6 +108,7 @@ class ApiKeyService:
         if key.revoked_at is None:
             key.revoked_at = datetime.now(UTC)
             await self.session.flush()
+            note_credential_change(self.session, "api_keys", self.tenant.id, key.id)
             await self._record("api_key.revoked", key)
 
     async def _record(self, action: str, key: ApiKey) -> None:

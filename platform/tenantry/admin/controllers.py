@@ -17,17 +17,20 @@ from tenantry.admin.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyOut,
+    TenantSettingsOut,
+    TenantSettingsPatch,
     UserCreate,
     UserCreated,
     UserPatch,
 )
+from tenantry.admin.settings import TenantSettingsService
 from tenantry.admin.users import UserAdminService, UserFilters
 from tenantry.auth.api_keys import ApiKeyHasher
 from tenantry.auth.guards import requires_role
 from tenantry.auth.middleware import Principal
 from tenantry.auth.passwords import PasswordHasher
-from tenantry.db.audit import AuditWriter
-from tenantry.db.enums import Role
+from tenantry.db.audit import AuditEntryOut, AuditRepository, AuditWriter
+from tenantry.db.enums import ActorType, Role
 from tenantry.db.tenant_scope import TenantRecord
 from tenantry.lib.errors import ErrorCode
 from tenantry.lib.mail import Mailer
@@ -167,3 +170,64 @@ class ApiKeysAdminController(Controller):
     ) -> None:
         """Revoked at once, on every replica; the key stays listed, revoked."""
         await api_keys.revoke_key(key_id)
+
+
+def provide_settings(
+    request: Request[Principal, Any, Any],
+    platform_db_session: NamedDependency[AsyncSession],
+    tenant: NamedDependency[TenantRecord],
+    audit: NamedDependency[AuditWriter],
+) -> TenantSettingsService:
+    return TenantSettingsService(platform_db_session, tenant, request.user, audit=audit)
+
+
+class SettingsAdminController(Controller):
+    path = "/api/v1/admin/settings"
+    tags = ["admin"]
+    guards = [requires_role(Role.ADMIN)]
+    dependencies = {"tenant_settings": Provide(provide_settings, sync_to_thread=False)}
+
+    @get("/")
+    async def get_settings(
+        self, tenant_settings: NamedDependency[TenantSettingsService]
+    ) -> TenantSettingsOut:
+        """The tenant's own settings, and the plan's limits they stay within."""
+        return await tenant_settings.get()
+
+    @patch("/", responses=problems(ErrorCode.BEYOND_PLAN))
+    async def update_settings(
+        self,
+        data: JSONBody[TenantSettingsPatch],
+        tenant_settings: NamedDependency[TenantSettingsService],
+    ) -> TenantSettingsOut:
+        """Self-signup and its role, the file types accepted and the largest file (within the
+        plan's), the download link lifetime (30 s to 24 h). Every replica applies it at once."""
+        return await tenant_settings.update(data)
+
+
+def provide_audit_log(
+    db_session: NamedDependency[AsyncSession], tenant: NamedDependency[TenantRecord]
+) -> AuditRepository:
+    return AuditRepository(session=db_session, tenant_id=tenant.id)
+
+
+class AuditAdminController(Controller):
+    path = "/api/v1/admin/audit"
+    tags = ["admin"]
+    guards = [requires_role(Role.ADMIN)]
+    dependencies = {"audit_log": Provide(provide_audit_log, sync_to_thread=False)}
+
+    @get("/")
+    async def list_entries(
+        self,
+        audit_log: NamedDependency[AuditRepository],
+        action: FromQuery[str | None] = None,
+        actor_type: FromQuery[ActorType | None] = None,
+        limit: Limit = 20,
+        offset: Offset = 0,
+    ) -> Page[AuditEntryOut]:
+        """Who changed what in this tenant (its admins, its API keys, the operator), newest
+        first."""
+        return await audit_log.page(
+            action=action, actor_type=actor_type, limit=limit, offset=offset
+        )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -68,3 +68,30 @@ class ApiKeyCreated(msgspec.Struct, kw_only=True):
     api_key: ApiKeyOut
     # Shown this once: only a keyed hash of it is kept.
     key: str
+
+
+class TenantSettingsOut(msgspec.Struct, kw_only=True):
+    allow_signup: bool
+    signup_role: Literal["viewer", "editor"]
+    accepted_content_types: list[str] | None
+    max_file_bytes: int | None
+    download_url_ttl_seconds: int
+    # The plan's limits, set by the operator: the settings above stay within them.
+    plan_content_types: list[str] | None
+    plan_max_file_bytes: int
+
+
+class TenantSettingsPatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    allow_signup: bool | msgspec.UnsetType = msgspec.UNSET
+    signup_role: Literal["viewer", "editor"] | msgspec.UnsetType = msgspec.UNSET
+    # null: every type the plan allows.
+    accepted_content_types: (
+        Annotated[list[Annotated[str, msgspec.Meta(max_length=100)]], msgspec.Meta(max_length=50)]
+        | msgspec.UnsetType
+        | None
+    ) = msgspec.UNSET
+    # null: the plan's.
+    max_file_bytes: Annotated[int, msgspec.Meta(ge=1)] | msgspec.UnsetType | None = msgspec.UNSET
+    download_url_ttl_seconds: (
+        Annotated[int, msgspec.Meta(ge=30, le=24 * 3600)] | msgspec.UnsetType
+    ) = msgspec.UNSET

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.admin.schemas import AdminUserOut, UserCreate, UserCreated, UserPatch
+from tenantry.auth.credentials import note_credential_change
 from tenantry.auth.middleware import Principal, actor_of
 from tenantry.auth.one_time import NO_PASSWORD, invite
 from tenantry.auth.passwords import PasswordHasher
@@ -166,7 +167,7 @@ class UserAdminService:
         disabling = patch.disabled is True and not user.disabled
         if user.role == Role.OWNER and (new_role != Role.OWNER or disabling):
             await self._keep_an_owner(user)
-        ends_sessions = new_role != user.role or disabling
+        ends_sessions = new_role != user.role or disabling  # (disabled users match no epoch)
         user.role = new_role
         if patch.disabled is not msgspec.UNSET:
             user.disabled = patch.disabled
@@ -188,6 +189,7 @@ class UserAdminService:
         await self._record("user.deleted", user, before=_audited(user))
         await self.session.delete(user)
         await self.session.flush()
+        note_credential_change(self.session, "users", self.tenant.id, user.id)
 
     # -- rules -------------------------------------------------------------------------------
 

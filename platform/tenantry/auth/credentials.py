@@ -20,6 +20,7 @@ from datetime import datetime
 
 import msgspec
 from sqlalchemy import bindparam, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.db.models import ApiKey, User
 from tenantry.db.reads import PreparedRead, TenantReader
@@ -40,6 +41,17 @@ _API_KEY = PreparedRead(
         ApiKey.revoked_at.is_(None),
     )
 )
+
+
+# Changes a session made, kept in its `info` until the commit (see `forget_changed`).
+_CHANGED = "tenantry.credentials_changed"
+
+
+def note_credential_change(
+    session: AsyncSession, table: str, tenant_id: uuid.UUID, row_id: uuid.UUID
+) -> None:
+    """Tell this replica's cache once the session commits, ahead of the NOTIFY."""
+    session.info.setdefault(_CHANGED, set()).add((table, tenant_id, row_id))
 
 
 class ApiKeyRecord(msgspec.Struct, frozen=True):
@@ -82,6 +94,15 @@ class CredentialCache:
         self._generation += 1
         self._entries.clear()
         self.is_listening = on
+
+    def forget_changed(self, session: AsyncSession) -> None:
+        """After a commit: what the session changed is gone from this replica at once (the
+        others hear it by NOTIFY), so the caller's very next request is refused."""
+        changed = session.info.pop(_CHANGED, ())
+        if changed:
+            self._generation += 1
+            for key in changed:
+                self._entries.pop(key, None)
 
     async def user_epoch(self, tenant_id: uuid.UUID, user_id: uuid.UUID) -> int | None:
         """The user's current epoch; None if disabled or deleted. The request's tenant must be

@@ -9,6 +9,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tenantry.auth.credentials import note_credential_change
 from tenantry.auth.passwords import PasswordHasher
 from tenantry.auth.schemas import MeResponse, TenantSummary, TokenResponse, UserOut
 from tenantry.auth.tokens import TokenIssuer, hash_refresh_token, new_refresh_token
@@ -60,6 +61,7 @@ async def revoke_access_tokens(
         .where(User.tenant_id == tenant_id, User.id == user_id)
         .values(token_epoch=User.token_epoch + 1)
     )
+    note_credential_change(session, "users", tenant_id, user_id)
 
 
 async def end_sessions(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID) -> None:

@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+import msgspec
 import structlog
+from advanced_alchemy.filters import LimitOffset, OrderBy
 from sqlalchemy import insert
 
 from tenantry.db.enums import ActorType
 from tenantry.db.models import AuditEntry
+from tenantry.db.repository import TenantScopedRepository
 from tenantry.db.usage import Clock, Session, utc_now
+from tenantry.lib.schemas import Page
 
 _SECRET_WORDS = ("password", "secret", "token", "hash", "key")
 _INSERT = insert(AuditEntry)
@@ -48,9 +53,12 @@ def scrub(values: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def current_request_id() -> str | None:
-    value = structlog.contextvars.get_contextvars().get("request_id")
-    return str(value) if value else None
+def current_origin() -> RequestOrigin:
+    """The request being served, as the request-context middleware bound it (its peer's
+    address: behind a proxy, the proxy's)."""
+    bound = structlog.contextvars.get_contextvars()
+    request_id, client = bound.get("request_id"), bound.get("client_address")
+    return RequestOrigin(str(request_id) if request_id else None, str(client) if client else None)
 
 
 class AuditWriter:
@@ -75,7 +83,7 @@ class AuditWriter:
             for key, value in (("before", before), ("after", after))
             if value is not None
         }
-        origin = origin or RequestOrigin(request_id=current_request_id())
+        origin = origin or current_origin()
         await session.execute(
             _INSERT,
             {
@@ -92,3 +100,48 @@ class AuditWriter:
                 "client_address": origin.client_address,
             },
         )
+
+
+class AuditEntryOut(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    occurred_at: datetime
+    actor_type: ActorType
+    actor_id: uuid.UUID | None
+    actor_label: str | None
+    action: str
+    target_type: str | None
+    target_id: str | None
+    summary: dict[str, Any]
+    request_id: str | None
+    client_address: str | None
+
+
+class AuditRepository(TenantScopedRepository[AuditEntry]):
+    """One tenant's audit log, newest first (its admins on the tenant engine, the operator on
+    the platform engine: the filter is the repository's either way)."""
+
+    model_type = AuditEntry
+
+    async def page(
+        self,
+        *,
+        action: str | None,
+        actor_type: ActorType | None,
+        limit: int,
+        offset: int,
+    ) -> Page[AuditEntryOut]:
+        conditions = []
+        if action:
+            conditions.append(AuditEntry.action == action)
+        if actor_type is not None:
+            conditions.append(AuditEntry.actor_type == actor_type)
+        entries, total = await self.get_many_and_count(
+            *conditions, OrderBy("occurred_at", "desc"), LimitOffset(limit=limit, offset=offset)
+        )
+        items = [
+            AuditEntryOut(
+                **{name: getattr(entry, name) for name in AuditEntryOut.__struct_fields__}
+            )
+            for entry in entries
+        ]
+        return Page(items=items, total=total, limit=limit, offset=offset)

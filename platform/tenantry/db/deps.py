@@ -12,8 +12,9 @@ SessionProvider = Callable[[], AsyncGenerator[AsyncSession, None]]
 
 
 def session_provider(
-    config: SQLAlchemyAsyncConfig, after_commit: Callable[[], None] | None = None
+    config: SQLAlchemyAsyncConfig, after_commit: Callable[[AsyncSession], None] | None = None
 ) -> SessionProvider:
+    """`after_commit` gets the committed session (its `info` says what the request changed)."""
     maker = config.create_session_maker()
 
     async def provide() -> AsyncGenerator[AsyncSession, None]:
@@ -29,6 +30,6 @@ def session_provider(
         if session.in_transaction():
             await session.commit()
         if after_commit is not None:
-            after_commit()
+            after_commit(session)
 
     return provide

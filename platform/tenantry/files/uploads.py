@@ -25,6 +25,7 @@ from tenantry.files.schemas import FileMetadata, FileOut, PendingFileCreate
 from tenantry.files.services import FileService, delete_object_later, file_not_found
 from tenantry.lib.errors import DomainError, ErrorCode
 from tenantry.storage import ObjectStore, file_key
+from tenantry.tenancy.schemas import effective_upload_limits
 
 
 class FileUploads:
@@ -88,11 +89,14 @@ class FileUploads:
     ) -> None:
         used = await self.files.storage_used()
         await self.session.commit()  # saga step 2: no transaction open while bytes stream
+        allowed_types, max_file_bytes = effective_upload_limits(
+            self.tenant.settings, self.tenant.max_file_bytes
+        )
         metered = MeteredUpload(
             chunks,
             declared_type=declared_type,
-            allowed_types=self.tenant.settings.get("allowed_content_types"),
-            max_file_bytes=self.tenant.max_file_bytes,
+            allowed_types=allowed_types,
+            max_file_bytes=max_file_bytes,
             quota_left=self.tenant.storage_quota_bytes - used,
         )
         content_type = await metered.open()

@@ -127,6 +127,12 @@ class ErrorCode(Enum):
     MAIL_UNAVAILABLE = (503, "Mail unavailable", "The mail server did not take the message.")
     # -- tenant administration --------------------------------------------------------------
     USER_NOT_FOUND = (404, "User not found", "No user with this id in this tenant.")
+    BEYOND_PLAN = (
+        422,
+        "Beyond the plan",
+        "A setting goes beyond the tenant's plan (its types, its largest file); `errors` names "
+        "it and the detail the limit.",
+    )
     API_KEY_NOT_FOUND = (404, "API key not found", "No API key with this id in this tenant.")
     ROLE_TOO_HIGH = (
         403,

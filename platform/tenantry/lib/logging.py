@@ -46,7 +46,10 @@ class RequestContextMiddleware(ASGIMiddleware):
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         request_id = _incoming_request_id(scope) or uuid.uuid4().hex
         structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        client = scope.get("client")
+        structlog.contextvars.bind_contextvars(
+            request_id=request_id, client_address=client[0] if client else None
+        )
         started = time.perf_counter()
         status = 500
 

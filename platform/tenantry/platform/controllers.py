@@ -2,17 +2,21 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
-from litestar import Controller, delete, get, patch, post
+from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tenantry.auth.middleware import Principal, actor_of
 from tenantry.auth.passwords import PasswordHasher
 from tenantry.config import Settings
+from tenantry.db.audit import AuditEntryOut, AuditWriter
 from tenantry.db.enums import TenantStatus
 from tenantry.lib.errors import ErrorCode
+from tenantry.lib.mail import Mailer
 from tenantry.lib.openapi import problems
 from tenantry.lib.schemas import Limit, Offset, Page
 from tenantry.lib.zones import PLATFORM
@@ -28,11 +32,14 @@ from tenantry.storage import ObjectStore
 
 
 def provide_tenant_service(
+    request: Request[Principal, Any, Any],
     platform_db_session: NamedDependency[AsyncSession],
     settings: NamedDependency[Settings],
     passwords: NamedDependency[PasswordHasher],
     store: NamedDependency[ObjectStore],
     tenant_purges: NamedDependency[Sequence[TenantPurge]],
+    audit: NamedDependency[AuditWriter],
+    mailer: NamedDependency[Mailer | None],
 ) -> TenantService:
     return TenantService(
         platform_db_session,
@@ -40,6 +47,9 @@ def provide_tenant_service(
         passwords=passwords,
         store=store,
         purges=tenant_purges,
+        audit=audit,
+        actor=actor_of(request.user),
+        mailer=mailer,
     )
 
 
@@ -162,3 +172,14 @@ class TenantsController(Controller):
     ) -> None:
         """Remove one of the tenant's domains; it stops serving the tenant at once."""
         await tenant_service.remove_domain(tenant_id, domain)
+
+    @get("/{tenant_id:uuid}/audit", responses=problems(ErrorCode.TENANT_NOT_FOUND))
+    async def audit_log(
+        self,
+        tenant_id: FromPath[uuid.UUID],
+        tenant_service: NamedDependency[TenantService],
+        limit: Limit = 20,
+        offset: Offset = 0,
+    ) -> Page[AuditEntryOut]:
+        """The tenant's audit log, newest first: its admins' actions and the operator's."""
+        return await tenant_service.audit_log(tenant_id, limit=limit, offset=offset)

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import msgspec
 
+from tenantry.auth.one_time import Invitation
 from tenantry.db.enums import TenantStatus
 from tenantry.lib.schemas import Email, Password
 from tenantry.tenancy.schemas import Branding, TenantSettings
@@ -35,8 +36,11 @@ class QuotasPatch(msgspec.Struct, kw_only=True):
 
 
 class AdminIn(msgspec.Struct):
+    """The first owner: with a password, or none to invite them (mailed, or the token comes
+    back once in `owner_invitation`), which also spares provisioning a bcrypt hash."""
+
     email: Email
-    password: Password
+    password: Password | None = None
 
 
 class TenantCreate(msgspec.Struct, kw_only=True):
@@ -72,6 +76,8 @@ class TenantOut(msgspec.Struct, kw_only=True):
     created_at: datetime
     updated_at: datetime
     deleted_at: datetime | None = None
+    # Only in the answer that provisioned the tenant with an invited owner.
+    owner_invitation: Invitation | None = None
 
 
 class DomainCreate(msgspec.Struct, kw_only=True):

@@ -6,6 +6,7 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 import structlog
@@ -15,11 +16,14 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 
+from tenantry.auth.one_time import NO_PASSWORD, invite
 from tenantry.auth.passwords import PasswordHasher
 from tenantry.config import Settings
+from tenantry.db.audit import SYSTEM, Actor, AuditEntryOut, AuditRepository, AuditWriter
 from tenantry.db.enums import Role, TenantStatus
 from tenantry.db.models import Tenant, TenantDomain, TenantUsage, User
 from tenantry.lib.errors import DomainError, ErrorCode
+from tenantry.lib.mail import Mailer
 from tenantry.lib.schemas import Page, convert_or_invalid, normalize_email
 from tenantry.platform.schemas import (
     DomainCreate,
@@ -95,6 +99,17 @@ class TenantRepository(SQLAlchemyAsyncRepository[Tenant]):
         return domains
 
 
+def _audited(tenant: Tenant) -> dict[str, Any]:
+    return {
+        "name": tenant.name,
+        "plan": tenant.plan,
+        "storage_quota_bytes": tenant.storage_quota_bytes,
+        "max_file_bytes": tenant.max_file_bytes,
+        "settings": dict(tenant.settings),
+        "branding": dict(tenant.branding),
+    }
+
+
 class TenantService:
     def __init__(
         self,
@@ -104,12 +119,19 @@ class TenantService:
         passwords: PasswordHasher,
         store: ObjectStore | None = None,
         purges: Sequence[TenantPurge] = (),
+        audit: AuditWriter | None = None,
+        actor: Actor = SYSTEM,
+        mailer: Mailer | None = None,
     ) -> None:
+        self.session = session
         self.repository = TenantRepository(session=session)
         self.settings = settings
         self.passwords = passwords
         self.store = store
         self.purges = purges
+        self.audit = audit or AuditWriter()
+        self.actor = actor
+        self.mailer = mailer
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -130,7 +152,11 @@ class TenantService:
     async def create_tenant(self, data: TenantCreate) -> TenantOut:
         self._check_slug(data.slug)
         domains = [self.normalize_domain(domain) for domain in data.domains]
-        password_hash = await self.passwords.hash(data.admin.password, field="admin.password")
+        password_hash = (
+            await self.passwords.hash(data.admin.password, field="admin.password")
+            if data.admin.password is not None
+            else NO_PASSWORD
+        )
         quotas = data.quotas or Quotas()
         tenant = Tenant(
             slug=data.slug,
@@ -149,19 +175,32 @@ class TenantService:
             )
         await self._flush_unique("a domain is already in use", ErrorCode.DOMAIN_TAKEN, "domains")
         self.repository.session.add(TenantUsage(tenant_id=tenant.id))
-        self.repository.session.add(
-            User(
-                tenant_id=tenant.id,
-                email=normalize_email(data.admin.email),
-                password_hash=password_hash,
-                role=Role.OWNER,
-            )
+        owner = User(
+            tenant_id=tenant.id,
+            email=normalize_email(data.admin.email),
+            password_hash=password_hash,
+            role=Role.OWNER,
         )
+        self.repository.session.add(owner)
         await self.repository.session.flush()
-        return await self.get_tenant(tenant.id)
+        await self._record(
+            tenant.id, "tenant.created", after={"slug": tenant.slug, "plan": tenant.plan}
+        )
+        rendered = await self.get_tenant(tenant.id)
+        if data.admin.password is None:
+            rendered.owner_invitation = await invite(
+                self.session,
+                self.mailer,
+                tenant_id=tenant.id,
+                tenant_name=tenant.name,
+                user_id=owner.id,
+                email=owner.email,
+            )
+        return rendered
 
     async def update_tenant(self, tenant_id: uuid.UUID, patch: TenantPatch) -> TenantOut:
         tenant = await self._load(tenant_id, live=True)
+        before = _audited(tenant)
         if patch.name is not None:
             tenant.name = patch.name
         if patch.plan is not None:
@@ -182,12 +221,17 @@ class TenantService:
                 convert_or_invalid(merged, Branding, prefix="branding")
             )
         await self.repository.session.flush()
+        after = _audited(tenant)
+        if after != before:  # manifests re-applied unchanged leave no trace
+            await self._record(tenant_id, "tenant.updated", before=before, after=after)
         return await self.get_tenant(tenant_id)
 
     async def set_status(self, tenant_id: uuid.UUID, status: TenantStatus) -> TenantOut:
         tenant = await self._load(tenant_id, live=True)
+        before = {"status": tenant.status}
         tenant.status = status
         await self.repository.session.flush()
+        await self._record(tenant_id, f"tenant.{status}", before=before, after={"status": status})
         return await self.get_tenant(tenant_id)
 
     async def offboard(self, tenant_id: uuid.UUID) -> None:
@@ -197,6 +241,7 @@ class TenantService:
         tenant = await self._load(tenant_id, live=True)
         tenant.status = TenantStatus.DELETED
         tenant.deleted_at = datetime.now(UTC)
+        await self._record(tenant_id, "tenant.offboarded", after={"status": tenant.status})
         session = self.repository.session
         await session.execute(delete(TenantDomain).where(TenantDomain.tenant_id == tenant_id))
         for purge in self.purges:
@@ -221,6 +266,7 @@ class TenantService:
             f"domain '{domain.domain}' is already in use", ErrorCode.DOMAIN_TAKEN, "domain"
         )
         await self.repository.session.refresh(domain)
+        await self._record(tenant_id, "domain.added", target=("domain", domain.domain))
         return DomainOut(
             domain=domain.domain,
             tenant_id=domain.tenant_id,
@@ -238,8 +284,37 @@ class TenantService:
         )
         if result.rowcount == 0:  # type: ignore[attr-defined]
             raise DomainError(ErrorCode.DOMAIN_NOT_FOUND, f"tenant has no domain '{domain}'")
+        await self._record(tenant_id, "domain.removed", target=("domain", domain))
+
+    async def audit_log(
+        self, tenant_id: uuid.UUID, *, limit: int, offset: int
+    ) -> Page[AuditEntryOut]:
+        await self._load(tenant_id)
+        entries = AuditRepository(session=self.session, tenant_id=tenant_id)
+        return await entries.page(action=None, actor_type=None, limit=limit, offset=offset)
 
     # -- rules ---------------------------------------------------------------------------
+
+    async def _record(
+        self,
+        tenant_id: uuid.UUID,
+        action: str,
+        *,
+        target: tuple[str, str] | None = None,
+        before: dict[str, Any] | None = None,
+        after: dict[str, Any] | None = None,
+    ) -> None:
+        target_type, target_id = target or ("tenant", str(tenant_id))
+        await self.audit.record(
+            self.repository.session,
+            tenant_id,
+            self.actor,
+            action,
+            target_type=target_type,
+            target_id=target_id,
+            before=before,
+            after=after,
+        )
 
     def normalize_domain(self, domain: str) -> str:
         return normalize_domain(domain, self.settings)
