@@ -24,12 +24,14 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 
 from tenantry import __version__
+from tenantry.admin.branding import AdminBrandingController
 from tenantry.auth.controllers import PlatformAuthController, TenantAuthController
 from tenantry.auth.deps import AuthBackends
 from tenantry.auth.middleware import AuthMiddleware
 from tenantry.auth.passwords import PasswordHasher
 from tenantry.auth.tokens import TokenIssuer
 from tenantry.config import Settings, runtime_settings
+from tenantry.db.audit import AuditWriter
 from tenantry.db.deps import session_provider
 from tenantry.db.engines import asyncpg_dsn, platform_db_config, role_url, tenant_db_config
 from tenantry.db.errors import DATABASE_ERRORS, translate_database_error
@@ -88,6 +90,7 @@ class AppServices:
     store: ObjectStore
     reader: TenantReader
     recorder: UsageRecorder
+    audit: AuditWriter
     rollups: RollupJob
     served: ServedBytesMeter
 
@@ -125,6 +128,7 @@ def build_services(settings: Settings, *, clock: Clock = utc_now) -> AppServices
             asyncpg_dsn(role_url(settings, "app")), max_size=settings.db_read_pool_size
         ),
         recorder=recorder,
+        audit=AuditWriter(clock),
         rollups=RollupJob(platform_db, retention_days=settings.usage_retention_days),
         served=ServedBytesMeter(platform_db, recorder),
     )
@@ -180,6 +184,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             TenantsController,
             TenantAuthController,
             BrandingController,
+            AdminBrandingController,
             CategoriesAdminController,
             AudiencesAdminController,
             CategoriesController,
@@ -212,6 +217,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             "settings": _singleton(settings),
             "store": _singleton(services.store),
             "reader": _singleton(services.reader),
+            "audit": _singleton(services.audit),
             "tokens": _singleton(services.tokens),
             "passwords": _singleton(services.passwords),
             "tenant_cache": _singleton(services.tenant_cache),

@@ -58,6 +58,7 @@ async def test_x_tenant_only_on_tenant_public_routes(client: AsyncTestClient[Lit
         ("POST", "/api/v1/auth/signup"),
         ("POST", "/api/v1/auth/refresh"),
         ("GET", "/api/v1/branding"),
+        ("GET", "/api/v1/branding/logo"),
     }
     assert "Host" in doc["info"]["description"]
 
