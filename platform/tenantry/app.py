@@ -25,6 +25,7 @@ from litestar.static_files import create_static_files_router
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry import __version__
+from tenantry.admin.branding import AdminBrandingController
 from tenantry.admin.controllers import (
     ApiKeysAdminController,
     AuditAdminController,
@@ -225,6 +226,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             ApiKeysAdminController,
             SettingsAdminController,
             AuditAdminController,
+            AdminBrandingController,
             CategoriesAdminController,
             AudiencesAdminController,
             CategoriesController,
@@ -261,6 +263,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             "settings": _singleton(settings),
             "store": _singleton(services.store),
             "reader": _singleton(services.reader),
+            "audit": _singleton(services.audit),
             "tokens": _singleton(services.tokens),
             "passwords": _singleton(services.passwords),
             "tenant_cache": _singleton(services.tenant_cache),
@@ -268,7 +271,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             "tenant_gate": _singleton(services.resolver.serves),
             "served_meter": _singleton(services.served.served),
             "mailer": _singleton(services.mailer),
-            "audit": _singleton(services.audit),
             "key_hasher": _singleton(services.key_hasher),
             "tenant_purges": _singleton(TENANT_PURGES),
             "file_backends": _singleton(

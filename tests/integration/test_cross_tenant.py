@@ -1,7 +1,7 @@
 """Cross-tenant attack matrix over HTTP: tenant B attacks tenant A with B's own valid tokens.
 
 Tenant A (acme) holds data: files with taxonomy, a pending upload, two users, live refresh
-tokens. Tenant B (globex) calls every tenant-facing endpoint as its owner (the most privileged
+tokens, an uploaded logo (B has one of its own). Tenant B (globex) calls every tenant-facing endpoint as its owner (the most privileged
 tenant role), naming A's ids, A's credentials and A's refresh token, from four places:
 
 - `own-host`: B's host (`globex.localhost`);
@@ -49,10 +49,20 @@ from tenantry.lib.zones import route_zone, zone_needs_tenant
 from tenantry.storage import LocalStore
 from tests.conftest import connect_as, empty_database
 from tests.integration.conftest import FAILED, Api, Tenant, operator_login
-from tests.integration.files_support import PDF, pdf_of_size, stored_keys, upload, user_with_role
+from tests.integration.files_support import (
+    CORPUS,
+    PDF,
+    pdf_of_size,
+    stored_keys,
+    upload,
+    user_with_role,
+)
 
 B_PDF = pdf_of_size(len(PDF) + 1234)  # B's content differs from A's (size and sha256)
 A_OTHER_PDF = pdf_of_size(len(PDF) + 99)
+# Logos: bytes after a PNG's end are still a PNG, so each tenant's differs.
+PNG = (CORPUS / "image.png").read_bytes()
+A_LOGO, B_LOGO, B_NEW_LOGO = PNG + b"acme", PNG + b"globex", PNG + b"globex-new"
 
 
 # -- the world: A's data, B's data ----------------------------------------------------------------
@@ -90,6 +100,7 @@ class World:
         return [value for key, value in self.values.items() if key.startswith("a_")] + [
             self.acme.id,
             self.a_file["sha256"],
+            hashlib.sha256(A_LOGO).hexdigest(),
         ]
 
 
@@ -106,6 +117,16 @@ async def _term(api: Api, tenant: Tenant, auth: dict[str, str], plural: str, nam
     )
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
+
+
+async def _logo(api: Api, tenant: Tenant, auth: dict[str, str], logo: bytes) -> dict[str, Any]:
+    response = await api.client.put(
+        "/api/v1/admin/branding/logo",
+        content=logo,
+        headers={"Host": tenant.host, "Content-Type": "image/png", **auth},
+    )
+    assert response.status_code == 200, response.text
+    return dict(response.json()["logo"])
 
 
 async def _me(api: Api, tenant: Tenant, auth: dict[str, str]) -> dict[str, Any]:
@@ -155,6 +176,8 @@ async def build_world(api: Api, platform_connection: asyncpg.Connection) -> Worl
         audiences=[b_audience],
     )
     assert b_file.status_code == 201, b_file.text
+    a_logo = await _logo(api, acme, a_auth, A_LOGO)
+    await _logo(api, globex, b_auth, B_LOGO)
 
     a_invited = await api.client.post(
         "/api/v1/admin/users",
@@ -195,6 +218,7 @@ async def build_world(api: Api, platform_connection: asyncpg.Connection) -> Worl
         "a_email": acme.owner_email,
         "a_password": acme.owner_password,
         "a_refresh": a_refresh,
+        "a_logo_version": a_logo["sha256"][:16],
         "b_file": b_file.json()["id"],
         "b_category": b_category,
         "b_audience": b_audience,
@@ -315,7 +339,8 @@ class Case:
     params: dict[str, str] | None = None
     json: Any = None
     form: dict[str, Any] | None = None  # multipart upload: these fields, then a PDF part
-    raw: bytes | None = None  # a raw body (the two-step upload's content)
+    raw: bytes | None = None  # a raw body (the two-step upload's content, a logo)
+    raw_type: str = "application/pdf"
     check: Check | None = None  # more about a successful answer
     # The expected answer changes B's data (a new term, user, revoked tokens): a world of its own.
     writes: bool = False
@@ -377,7 +402,27 @@ def is_b_owner(world: World, response: httpx.Response) -> None:
 
 
 def is_b_branding(world: World, response: httpx.Response) -> None:
-    assert response.json()["slug"] == world.globex.slug
+    branding = response.json()
+    assert branding["slug"] == world.globex.slug
+    assert branding["logo_url"].endswith(f"?v={hashlib.sha256(B_LOGO).hexdigest()[:16]}")
+
+
+def is_b_logo(world: World, response: httpx.Response) -> None:
+    assert response.content == B_LOGO
+    assert response.headers["etag"] == f'"{hashlib.sha256(B_LOGO).hexdigest()}"'
+
+
+def b_logo_recorded(logo: bytes) -> Check:
+    """The admin's view of B's brand, with `logo` as B's logo."""
+
+    def check(world: World, response: httpx.Response) -> None:
+        assert response.json()["logo"]["sha256"] == hashlib.sha256(logo).hexdigest()
+
+    return check
+
+
+def b_renamed(world: World, response: httpx.Response) -> None:
+    assert response.json()["display_name"] == "Globex Rebranded"
 
 
 def only_b_users(world: World, response: httpx.Response) -> None:
@@ -425,6 +470,7 @@ def is_b_term(world: World, response: httpx.Response) -> None:
 
 
 FILE = "/api/v1/files/{a_file}"
+ADMIN_BRANDING = "/api/v1/admin/branding"
 CASES = [
     # files: A's objects by id are 404, exactly like ids that never existed
     Case("file.get", "GET", FILE, 404, "file_not_found"),
@@ -633,7 +679,38 @@ CASES = [
         json={"email": "{a_email}", "password": "globex-signup-password"},
         writes=True,
     ),
+    # branding: B sees, changes and serves only its own brand and logo
     Case("branding", "GET", "/api/v1/branding", 200, check=is_b_branding),
+    Case("branding.logo", "GET", "/api/v1/branding/logo", 200, check=is_b_logo),
+    Case(
+        "branding.logo-a-version",
+        "GET",
+        "/api/v1/branding/logo",
+        200,
+        params={"v": "{a_logo_version}"},
+        check=is_b_logo,
+    ),
+    Case("branding.admin-get", "GET", ADMIN_BRANDING, 200, check=b_logo_recorded(B_LOGO)),
+    Case(
+        "branding.admin-patch",
+        "PATCH",
+        ADMIN_BRANDING,
+        200,
+        json={"display_name": "Globex Rebranded", "theme": {"font": "Pwned"}},
+        check=b_renamed,
+        writes=True,
+    ),
+    Case(
+        "branding.admin-put-logo",
+        "PUT",
+        ADMIN_BRANDING + "/logo",
+        200,
+        raw=B_NEW_LOGO,
+        raw_type="image/png",
+        check=b_logo_recorded(B_NEW_LOGO),
+        writes=True,
+    ),
+    Case("branding.admin-delete-logo", "DELETE", ADMIN_BRANDING + "/logo", 204, writes=True),
     # tenant administration: A's users are not B's to see or change
     Case("admin.users.list", "GET", "/api/v1/admin/users", 200, check=only_b_users),
     Case(
@@ -778,7 +855,7 @@ async def send(
         kwargs["files"] = {"file": ("attack.pdf", B_PDF, "application/pdf")}
     if case.raw is not None:
         kwargs["content"] = case.raw
-        headers = {**headers, "Content-Type": "application/pdf"}
+        headers = {**headers, "Content-Type": case.raw_type}
     return await api.client.request(
         case.method,
         _fill(case.path, values),
@@ -829,11 +906,15 @@ async def tenant_rows(connection: asyncpg.Connection, tenant_id: str) -> dict[st
     return snapshot
 
 
-async def b_files(connection: asyncpg.Connection, tenant_id: str) -> list[str]:
+async def b_files(
+    connection: asyncpg.Connection, app: Litestar, tenant_id: str
+) -> tuple[list[str], list[str]]:
+    """B's file rows and their objects (its logo is the branding cases' to check)."""
     rows = await connection.fetch(
         "SELECT * FROM files WHERE tenant_id = $1 ORDER BY id", uuid.UUID(tenant_id)
     )
-    return [repr(tuple(row)) for row in rows]
+    keys = [key for key in await stored_keys(app, tenant_id) if "/files/" in key]
+    return [repr(tuple(row)) for row in rows], keys
 
 
 async def assert_a_still_served(api: Api, world: World) -> None:
@@ -846,6 +927,8 @@ async def assert_a_still_served(api: Api, world: World) -> None:
     assert link.status_code == 200, link.text
     content = await api.client.get(link.json()["url"])
     assert (content.status_code, content.content) == (200, PDF)
+    logo = await api.client.get("/api/v1/branding/logo", headers={"Host": world.acme.host})
+    assert (logo.status_code, logo.content) == (200, A_LOGO)
     refreshed = await api.client.post(
         "/api/v1/auth/refresh",
         json={"refresh_token": world.a_refresh},
@@ -875,10 +958,7 @@ async def test_b_cannot_reach_a(
 ) -> None:
     a_before = await tenant_rows(platform_connection, world.acme.id)
     a_keys = await stored_keys(app, world.acme.id)
-    b_before = (
-        await b_files(platform_connection, world.globex.id),
-        await stored_keys(app, world.globex.id),
-    )
+    b_before = await b_files(platform_connection, app, world.globex.id)
     headers = {**HOSTS[where](world), **world.b_auth}
     decoys = world.decoys()
 
@@ -904,10 +984,7 @@ async def test_b_cannot_reach_a(
 
     assert await tenant_rows(platform_connection, world.acme.id) == a_before, request
     assert await stored_keys(app, world.acme.id) == a_keys, request
-    assert (
-        await b_files(platform_connection, world.globex.id),
-        await stored_keys(app, world.globex.id),
-    ) == b_before, request
+    assert await b_files(platform_connection, app, world.globex.id) == b_before, request
     await assert_a_still_served(api, world)
 
 
@@ -1101,14 +1178,18 @@ async def test_every_object_key_is_under_its_tenants_prefix(
     )
     for row in rows:  # the key names the row's own tenant and file, pending or not
         assert row["storage_key"] == _key_of(row["tenant_id"], row["id"])
+    logos = [f"tenants/{tenant.id}/branding/logo" for tenant in (world.acme, world.globex)]
     ready = sorted(row["storage_key"] for row in rows if row["status"] == "ready")
-    assert everything == ready
+    assert everything == sorted(ready + logos)
     for tenant in (world.acme, world.globex):
         keys = await stored_keys(app, tenant.id)
         assert keys, tenant.slug
         assert all(key.startswith(f"tenants/{tenant.id}/") for key in keys)
         assert sorted(keys) == sorted(
-            row["storage_key"]
-            for row in rows
-            if row["status"] == "ready" and row["tenant_id"] == tenant.id
+            [
+                row["storage_key"]
+                for row in rows
+                if row["status"] == "ready" and row["tenant_id"] == tenant.id
+            ]
+            + [f"tenants/{tenant.id}/branding/logo"]
         )

@@ -22,6 +22,11 @@ PUBLIC, USER = "public", "user"  # no token needed; a user's own account (no API
 V, E, A = Role.VIEWER, Role.EDITOR, Role.ADMIN
 MINIMUM: dict[tuple[str, str], str | Role] = {
     ("GET", "/api/v1/branding"): PUBLIC,
+    ("GET", "/api/v1/branding/logo"): PUBLIC,
+    ("GET", "/api/v1/admin/branding"): A,
+    ("PATCH", "/api/v1/admin/branding"): A,
+    ("PUT", "/api/v1/admin/branding/logo"): A,
+    ("DELETE", "/api/v1/admin/branding/logo"): A,
     **{
         ("POST", f"/api/v1/auth/{name}"): PUBLIC
         for name in (

@@ -61,6 +61,7 @@ async def test_x_tenant_only_on_tenant_public_routes(client: AsyncTestClient[Lit
         ("POST", "/api/v1/auth/forgot-password"),
         ("POST", "/api/v1/auth/reset-password"),
         ("GET", "/api/v1/branding"),
+        ("GET", "/api/v1/branding/logo"),
     }
     assert "Host" in doc["info"]["description"]
 

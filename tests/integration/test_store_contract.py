@@ -24,6 +24,7 @@ from tenantry.storage import (
     LocalStore,
     ObjectStore,
     S3Store,
+    StoreError,
     StoreUnavailableError,
     branding_key,
     content_disposition,
@@ -332,6 +333,21 @@ async def test_cancelled_upload_leaves_nothing(backend: Backend) -> None:
     assert await backend.store.head(key) is None
     assert await keys_under(backend.store, tenant_prefix(tenant_id)) == []
     assert await backend.probe.leftovers() == []
+
+
+async def test_read_returns_a_small_object_whole(backend: Backend) -> None:
+    logo = branding_key(uuid4(), "logo")
+    data = payload(70_000)
+    await backend.store.put_stream(
+        logo, stream(iter([data[:1000], data[1000:]])), content_type="image/png"
+    )
+
+    assert await backend.store.read(logo, max_bytes=len(data)) == data
+    assert await backend.store.read(branding_key(uuid4(), "logo"), max_bytes=10) is None
+    with pytest.raises(StoreError):  # larger than the caller keeps: not read at all
+        await backend.store.read(logo, max_bytes=len(data) - 1)
+    with pytest.raises(InvalidKeyError):
+        await backend.store.read("tenants/../etc/passwd", max_bytes=10)
 
 
 async def test_delete_is_idempotent(backend: Backend) -> None:

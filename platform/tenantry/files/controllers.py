@@ -21,7 +21,6 @@ from tenantry.files.deps import (
     provide_categories,
     provide_file_service,
     provide_file_uploads,
-    provide_origin,
 )
 from tenantry.files.multipart import read_form
 from tenantry.files.repository import FileFilters
@@ -41,6 +40,7 @@ from tenantry.files.uploads import FileUploads
 from tenantry.lib.errors import DomainError, ErrorCode
 from tenantry.lib.openapi import problems, schema_ref, with_request_body
 from tenantry.lib.schemas import Limit, Offset, Page, convert_or_invalid, decode_json_or_invalid
+from tenantry.tenancy.deps import provide_origin
 
 MAX_JSON_BODY = 64 * 1024
 _SINGLE_FIELDS = ("title", "description", "category", "language")

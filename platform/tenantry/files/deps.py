@@ -10,7 +10,6 @@ from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.auth.middleware import Principal
-from tenantry.config import Settings
 from tenantry.db.models import Audience, Category
 from tenantry.db.reads import TenantReader
 from tenantry.db.tenant_scope import TenantRecord
@@ -19,7 +18,6 @@ from tenantry.files.repository import FileRepository
 from tenantry.files.services import FileService
 from tenantry.files.taxonomy import AUDIENCES, CATEGORIES, TaxonomyService
 from tenantry.files.uploads import FileUploads
-from tenantry.lib.http import request_origin
 from tenantry.storage import ObjectStore
 
 
@@ -57,13 +55,6 @@ def provide_file_uploads(
 ) -> FileUploads:
     files = _files(db_session, tenant, file_backends)
     return FileUploads(files, tenant, request.user, file_backends.store)
-
-
-def provide_origin(request: Request[Any, Any, Any], settings: NamedDependency[Settings]) -> str:
-    """Where download links point: the configured public origin, else the one the client used."""
-    return settings.public_origin or request_origin(
-        request.scope, request.headers, settings.trusted_proxies
-    )
 
 
 def provide_categories(

@@ -211,6 +211,15 @@ class ErrorCode(Enum):
     AUDIENCE_NOT_FOUND = (404, "Audience not found", "No audience with this id in this tenant.")
     CATEGORY_EXISTS = (409, "Category exists", "The tenant has a category with this name.")
     AUDIENCE_EXISTS = (409, "Audience exists", "The tenant has an audience with this name.")
+    # -- tenant administration: branding ----------------------------------------------------
+    LOGO_NOT_FOUND = (404, "Logo not found", "The tenant has no uploaded logo.")
+    INVALID_SVG = (
+        422,
+        "SVG refused",
+        "The SVG logo is not well-formed XML, declares a DTD or entities, is not an `<svg>` "
+        "document, nests too deeply, or has nothing drawable left once scripts, event handlers, "
+        "foreign content and external references are removed.",
+    )
     # -- usage reports ------------------------------------------------------------------------
     TIMEZONE_NOT_KEPT = (
         422,

@@ -1,4 +1,5 @@
-"""Where a request came from: its host and origin, trusting forwarded headers only from proxies.
+"""Where a request came from (its host and origin, trusting forwarded headers only from proxies),
+and conditional requests (entity tags).
 
 A trusted proxy appends what it saw to `X-Forwarded-*`; anything before that value came from the
 client. So the last value is the proxy's own, and the only one believed.
@@ -6,6 +7,7 @@ client. So the last value is the proxy's own, and the only one believed.
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from litestar.datastructures import Headers
@@ -66,3 +68,16 @@ def request_origin(scope: Scope, headers: Headers, trusted_proxies: tuple[str, .
         host, port = (server[0], str(server[1])) if server else ("localhost", "")
     port = port if _PORT.fullmatch(port) and 0 < int(port) <= 65535 else ""
     return f"{scheme}://{host}:{port}" if port else f"{scheme}://{host}"
+
+
+def strong_etag(body: bytes) -> str:
+    """A strong entity tag for exactly these bytes."""
+    return f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """Whether `If-None-Match` names `etag` (RFC 9110: a weak comparison, `*` matches any)."""
+    if not if_none_match:
+        return False
+    candidates = (candidate.strip().removeprefix("W/") for candidate in if_none_match.split(","))
+    return any(candidate in ("*", etag) for candidate in candidates)

@@ -28,6 +28,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import (
     Components,
+    OpenAPIFormat,
     OpenAPIMediaType,
     OpenAPIResponse,
     OpenAPIType,
@@ -137,6 +138,25 @@ def with_request_body(
             self.request_body = body
 
     _Operation.schemas = schemas
+    return _Operation
+
+
+def with_binary_response(description: str, media_types: Iterable[str]) -> type[Operation]:
+    """An `operation_class` for a handler that answers 200 with raw bytes of any of
+    `media_types` (Litestar documents one media type per handler)."""
+    content = {
+        media_type: OpenAPIMediaType(
+            schema=Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+        )
+        for media_type in media_types
+    }
+
+    @dataclass
+    class _Operation(Operation):
+        def __post_init__(self) -> None:
+            answer = OpenAPIResponse(description=description, content=content)
+            self.responses = {**(self.responses or {}), "200": answer}
+
     return _Operation
 
 

@@ -38,16 +38,20 @@ Offset = Annotated[
 
 
 _FIELD_PATH = re.compile(r"at `\$\.?([^`]*)`")
+_UNKNOWN_FIELD = re.compile(r"unknown field `([^`]*)`")
 
 
 def convert_or_invalid(data: object, type_: type[T], *, prefix: str = "") -> T:
-    """msgspec.convert, with a failure as 422 naming the field (`$.title` -> `title`)."""
+    """msgspec.convert, with a failure as 422 naming the field (`$.title` -> `title`; an
+    unknown field by its own name)."""
     try:
         return msgspec.convert(data, type_, strict=False)
     except msgspec.ValidationError as exc:
         match = _FIELD_PATH.search(str(exc))
+        unknown = _UNKNOWN_FIELD.search(str(exc))
         path = match.group(1) if match else ""
-        field = ".".join(part for part in (prefix, path) if part) or prefix or "body"
+        parts = (prefix, path, unknown.group(1) if unknown else "")
+        field = ".".join(part for part in parts if part) or "body"
         message = _FIELD_PATH.sub("", str(exc)).rstrip(" -")
         raise DomainError(ErrorCode.INVALID_FIELD, f"{field}: {message}", field=field) from exc
 

@@ -34,7 +34,7 @@ from tenantry.platform.schemas import (
     TenantPatch,
 )
 from tenantry.storage import ObjectStore, tenant_prefix
-from tenantry.tenancy.schemas import Branding, TenantSettings
+from tenantry.tenancy.schemas import Branding, TenantSettings, edit_branding, plain_branding
 
 # What another domain does when a tenant is offboarded (e.g. the files domain removes its
 # files), in the offboarding transaction. The app passes the domains' purges in.
@@ -216,10 +216,7 @@ class TenantService:
                 convert_or_invalid(merged, TenantSettings, prefix="settings")
             )
         if patch.branding is not None:
-            merged = {**tenant.branding, **patch.branding}
-            tenant.branding = msgspec.to_builtins(
-                convert_or_invalid(merged, Branding, prefix="branding")
-            )
+            tenant.branding = edit_branding(tenant.branding, patch.branding, prefix="branding")
         await self.repository.session.flush()
         after = _audited(tenant)
         if after != before:  # manifests re-applied unchanged leave no trace
@@ -350,7 +347,7 @@ class TenantService:
                     storage_bytes=tenant.storage_quota_bytes, max_file_bytes=tenant.max_file_bytes
                 ),
                 settings=msgspec.convert(tenant.settings, TenantSettings),
-                branding=msgspec.convert(tenant.branding, Branding),
+                branding=plain_branding(tenant.branding),
                 created_at=tenant.created_at,
                 updated_at=tenant.updated_at,
                 deleted_at=tenant.deleted_at,

@@ -36,6 +36,7 @@ from tenantry.storage.protocol import (
     MiB,
     ObjectInfo,
     ObjectNotFoundError,
+    StoreError,
     StoreUnavailableError,
 )
 
@@ -154,6 +155,21 @@ class LocalStore:
             return ObjectInfo(size=size, content_type=content_type)
 
         return await _io(read)
+
+    async def read(self, key: str, *, max_bytes: int) -> bytes | None:
+        path = self._object_path(key)
+
+        def read_whole() -> bytes | None:
+            try:
+                with path.open("rb") as file:
+                    data = file.read(max_bytes + 1)
+            except FileNotFoundError:
+                return None
+            if len(data) > max_bytes:
+                raise StoreError(f"{key} is larger than {max_bytes} bytes")
+            return data
+
+        return await _io(read_whole)
 
     async def delete(self, key: str) -> None:
         path = self._object_path(key)

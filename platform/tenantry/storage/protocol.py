@@ -82,6 +82,11 @@ class ObjectStore(Protocol):
 
     async def head(self, key: str) -> ObjectInfo | None: ...
 
+    async def read(self, key: str, *, max_bytes: int) -> bytes | None:
+        """A small object's whole content (branding assets), or None if there is none. An
+        object larger than `max_bytes` is not read: StoreError (only small ones are kept)."""
+        ...
+
     async def delete(self, key: str) -> None:
         """Remove the object; removing a missing object is not an error."""
         ...

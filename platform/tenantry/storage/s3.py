@@ -334,6 +334,21 @@ class S3Store:
                 raise
         return ObjectInfo(size=response["ContentLength"], content_type=response.get("ContentType"))
 
+    async def read(self, key: str, *, max_bytes: int) -> bytes | None:
+        validate_key(key)
+        async with _translated("reading the object", self._deadline):
+            try:
+                response = await self._client.get_object(Bucket=self._bucket, Key=key)
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") == "NoSuchKey":
+                    return None
+                raise
+            async with response["Body"] as body:
+                if response["ContentLength"] > max_bytes:
+                    raise StoreError(f"{key} is larger than {max_bytes} bytes")
+                data: bytes = await body.read()
+        return data
+
     async def delete(self, key: str) -> None:
         validate_key(key)
         async with _translated("deleting the object", self._deadline):

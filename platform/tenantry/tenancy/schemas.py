@@ -2,14 +2,48 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
-from tenantry.lib.schemas import Email
+from tenantry.lib.errors import DomainError, ErrorCode
+from tenantry.lib.schemas import Email, convert_or_invalid
 from tenantry.lib.timezones import known_zones
 
 Color = Annotated[str, msgspec.Meta(pattern=r"^#[0-9a-fA-F]{6}$")]
+DisplayName = Annotated[str, msgspec.Meta(max_length=200)]
+
+# A theme holds plain values a front end reads (`{"font": "Inter", "radius": 8}`), never CSS:
+# text refuses what could close a declaration or open a rule, markup, escapes and control
+# characters, and the CSS functions that load or run something. Case-insensitive by character
+# classes, so that the pattern is also a valid JSON Schema (ECMA-262) pattern.
+MAX_THEME_KEYS = 32
+ThemeKey = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+ThemeText = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=200,
+        pattern=r"^(?![^\x00]*(?:[uU][rR][lL]\(|[eE][xX][pP][rR][eE][sS][sS][iI][oO][nN]\("
+        r"|@[iI][mM][pP][oO][rR][tT]))[^;{}<>\\\x00-\x1f\x7f]*$",
+    ),
+]
+ThemeValue = (
+    ThemeText
+    | Annotated[int, msgspec.Meta(ge=-1_000_000, le=1_000_000)]
+    | Annotated[float, msgspec.Meta(ge=-1_000_000, le=1_000_000)]
+    | bool
+)
+Theme = Annotated[dict[ThemeKey, ThemeValue], msgspec.Meta(max_length=MAX_THEME_KEYS)]
+# A theme in answers: JSON has one kind of number, and the document's `oneOf` over integer and
+# number would refuse every integer.
+ThemeOut = dict[str, str | float | bool]
+THEME_RULE = (
+    "keys are lowercase names (a letter, then letters, digits or _; at most 32 characters); "
+    "values are numbers (at most 1,000,000 either way), booleans or text of at most 200 "
+    "characters without CSS or markup "
+    "(no ; { } < > \\, control characters, url( expression( or @import)"
+)
 
 
 ContentTypes = Annotated[
@@ -37,14 +71,82 @@ class TenantSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class Branding(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    display_name: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    """The plain values of a tenant's brand, which its admins and the operator set."""
+
+    display_name: DisplayName | None = None
     primary_color: Color = "#1f6feb"
     accent_color: Color = "#f59e0b"
+    # An external logo, set by the operator; an uploaded logo (`StoredBranding.logo`) wins.
     # Front ends put it in an <img src>: web addresses only (no javascript: or data: tricks).
     logo_url: Annotated[str, msgspec.Meta(max_length=2048, pattern=r"^https?://[^\s]+$")] | None = (
         None
     )
     support_email: Email | None = None
+    theme: Theme = msgspec.field(default_factory=dict)
+
+
+LogoType = Literal["image/png", "image/jpeg", "image/webp", "image/svg+xml"]
+SVG: Final = "image/svg+xml"
+# The logo's field in `tenants.branding`.
+LOGO_FIELD = "logo"
+
+
+class LogoInfo(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The record of an uploaded logo (its bytes are in the store, under `logo_key`)."""
+
+    content_type: LogoType
+    size: int
+    sha256: str
+
+    @property
+    def version(self) -> str:
+        """What logo URLs carry (`?v=`): changes with the bytes, so caches may keep each long."""
+        return self.sha256[:16]
+
+
+class StoredBranding(Branding):
+    """`tenants.branding` as stored: the plain values and the uploaded logo's record. The
+    record changes only with an upload or a removal, never through the plain values' edits."""
+
+    logo: LogoInfo | None = None
+
+
+def stored_branding(raw: Mapping[str, Any]) -> StoredBranding:
+    return msgspec.convert(raw, StoredBranding)
+
+
+def plain_branding(raw: Mapping[str, Any]) -> Branding:
+    return msgspec.convert(_without_logo(raw), Branding)
+
+
+def edit_branding(
+    raw: Mapping[str, Any], changes: Mapping[str, object], *, prefix: str = ""
+) -> dict[str, Any]:
+    """The stored branding with `changes` to its plain values (422 naming a field that is not
+    acceptable, `logo` included); the uploaded logo's record is kept as it is."""
+    check_theme(changes.get("theme"), prefix=prefix)
+    edited = convert_or_invalid({**_without_logo(raw), **changes}, Branding, prefix=prefix)
+    kept = {LOGO_FIELD: raw[LOGO_FIELD]} if raw.get(LOGO_FIELD) is not None else {}
+    return {**msgspec.to_builtins(edited), **kept}
+
+
+def check_theme(theme: object, *, prefix: str = "") -> None:
+    """422 naming the theme entry that is not a plain value (`theme.font`): msgspec names
+    only the whole object when one of its values fails."""
+    if not isinstance(theme, dict):
+        return
+    for key, value in theme.items():
+        try:
+            msgspec.convert({key: value}, Theme, strict=False)
+        except msgspec.ValidationError as exc:
+            field = ".".join(part for part in (prefix, "theme", str(key)) if part)
+            raise DomainError(
+                ErrorCode.INVALID_FIELD, f"{field}: {THEME_RULE}", field=field
+            ) from exc
+
+
+def _without_logo(raw: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in raw.items() if key != LOGO_FIELD}
 
 
 def effective_upload_limits(

@@ -23,6 +23,8 @@ from tenantry.lib.errors import ErrorCode
 from tenantry.lib.openapi import problems
 from tenantry.lib.schemas import Offset
 from tenantry.lib.zones import PLATFORM
+from tenantry.storage import ObjectStore
+from tenantry.tenancy.branding import logo_data_uri
 from tenantry.usage.export import EventExport
 from tenantry.usage.html import render_platform_report, render_tenant_report
 from tenantry.usage.repository import PlatformUsageRepository, TenantUsageRepository
@@ -81,13 +83,14 @@ def _html(page: str) -> Response[str]:
     return Response(page, media_type="text/html; charset=utf-8", headers=HTML_HEADERS)
 
 
-async def _tenant_page(usage: TenantUsageService, span: ReportRange) -> str:
+async def _tenant_page(usage: TenantUsageService, span: ReportRange, store: ObjectStore) -> str:
     report = await usage.report(span, None)
     return render_tenant_report(
         report,
         display_name=usage.branding.display_name or usage.tenant.name,
         primary_color=usage.branding.primary_color,
         accent_color=usage.branding.accent_color,
+        logo=await logo_data_uri(store, usage.tenant.id, usage.branding),
         breakdowns=await usage.breakdowns(span),
     )
 
@@ -138,13 +141,13 @@ class UsageController(Controller):
     async def report(
         self,
         usage: NamedDependency[TenantUsageService],
-        tenant: NamedDependency[TenantRecord],
+        store: NamedDependency[ObjectStore],
         from_: From = None,
         to: To = None,
         granularity: GranularityParam = "day",
     ) -> Response[str]:
         """The usage report as one self-contained HTML page in the tenant's branding."""
-        return _html(await _tenant_page(usage, usage.span(from_, to, granularity)))
+        return _html(await _tenant_page(usage, usage.span(from_, to, granularity), store))
 
 
 # -- the operator's reports and the export ----------------------------------------------------
@@ -255,10 +258,11 @@ class PlatformUsageController(Controller):
         self,
         tenant_id: FromPath[uuid.UUID],
         platform_usage: NamedDependency[PlatformUsageRepository],
+        store: NamedDependency[ObjectStore],
         from_: From = None,
         to: To = None,
         granularity: GranularityParam = "day",
     ) -> Response[str]:
         """One tenant's HTML usage report, in its branding."""
         usage = await PlatformUsageService(platform_usage).tenant_usage(tenant_id)
-        return _html(await _tenant_page(usage, usage.span(from_, to, granularity)))
+        return _html(await _tenant_page(usage, usage.span(from_, to, granularity), store))

@@ -111,6 +111,8 @@ class Page:
     subtitle: str
     as_of: str
     palette: Palette
+    # The uploaded logo as a data: URI, or else the initial on the primary colour (or neither).
+    logo: str | None
     monogram: str | None
     monogram_ink: str
     totals: Table
@@ -171,9 +173,11 @@ def render_tenant_report(
     primary_color: str,
     accent_color: str,
     breakdowns: Mapping[str, list[GroupRow]],
+    logo: str | None = None,
 ) -> str:
-    """One tenant's report, in its name and colours; `breakdowns` maps a dimension (category,
-    language, audience, role) to its rows, each charted and tabled in the mapping's order."""
+    """One tenant's report, in its name, colours and logo (a `data:` URI; a monogram without
+    one); `breakdowns` maps a dimension (category, language, audience, role) to its rows, each
+    charted and tabled in the mapping's order."""
     palette = Palette(
         _checked_colour(primary_color, DEFAULT_PRIMARY),
         _checked_colour(accent_color, DEFAULT_ACCENT),
@@ -210,6 +214,7 @@ def render_tenant_report(
         ),
         as_of=report.as_of.isoformat(),
         palette=palette,
+        logo=logo,
         monogram=_initial(display_name),
         monogram_ink=_ink_on(palette.primary),
         totals=_totals(report.totals),
@@ -263,6 +268,7 @@ def render_platform_report(usage: PlatformUsage, *, granularity: Granularity = "
         subtitle=f"From {usage.from_.isoformat()} to {usage.to.isoformat()}, per {granularity}",
         as_of=usage.as_of.isoformat(),
         palette=PLATFORM_PALETTE,
+        logo=None,
         monogram=None,
         monogram_ink=_ink_on(PLATFORM_PALETTE.primary),
         totals=_totals(usage.totals),

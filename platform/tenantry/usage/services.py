@@ -14,7 +14,7 @@ from sqlalchemy import Row
 
 from tenantry.lib.errors import DomainError, ErrorCode
 from tenantry.lib.timezones import known_zones
-from tenantry.tenancy.schemas import Branding
+from tenantry.tenancy.schemas import StoredBranding, stored_branding
 from tenantry.usage.repository import PlatformUsageRepository, TenantUsageRepository
 from tenantry.usage.schemas import (
     Counts,
@@ -296,11 +296,11 @@ def _label(labels: dict[tuple[str, str], str], dimension: str, key: str) -> str:
     return key
 
 
-def _branding(raw: dict[str, Any]) -> Branding:
+def _branding(raw: dict[str, Any]) -> StoredBranding:
     try:
-        return msgspec.convert(raw, Branding)
+        return stored_branding(raw)
     except msgspec.ValidationError:  # stored before a rule tightened: the defaults
-        return Branding()
+        return StoredBranding()
 
 
 class PlatformUsageService:
