@@ -29,6 +29,7 @@ from tenantry.admin.branding import AdminBrandingController
 from tenantry.admin.controllers import (
     ApiKeysAdminController,
     AuditAdminController,
+    DomainsAdminController,
     SettingsAdminController,
     UsersAdminController,
 )
@@ -70,7 +71,9 @@ from tenantry.storage import ObjectStore
 from tenantry.storage.factory import build_store
 from tenantry.tenancy.cache import TenantCache
 from tenantry.tenancy.controllers import BrandingController
+from tenantry.tenancy.cors import CorsMiddleware
 from tenantry.tenancy.deps import provide_tenant
+from tenantry.tenancy.domains import DnsVerifier
 from tenantry.tenancy.middleware import TenancyMiddleware, TenantResolver
 from tenantry.usage.controllers import PlatformUsageController, UsageController
 from tenantry.usage.meter import ServedBytesMeter
@@ -226,6 +229,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             ApiKeysAdminController,
             SettingsAdminController,
             AuditAdminController,
+            DomainsAdminController,
             AdminBrandingController,
             CategoriesAdminController,
             AudiencesAdminController,
@@ -246,6 +250,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
         middleware=[
             RequestContextMiddleware(),
             TenancyMiddleware(services.resolver, services.tokens),
+            CorsMiddleware(settings.base_domain),
             AuthMiddleware(
                 services.tokens, services.credentials, services.key_hasher, services.key_uses
             ),
@@ -272,6 +277,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             "served_meter": _singleton(services.served.served),
             "mailer": _singleton(services.mailer),
             "key_hasher": _singleton(services.key_hasher),
+            "dns_verifier": _singleton(DnsVerifier(settings.dns_nameservers, settings.dns_port)),
             "tenant_purges": _singleton(TENANT_PURGES),
             "file_backends": _singleton(
                 FileBackends(services.reader, services.store, services.recorder)

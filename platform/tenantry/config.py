@@ -83,6 +83,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # upload counts as dead.
     reconcile_interval_seconds: float = 600.0
     pending_upload_timeout_seconds: int = 24 * 3600
+    # Name servers that verify tenants' domains (none: the system's), and their port.
+    dns_nameservers: tuple[str, ...] = ()
+    dns_port: int = 53
     # Outgoing mail (invitations, password resets); no host: no mail, tokens go to the admin.
     smtp_host: str | None = None
     smtp_port: int = 587
@@ -131,7 +134,7 @@ def load_settings(environ: dict[str, str] | None = None, *, dotenv: Path | None 
             raw[key.removeprefix(prefix).lower()] = value
     if "DATABASE_URL" in source and "database_url" not in raw:
         raw["database_url"] = source["DATABASE_URL"]
-    for name in ("shared_hosts", "trusted_proxies"):
+    for name in ("shared_hosts", "trusted_proxies", "dns_nameservers"):
         if isinstance(raw.get(name), str):
             raw[name] = _split(str(raw[name]))
     bucket = source.get(prefix + "S3_BUCKET")

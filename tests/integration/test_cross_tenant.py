@@ -92,6 +92,7 @@ class World:
             a_refresh=uuid.uuid4().hex + uuid.uuid4().hex,
             a_invitation=secrets.token_urlsafe(32),
             a_reset=secrets.token_urlsafe(32),
+            a_domain=f"never-{uuid.uuid4().hex[:8]}.example",
         )
         return {**self.values, **decoy}
 
@@ -191,6 +192,12 @@ async def build_world(api: Api, platform_connection: asyncpg.Connection) -> Worl
         headers={"Host": acme.host, **a_auth},
     )
     assert a_key.status_code == 201, a_key.text
+    a_domain = await api.client.post(
+        "/api/v1/admin/domains",
+        json={"domain": "media.acme.example"},
+        headers={"Host": acme.host, **a_auth},
+    )
+    assert a_domain.status_code == 201, a_domain.text
     a_reset = secrets.token_urlsafe(32)
     await platform_connection.execute(
         "INSERT INTO user_tokens (tenant_id, user_id, purpose, token_hash, expires_at) "
@@ -206,6 +213,7 @@ async def build_world(api: Api, platform_connection: asyncpg.Connection) -> Worl
         "a_invitation": a_invited.json()["invitation"]["token"],
         "a_reset": a_reset,
         "a_api_key": a_key.json()["api_key"]["id"],
+        "a_domain": "media.acme.example",
         "a_other_file": a_other.json()["id"],
         "a_pending": a_pending.json()["file"]["id"],
         "a_category": a_category,
@@ -433,6 +441,10 @@ def only_b_users(world: World, response: httpx.Response) -> None:
 
 def no_items(world: World, response: httpx.Response) -> None:
     assert response.json()["total"] == 0
+
+
+def no_domains(world: World, response: httpx.Response) -> None:
+    assert response.json() == []
 
 
 def is_b_settings(world: World, response: httpx.Response) -> None:
@@ -765,6 +777,29 @@ CASES = [
         writes=True,
     ),
     Case("admin.audit", "GET", "/api/v1/admin/audit", 200, check=only_b_audited),
+    Case("admin.domains", "GET", "/api/v1/admin/domains", 200, check=no_domains),
+    Case(
+        "admin.domains.verify-a-domain",
+        "POST",
+        "/api/v1/admin/domains/{a_domain}/verify",
+        404,
+        "domain_not_found",
+    ),
+    Case(
+        "admin.domains.remove-a-domain",
+        "DELETE",
+        "/api/v1/admin/domains/{a_domain}",
+        404,
+        "domain_not_found",
+    ),
+    Case(
+        "admin.domains.request",
+        "POST",
+        "/api/v1/admin/domains",
+        201,
+        json={"domain": "b-{a_domain}"},  # a fresh name each time (attack and control)
+        writes=True,
+    ),
     Case(
         "admin.api-keys.revoke-a-key",
         "DELETE",

@@ -8,10 +8,11 @@ from typing import Any
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody
-from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.admin.api_keys import ApiKeyService
+from tenantry.admin.domains import DomainRequest, DomainService, TenantDomainOut
 from tenantry.admin.schemas import (
     AdminUserOut,
     ApiKeyCreate,
@@ -29,6 +30,7 @@ from tenantry.auth.api_keys import ApiKeyHasher
 from tenantry.auth.guards import requires_role
 from tenantry.auth.middleware import Principal
 from tenantry.auth.passwords import PasswordHasher
+from tenantry.config import Settings
 from tenantry.db.audit import AuditEntryOut, AuditRepository, AuditWriter
 from tenantry.db.enums import ActorType, Role
 from tenantry.db.tenant_scope import TenantRecord
@@ -36,6 +38,7 @@ from tenantry.lib.errors import ErrorCode
 from tenantry.lib.mail import Mailer
 from tenantry.lib.openapi import problems
 from tenantry.lib.schemas import Limit, Offset, Page
+from tenantry.tenancy.domains import DnsVerifier
 
 
 def provide_user_admin(
@@ -231,3 +234,65 @@ class AuditAdminController(Controller):
         return await audit_log.page(
             action=action, actor_type=actor_type, limit=limit, offset=offset
         )
+
+
+def provide_domains(
+    request: Request[Principal, Any, Any],
+    db_session: NamedDependency[AsyncSession],
+    tenant: NamedDependency[TenantRecord],
+    settings: NamedDependency[Settings],
+    dns_verifier: NamedDependency[DnsVerifier],
+    audit: NamedDependency[AuditWriter],
+) -> DomainService:
+    return DomainService(
+        db_session, tenant, request.user, settings=settings, verifier=dns_verifier, audit=audit
+    )
+
+
+_DOMAIN = "/{domain:str}"
+
+
+class DomainsAdminController(Controller):
+    path = "/api/v1/admin/domains"
+    tags = ["admin"]
+    guards = [requires_role(Role.ADMIN)]
+    dependencies = {"domains": Provide(provide_domains, sync_to_thread=False)}
+
+    @get("/")
+    async def list_domains(self, domains: NamedDependency[DomainService]) -> list[TenantDomainOut]:
+        """The tenant's domains; a pending one shows the TXT record that proves it."""
+        return await domains.list_domains()
+
+    @post(
+        "/",
+        status_code=HTTP_201_CREATED,
+        responses=problems(ErrorCode.DOMAIN_TAKEN, ErrorCode.INVALID_DOMAIN),
+    )
+    async def request_domain(
+        self, data: JSONBody[DomainRequest], domains: NamedDependency[DomainService]
+    ) -> TenantDomainOut:
+        """Ask for a domain: it serves the tenant once verified (publish the TXT record, then
+        call verify)."""
+        return await domains.request_domain(data)
+
+    @post(
+        _DOMAIN + "/verify",
+        status_code=HTTP_200_OK,
+        responses=problems(
+            ErrorCode.DOMAIN_NOT_FOUND, ErrorCode.DOMAIN_NOT_VERIFIED, ErrorCode.DNS_UNAVAILABLE
+        ),
+    )
+    async def verify_domain(
+        self, domain: FromPath[str], domains: NamedDependency[DomainService]
+    ) -> TenantDomainOut:
+        """Checks the TXT record through DNS; verified, the domain serves the tenant at once."""
+        return await domains.verify(domain)
+
+    @delete(
+        _DOMAIN, status_code=HTTP_204_NO_CONTENT, responses=problems(ErrorCode.DOMAIN_NOT_FOUND)
+    )
+    async def remove_domain(
+        self, domain: FromPath[str], domains: NamedDependency[DomainService]
+    ) -> None:
+        """The domain stops serving the tenant at once."""
+        await domains.remove(domain)

@@ -76,6 +76,7 @@ class TenantSettingsOut(msgspec.Struct, kw_only=True):
     accepted_content_types: list[str] | None
     max_file_bytes: int | None
     download_url_ttl_seconds: int
+    cors_origins: list[str]
     # The plan's limits, set by the operator: the settings above stay within them.
     plan_content_types: list[str] | None
     plan_max_file_bytes: int
@@ -94,4 +95,17 @@ class TenantSettingsPatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tr
     max_file_bytes: Annotated[int, msgspec.Meta(ge=1)] | msgspec.UnsetType | None = msgspec.UNSET
     download_url_ttl_seconds: (
         Annotated[int, msgspec.Meta(ge=30, le=24 * 3600)] | msgspec.UnsetType
+    ) = msgspec.UNSET
+    # Exact origins (scheme, host, port) of the tenant's web apps on other hosts.
+    cors_origins: (
+        Annotated[
+            list[
+                Annotated[
+                    str,
+                    msgspec.Meta(max_length=300, pattern=r"^https?://[a-z0-9.-]+(:[0-9]{1,5})?$"),
+                ]
+            ],
+            msgspec.Meta(max_length=20),
+        ]
+        | msgspec.UnsetType
     ) = msgspec.UNSET

@@ -30,6 +30,7 @@ _ADMIN_FIELDS = (
     "accepted_content_types",
     "max_file_bytes",
     "download_url_ttl_seconds",
+    "cors_origins",
 )
 
 
@@ -40,6 +41,7 @@ def settings_out(settings: TenantSettings, plan_max_file_bytes: int) -> TenantSe
         accepted_content_types=settings.accepted_content_types,
         max_file_bytes=settings.max_file_bytes,
         download_url_ttl_seconds=settings.download_url_ttl_seconds,
+        cors_origins=settings.cors_origins,
         plan_content_types=settings.allowed_content_types,
         plan_max_file_bytes=plan_max_file_bytes,
     )

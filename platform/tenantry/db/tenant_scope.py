@@ -29,6 +29,8 @@ class TenantRecord(msgspec.Struct, frozen=True):
     max_file_bytes: int
     settings: dict[str, Any]
     branding: dict[str, Any]
+    # Its verified custom domains (its CORS origins, with the ones its admins add).
+    domains: tuple[str, ...] = ()
 
 
 current_tenant: ContextVar[TenantRecord | None] = ContextVar("current_tenant", default=None)

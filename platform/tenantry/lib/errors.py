@@ -97,6 +97,12 @@ class ErrorCode(Enum):
         "The bearer token was issued by another tenant than the one this host serves.",
     )
     TENANT_SUSPENDED = (403, "Tenant suspended", "The tenant is suspended by the operator.")
+    ORIGIN_NOT_ALLOWED = (
+        403,
+        "Origin not allowed",
+        "A browser preflight from an origin that is not the tenant's (its host, its verified "
+        "domains, the origins its admins list).",
+    )
     # -- authentication and authorisation --------------------------------------------------
     MISSING_TOKEN = (401, "Authentication required", "The route needs a bearer token.")
     INVALID_TOKEN = (
@@ -173,6 +179,13 @@ class ErrorCode(Enum):
         "Not a valid domain name, or one under the platform's base domain.",
     )
     DOMAIN_NOT_FOUND = (404, "Domain not found", "The tenant has no such domain.")
+    DOMAIN_NOT_VERIFIED = (
+        409,
+        "Domain not verified",
+        "DNS does not carry the domain's verification record (yet): add the TXT record the "
+        "domain lists, wait for DNS, try again.",
+    )
+    DNS_UNAVAILABLE = (503, "DNS unavailable", "The name servers did not answer; try again.")
     # -- files -----------------------------------------------------------------------------
     FILE_NOT_FOUND = (404, "File not found", "No ready file with this id in this tenant.")
     INVALID_MULTIPART = (

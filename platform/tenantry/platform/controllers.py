@@ -29,6 +29,7 @@ from tenantry.platform.schemas import (
 )
 from tenantry.platform.services import TenantPurge, TenantService
 from tenantry.storage import ObjectStore
+from tenantry.tenancy.domains import DnsVerifier
 
 
 def provide_tenant_service(
@@ -183,3 +184,23 @@ class TenantsController(Controller):
     ) -> Page[AuditEntryOut]:
         """The tenant's audit log, newest first: its admins' actions and the operator's."""
         return await tenant_service.audit_log(tenant_id, limit=limit, offset=offset)
+
+    @post(
+        "/{tenant_id:uuid}/domains/{domain:str}/verify",
+        status_code=HTTP_200_OK,
+        responses=problems(
+            ErrorCode.TENANT_NOT_FOUND,
+            ErrorCode.DOMAIN_NOT_FOUND,
+            ErrorCode.DOMAIN_NOT_VERIFIED,
+            ErrorCode.DNS_UNAVAILABLE,
+        ),
+    )
+    async def verify_domain(
+        self,
+        tenant_id: FromPath[uuid.UUID],
+        domain: FromPath[str],
+        tenant_service: NamedDependency[TenantService],
+        dns_verifier: NamedDependency[DnsVerifier],
+    ) -> DomainOut:
+        """Checks the domain's TXT record through DNS; verified, it serves the tenant at once."""
+        return await tenant_service.verify_domain(tenant_id, domain, dns_verifier)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -34,6 +33,7 @@ from tenantry.platform.schemas import (
     TenantPatch,
 )
 from tenantry.storage import ObjectStore, tenant_prefix
+from tenantry.tenancy.domains import DnsVerifier, normalize_domain, verify_domain
 from tenantry.tenancy.schemas import Branding, TenantSettings, edit_branding, plain_branding
 
 # What another domain does when a tenant is offboarded (e.g. the files domain removes its
@@ -58,30 +58,6 @@ RESERVED_SLUGS = frozenset(
         "health",
     }
 )
-_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-
-
-def normalize_domain(domain: str, settings: Settings) -> str:
-    """Lowercase, no trailing dot, valid labels, and never under the platform's base domain."""
-    name = domain.strip().lower().rstrip(".")
-    labels = name.split(".")
-    base = settings.base_domain
-    if (
-        len(labels) < 2
-        or not all(_HOST_LABEL.match(label) for label in labels)
-        or labels[-1].isdigit()
-    ):
-        raise DomainError(
-            ErrorCode.INVALID_DOMAIN, f"'{domain}' is not a valid domain name", field="domain"
-        )
-    if name == base or name.endswith("." + base) or name in settings.shared_hosts:
-        # `{slug}.{base}` hosts belong to slugs; letting a tenant claim one would hijack it.
-        raise DomainError(
-            ErrorCode.INVALID_DOMAIN,
-            f"'{domain}' is under the platform's base domain '{base}'",
-            field="domain",
-        )
-    return name
 
 
 class TenantRepository(SQLAlchemyAsyncRepository[Tenant]):
@@ -282,6 +258,21 @@ class TenantService:
         if result.rowcount == 0:  # type: ignore[attr-defined]
             raise DomainError(ErrorCode.DOMAIN_NOT_FOUND, f"tenant has no domain '{domain}'")
         await self._record(tenant_id, "domain.removed", target=("domain", domain))
+
+    async def verify_domain(
+        self, tenant_id: uuid.UUID, domain: str, verifier: DnsVerifier
+    ) -> DomainOut:
+        await self._load(tenant_id, live=True)
+        name = domain.strip().lower().rstrip(".")
+        row = await verify_domain(self.session, tenant_id, name, verifier)
+        await self._record(tenant_id, "domain.verified", target=("domain", row.domain))
+        return DomainOut(
+            domain=row.domain,
+            tenant_id=row.tenant_id,
+            verified=row.verified,
+            is_primary=row.is_primary,
+            created_at=row.created_at,
+        )
 
     async def audit_log(
         self, tenant_id: uuid.UUID, *, limit: int, offset: int

@@ -22,17 +22,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tenantry.db.tenant_scope import TenantRecord
 
 CHANNEL = "tenant_changed"
-_BY_ID = text(
-    "SELECT id, slug, name, status, plan, storage_quota_bytes, max_file_bytes, settings, branding "
-    "FROM tenants WHERE id = :key AND status <> 'deleted'"
+_COLUMNS = (
+    "t.id, t.slug, t.name, t.status, t.plan, t.storage_quota_bytes, t.max_file_bytes, "
+    "t.settings, t.branding, ARRAY(SELECT v.domain FROM tenant_domains v "
+    "WHERE v.tenant_id = t.id AND v.verified ORDER BY v.domain) AS domains"
 )
-_BY_SLUG = text(
-    "SELECT id, slug, name, status, plan, storage_quota_bytes, max_file_bytes, settings, branding "
-    "FROM tenants WHERE slug = :key AND status <> 'deleted'"
-)
+_BY_ID = text(f"SELECT {_COLUMNS} FROM tenants t WHERE t.id = :key AND t.status <> 'deleted'")  # noqa: S608
+_BY_SLUG = text(f"SELECT {_COLUMNS} FROM tenants t WHERE t.slug = :key AND t.status <> 'deleted'")  # noqa: S608
 _BY_DOMAIN = text(
-    "SELECT t.id, t.slug, t.name, t.status, t.plan, t.storage_quota_bytes, t.max_file_bytes, "
-    "t.settings, t.branding FROM tenant_domains d JOIN tenants t ON t.id = d.tenant_id "
+    f"SELECT {_COLUMNS} FROM tenant_domains d JOIN tenants t ON t.id = d.tenant_id "  # noqa: S608
     "WHERE d.domain = :key AND d.verified AND t.status <> 'deleted'"
 )
 logger = structlog.get_logger("tenantry.tenancy")
@@ -85,7 +83,7 @@ class TenantCache:
         generation = self._generation
         async with self._engine.connect() as connection:
             row = (await connection.execute(query, {"key": key})).first()
-        record = TenantRecord(*row) if row else None
+        record = TenantRecord(**{**row._mapping, "domains": tuple(row.domains)}) if row else None
         if self.is_listening and generation == self._generation:
             self._entries[(kind, key)] = (now + self._ttl, record)
             self._entries.move_to_end((kind, key))

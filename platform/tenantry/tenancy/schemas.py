@@ -46,6 +46,9 @@ THEME_RULE = (
 )
 
 
+Origin = Annotated[
+    str, msgspec.Meta(max_length=300, pattern=r"^https?://[a-z0-9.-]+(:[0-9]{1,5})?$")
+]
 ContentTypes = Annotated[
     list[Annotated[str, msgspec.Meta(max_length=100)]], msgspec.Meta(max_length=50)
 ]
@@ -64,6 +67,10 @@ class TenantSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # (None: all the plan allows) and its largest file (None: the plan's `max_file_bytes`).
     accepted_content_types: ContentTypes | None = None
     max_file_bytes: Annotated[int, msgspec.Meta(ge=1, le=2**62)] | None = None
+    # Browser origins allowed beyond the tenant's own host and verified domains.
+    cors_origins: Annotated[list[Origin], msgspec.Meta(max_length=20)] = msgspec.field(
+        default_factory=list
+    )
 
     def __post_init__(self) -> None:
         if self.usage_timezone not in known_zones():

@@ -1,0 +1,102 @@
+"""CORS per tenant: a tenant's API answers browsers from its own origins only.
+
+Allowed: the tenant's own host (`{slug}.{base}`, any scheme and port), its verified custom
+domains over https, and the exact origins its admins list (`settings.cors_origins`). A preflight
+from an allowed origin is answered here, before authentication (browsers send none with it); one
+from any other origin is 403 `origin_not_allowed`. An actual request from another origin gets
+no CORS headers, so the browser keeps the answer from the page.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from litestar.datastructures import Headers, MutableScopeHeaders
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types.asgi_types import HTTPResponseBodyEvent, HTTPResponseStartEvent
+
+from tenantry.db.tenant_scope import TenantRecord, current_tenant
+from tenantry.lib.errors import DomainError, ErrorCode
+from tenantry.lib.zones import route_zone, zone_needs_tenant
+
+ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE"
+ALLOWED_HEADERS = frozenset(
+    {"authorization", "content-type", "x-request-id", "x-tenant", "if-none-match", "range"}
+)
+EXPOSED_HEADERS = "X-Request-ID, ETag, Content-Disposition, Content-Range, Next-Cursor"
+MAX_AGE_SECONDS = "600"
+
+
+def origin_allowed(origin: str, tenant: TenantRecord, base_domain: str) -> bool:
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path:
+        return False
+    if parts.hostname == f"{tenant.slug}.{base_domain}":
+        return True
+    if parts.scheme == "https" and parts.port is None and parts.hostname in tenant.domains:
+        return True
+    listed = tenant.settings.get("cors_origins") or []
+    return origin.lower().rstrip("/") in listed
+
+
+class CorsMiddleware(ASGIMiddleware):
+    """Runs after TenancyMiddleware (it needs the tenant) and before authentication."""
+
+    scopes = ("http",)  # type: ignore[assignment]
+
+    def __init__(self, base_domain: str) -> None:
+        self._base_domain = base_domain
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        headers = Headers.from_scope(scope)
+        origin = headers.get("origin")
+        tenant = current_tenant.get()
+        if origin is None or tenant is None or not zone_needs_tenant(route_zone(scope)):
+            await next_app(scope, receive, send)
+            return
+        allowed = origin_allowed(origin, tenant, self._base_domain)
+        if scope.get("method") == "OPTIONS" and "access-control-request-method" in headers:
+            requested = {
+                name.strip().lower()
+                for name in headers.get("access-control-request-headers", "").split(",")
+                if name.strip()
+            }
+            if not allowed or not requested <= ALLOWED_HEADERS:
+                raise DomainError(
+                    ErrorCode.ORIGIN_NOT_ALLOWED, f"origin '{origin}' may not call this API"
+                )
+            await _preflight(send, origin, requested)
+            return
+        if not allowed:
+            await next_app(scope, receive, send)
+            return
+
+        async def send_with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                response_headers = MutableScopeHeaders.from_message(message)
+                response_headers["Access-Control-Allow-Origin"] = origin
+                response_headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
+                response_headers.add("Vary", "Origin")
+            await send(message)
+
+        await next_app(scope, receive, send_with_cors)
+
+
+async def _preflight(send: Send, origin: str, requested: set[str]) -> None:
+    headers = [
+        (b"access-control-allow-origin", origin.encode()),
+        (b"access-control-allow-methods", ALLOWED_METHODS.encode()),
+        (b"access-control-allow-headers", ", ".join(sorted(requested)).encode()),
+        (b"access-control-max-age", MAX_AGE_SECONDS.encode()),
+        (b"vary", b"Origin"),
+        (b"content-length", b"0"),
+    ]
+    start: HTTPResponseStartEvent = {
+        "type": "http.response.start",
+        "status": 204,
+        "headers": headers,
+    }
+    body: HTTPResponseBodyEvent = {"type": "http.response.body", "body": b"", "more_body": False}
+    await send(start)
+    await send(body)
