@@ -25,13 +25,15 @@ EVENT_TYPE_PREFIX = "io.tenantry.usage."
 _CURSOR = re.compile(r"^([0-9]{1,20})-([0-9]{1,19})$")
 _MAX = 2**63 - 1
 
+# The cursor's txid is bound as text and cast in SQL: asyncpg binds a parameter inferred as
+# xid8 from a Python int only.
 _PAGE = text(
     """
     SELECT e.id, e.tenant_id, t.slug, e.occurred_at, e.kind, e.user_id, e.user_role, e.file_id,
         e.bytes, e.category_id, e.language, e.audience_ids, e.content_type,
         e.txid::text AS txid, e.seq
     FROM usage_events e JOIN tenants t ON t.id = e.tenant_id
-    WHERE (e.txid, e.seq) > (CAST(:txid AS xid8), :seq)
+    WHERE (e.txid, e.seq) > (CAST(CAST(:txid AS text) AS xid8), :seq)
       AND e.txid < pg_snapshot_xmin(pg_current_snapshot())
     ORDER BY e.txid, e.seq
     LIMIT :limit

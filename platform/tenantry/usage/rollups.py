@@ -139,9 +139,11 @@ FROM (SELECT 1) AS one LEFT JOIN LATERAL (
     SELECT txid, seq FROM batch ORDER BY txid DESC, seq DESC LIMIT 1) AS last ON true
 """
 
+# The watermark's txid is bound as text and cast in SQL: asyncpg binds a parameter that
+# Postgres infers as xid8 from a Python int only, and the watermark is kept as text.
 _INCREMENT = text(
     _ROLL_UP.format(
-        where="(e.txid, e.seq) > (CAST(:txid AS xid8), :seq)"
+        where="(e.txid, e.seq) > (CAST(CAST(:txid AS text) AS xid8), :seq)"
         " AND e.txid < pg_snapshot_xmin(pg_current_snapshot())",
         limit="LIMIT :batch",
         file_kinds=_FILE_KINDS,
@@ -151,7 +153,7 @@ _INCREMENT = text(
 # watermark); later ones are the job's, as always.
 _REBUILD = text(
     _ROLL_UP.format(
-        where="(e.txid, e.seq) <= (CAST(:txid AS xid8), :seq)"
+        where="(e.txid, e.seq) <= (CAST(CAST(:txid AS text) AS xid8), :seq)"
         " AND e.occurred_at >= :events_from AND e.occurred_at < :events_to"
         " AND (CAST(:tenant_id AS uuid) IS NULL OR e.tenant_id = CAST(:tenant_id AS uuid))"
         " AND (e.occurred_at AT TIME ZONE COALESCE(t.settings ->> 'usage_timezone', 'UTC'))::date"
@@ -162,8 +164,8 @@ _REBUILD = text(
 )
 _LOCK_STATE = "SELECT txid::text AS txid, seq FROM usage_rollup_state WHERE id = 1 FOR UPDATE"
 _MOVE_WATERMARK = text(
-    "UPDATE usage_rollup_state SET txid = CAST(:txid AS xid8), seq = :seq, rolled_up_at = now() "
-    "WHERE id = 1"
+    "UPDATE usage_rollup_state SET txid = CAST(CAST(:txid AS text) AS xid8), seq = :seq, "
+    "rolled_up_at = now() WHERE id = 1"
 )
 _TOUCH_WATERMARK = text("UPDATE usage_rollup_state SET rolled_up_at = now() WHERE id = 1")
 _CLEAR_RANGE = [
