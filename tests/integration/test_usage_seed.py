@@ -56,8 +56,8 @@ async def test_seeded_usage_is_rolled_up_whole_and_rebuilds_the_same(
     # Storage: the last snapshot, the quota counter, the files and the events all agree.
     storage = await platform_connection.fetch(
         """
-        SELECT u.storage_bytes, u.file_count, t.storage_quota_bytes, last.storage_bytes AS rolled_bytes,
-            last.file_count AS rolled_files,
+        SELECT u.storage_bytes, u.file_count, t.storage_quota_bytes,
+            last.storage_bytes AS rolled_bytes, last.file_count AS rolled_files,
             (SELECT coalesce(sum(size), 0) FROM files f
              WHERE f.tenant_id = u.tenant_id AND f.status = 'ready') AS file_bytes,
             (SELECT count(*) FROM files f WHERE f.tenant_id = u.tenant_id) AS files,

@@ -13,8 +13,8 @@ How it is written: COPY into a temporary table, then one INSERT ... SELECT into 
 (Postgres refuses COPY FROM into a table under row-level security, even with a `USING (true)`
 policy), a day of events per transaction. `txid` and `seq` are left to their defaults, so the
 events take their place in the rollup job's `(txid, seq)` order like any others, and the job
-(`RollupJob.run_once`) rolls them up. Generating the next day (in a thread) overlaps with
-Postgres writing the previous one.
+(`RollupJob.run_once`) rolls them up, its rounds running alongside the load as a server's would.
+Generating the next day (in a thread) overlaps with Postgres writing the previous one.
 
 Not atomic: a seed that fails half way leaves its tenants behind; `replace` removes them.
 """
@@ -244,6 +244,8 @@ class SyntheticUsage:
         self.first = datetime.combine(
             (now - timedelta(days=plan.days - 1)).date(), datetime.min.time(), UTC
         )
+        # Tenants, their taxonomies and first users exist a month before the first event.
+        self.joined = self.first - timedelta(days=30)
         zipf = [1 / rank for rank in range(1, plan.tenants + 1)]
         self._tenant_cum = _cumulative(zipf)
         self.tenants = [
@@ -260,7 +262,6 @@ class SyntheticUsage:
     def _tenant(self, rank: int, expected_events: float) -> _Tenant:
         rng = self.rng
         slug = f"{SLUG_PREFIX}{rank:05d}"
-        joined = self.first - timedelta(days=30)
         roles = [Role.OWNER.value]
         # Users grow with the square root of activity: 5 for the smallest, ~600 for 1M events.
         count = 4 + round(math.sqrt(expected_events) / 2)
@@ -269,7 +270,7 @@ class SyntheticUsage:
         roles += [Role.VIEWER.value] * max(1, count - len(roles))
         rng.shuffle(roles)  # the most active users are at the front, of any role
         users = [
-            _User(_uuid(rng), f"user{number:05d}@{slug}.example", role, joined)
+            _User(_uuid(rng), f"user{number:05d}@{slug}.example", role, self.joined)
             for number, role in enumerate(roles, start=1)
         ]
         taxonomy = min(len(CATEGORY_NAMES), 3 + int(math.log10(expected_events + 1)))
@@ -283,28 +284,25 @@ class SyntheticUsage:
         )
 
     def tenant_rows(self) -> list[EventRow]:
-        joined = self.first - timedelta(days=30)
         name, quota = PLANS[0]  # until the events have shown how much each one stores
         return [
             (
                 *(t.id, t.slug, f"Seed {t.slug[len(SLUG_PREFIX) :]}", TenantStatus.ACTIVE.value),
-                *(name, quota, MAX_FILE_BYTES, joined, joined),
+                *(name, quota, MAX_FILE_BYTES, self.joined, self.joined),
             )
             for t in self.tenants
         ]
 
     def category_rows(self) -> list[EventRow]:
-        joined = self.first - timedelta(days=30)
         return [
-            (t.id, category, CATEGORY_NAMES[index], joined)
+            (t.id, category, CATEGORY_NAMES[index], self.joined)
             for t in self.tenants
             for index, category in enumerate(t.categories)
         ]
 
     def audience_rows(self) -> list[EventRow]:
-        joined = self.first - timedelta(days=30)
         return [
-            (t.id, audience, AUDIENCE_NAMES[index], joined)
+            (t.id, audience, AUDIENCE_NAMES[index], self.joined)
             for t in self.tenants
             for index, audience in enumerate(t.audiences)
         ]
