@@ -11,8 +11,10 @@ from tenantry.__main__ import seed_usage
 from tenantry.config import Settings
 from tenantry.db.engines import platform_db_config
 from tenantry.lib.errors import DomainError
+from tenantry.usage.repository import PlatformUsageRepository
 from tenantry.usage.rollups import RollupJob
 from tenantry.usage.seed import SeedPlan, SyntheticUsage
+from tenantry.usage.services import PlatformUsageService, parse_range
 
 PLAN = SeedPlan(tenants=3, events=2_000, days=30, seed=7)
 KIND_COUNTS = {
@@ -142,6 +144,33 @@ async def test_replace_seeds_anew(settings: Settings, clean_database: None) -> N
     )
     assert again.rolled_up == small.events
     assert set(again.tenant_ids).isdisjoint(first.tenant_ids)
+
+
+async def test_platform_totals_are_the_same_on_every_page(
+    settings: Settings, clean_database: None, platform_connection: asyncpg.Connection
+) -> None:
+    report = await seed_usage(settings, SeedPlan(tenants=3, events=600, days=10))
+    span = parse_range(report.first.date(), report.last.date(), "day", None, zone="UTC")
+    config = platform_db_config(settings)
+    try:
+        async with config.get_session() as session:
+            service = PlatformUsageService(PlatformUsageRepository(session))
+            pages = [
+                await service.report(span, sort="-storage_bytes", limit=2, offset=offset)
+                for offset in (0, 2, 3)  # two tenants, the third, none
+            ]
+    finally:
+        await config.get_engine().dispose()
+    assert [len(page.items) for page in pages] == [2, 1, 0]
+    assert pages[0].totals == pages[1].totals == pages[2].totals
+    assert {page.total for page in pages} == {3}
+    totals = pages[0].totals
+    expected = await platform_connection.fetchrow(
+        "SELECT count(*) FILTER (WHERE kind = 'download') AS downloads, "
+        "coalesce(sum(bytes) FILTER (WHERE kind = 'upload'), 0) AS bytes_in, "
+        "(SELECT sum(storage_bytes) FROM tenant_usage) AS storage_bytes FROM usage_events"
+    )
+    assert (totals.downloads, totals.bytes_in, totals.storage_bytes) == tuple(expected)
 
 
 def test_days_add_up_to_the_events_and_end_now() -> None:

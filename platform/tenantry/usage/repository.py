@@ -148,21 +148,29 @@ _SORTS = {
     "-bytes_out": "bytes_out DESC",
     "-active_users": "active_users DESC",
 }
+# The platform totals: sums of every listed tenant's numbers (the tenant count besides).
+_TOTALLED = (
+    *("storage_bytes", "file_count", "uploads", "downloads", "deletes", "bytes_in", "bytes_out"),
+    "active_users",
+)
+# A page carries the totals over all its rows' tenants as window sums, computed from the same
+# per-tenant rows in the same statement: a separate totals statement read every tenant's
+# rollups a second time (half of the report's time with a thousand tenants).
+_TOTALS_OVER_ROWS = ", ".join(
+    f"COALESCE(sum({column}) OVER (), 0)::bigint AS total_{column}" for column in _TOTALLED
+)
 _PLATFORM_PAGE = {
     sort: text(
-        f"WITH rows AS ({_PLATFORM_ROWS}) SELECT *, count(*) OVER () AS tenants_total "
-        f"FROM rows ORDER BY {order}, slug LIMIT :limit OFFSET :offset"
+        f"WITH rows AS ({_PLATFORM_ROWS}) SELECT *, count(*) OVER () AS total_tenants, "
+        f"{_TOTALS_OVER_ROWS} FROM rows ORDER BY {order}, slug LIMIT :limit OFFSET :offset"
     )
     for sort, order in _SORTS.items()
 }
+# For a page past the last tenant, which has no row to carry them.
 _PLATFORM_TOTALS = text(
     f"WITH rows AS ({_PLATFORM_ROWS}) SELECT count(*) AS tenants, "
-    "COALESCE(sum(storage_bytes), 0)::bigint AS storage_bytes, "
-    "COALESCE(sum(file_count), 0)::bigint AS file_count, "
-    "COALESCE(sum(uploads), 0)::bigint AS uploads, COALESCE(sum(downloads), 0)::bigint AS downloads, "
-    "COALESCE(sum(deletes), 0)::bigint AS deletes, COALESCE(sum(bytes_in), 0)::bigint AS bytes_in, "
-    "COALESCE(sum(bytes_out), 0)::bigint AS bytes_out, "
-    "COALESCE(sum(active_users), 0)::bigint AS active_users FROM rows"
+    + ", ".join(f"COALESCE(sum({column}), 0)::bigint AS {column}" for column in _TOTALLED)
+    + " FROM rows"
 )
 _PLATFORM_SERIES = text(
     "SELECT date_trunc(:unit, d.day)::date AS period, sum(d.uploads)::bigint AS uploads, "
@@ -199,12 +207,19 @@ class PlatformUsageRepository:
 
     async def tenant_rows(
         self, first: date, last: date, *, sort: str, limit: int, offset: int
-    ) -> Sequence[Row[Any]]:
+    ) -> tuple[Sequence[Row[Any]], dict[str, int]]:
+        """A page of tenants' rows, and the totals over every tenant (`tenants` and the sums
+        of `_TOTALLED`)."""
         values = {"first": first, "last": last, "limit": limit, "offset": offset}
-        return (await self.session.execute(_PLATFORM_PAGE[sort], values)).all()
-
-    async def totals(self, first: date, last: date) -> Row[Any]:
-        return (await self.session.execute(_PLATFORM_TOTALS, {"first": first, "last": last})).one()
+        rows = (await self.session.execute(_PLATFORM_PAGE[sort], values)).all()
+        if not rows:
+            totals = await self.session.execute(_PLATFORM_TOTALS, {"first": first, "last": last})
+            return rows, {name: int(value) for name, value in totals.one()._mapping.items()}
+        carried = rows[0]._mapping
+        return rows, {
+            "tenants": int(carried["total_tenants"]),
+            **{column: int(carried[f"total_{column}"]) for column in _TOTALLED},
+        }
 
     async def series(self, unit: str, first: date, last: date) -> Sequence[Row[Any]]:
         values = {"unit": unit, "first": first, "last": last}

@@ -285,10 +285,9 @@ class PlatformUsageService:
     async def report(
         self, span: ReportRange, *, sort: PlatformSort, limit: int, offset: int
     ) -> PlatformUsage:
-        rows = await self.usage.tenant_rows(
+        rows, totals = await self.usage.tenant_rows(
             span.first, span.last, sort=sort, limit=limit, offset=offset
         )
-        totals = await self.usage.totals(span.first, span.last)
         periods = span.periods()
         counted = {
             row.period: row for row in await self.usage.series(span.unit, span.first, span.last)
@@ -307,9 +306,7 @@ class PlatformUsageService:
             to=span.last,
             sort=sort,
             as_of=await self.usage.as_of(),
-            totals=PlatformTotals(
-                **{name: int(getattr(totals, name)) for name in PlatformTotals.__struct_fields__}
-            ),
+            totals=PlatformTotals(**totals),
             series=[
                 PlatformPoint(
                     period=period,
@@ -328,7 +325,7 @@ class PlatformUsageService:
                 )
                 for row in rows
             ],
-            total=int(rows[0].tenants_total) if rows else int(totals.tenants),
+            total=totals["tenants"],
             limit=limit,
             offset=offset,
         )
