@@ -172,7 +172,7 @@ _MOVE_WATERMARK = text(
 _TOUCH_WATERMARK = text("UPDATE usage_rollup_state SET rolled_up_at = now() WHERE id = 1")
 _CLEAR_RANGE = [
     text(
-        f"DELETE FROM {table} WHERE day BETWEEN :first AND :last"
+        f"DELETE FROM {table} WHERE day BETWEEN :first AND :last"  # noqa: S608 - module constants only
         " AND (CAST(:tenant_id AS uuid) IS NULL OR tenant_id = CAST(:tenant_id AS uuid))"
     )
     for table in ("usage_daily", "usage_daily_users", "usage_storage_daily")

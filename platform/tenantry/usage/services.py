@@ -150,7 +150,9 @@ def _kind_counts(kind: str, totals: Counts) -> dict[str, int]:
     return {name: getattr(totals, name) for name in _KIND_COUNTS[kind]}
 
 
-def carry_forward(snapshots: Iterable[Row[Any]], ends: Sequence[date]) -> list[tuple[int, int]]:
+def carry_forward(
+    snapshots: Iterable[Row[Any] | _Snapshot], ends: Sequence[date]
+) -> list[tuple[int, int]]:
     """(storage_bytes, file_count) at each end day, from rows on days that changed."""
     rows = sorted(snapshots, key=lambda row: row.day)
     values, position, current = [], 0, (0, 0)
