@@ -2,11 +2,11 @@
 from the raw events; and ingestion at a steady rate while the rollup job keeps up.
 
     uv run python benchmarks/bench_usage.py [--tenants 1000] [--events 10000000] [--days 400]
-        [--reuse] [--data-dir /tmp/tenantry-bench-usage] [--requests 100] [--raw-repeats 5]
+        [--reuse] [--data-dir DIR] [--requests 100] [--raw-repeats 5]
         [--ingest-rate 5000] [--ingest-seconds 30]
 
-1. Data: an embedded Postgres in `--data-dir` (kept: with `--reuse` a later run of the same
-   plan skips the seed), seeded by `tenantry usage seed` (its time is recorded), then VACUUM
+1. Data: an embedded Postgres in `--data-dir` (by default one directory per plan under /tmp,
+   kept: with `--reuse` a later run of the same plan skips the seed), seeded by `tenantry usage seed` (its time is recorded), then VACUUM
    (ANALYZE).
 2. `tenantry serve` (granian, `--workers`) with its own rollup job off: the benchmark runs the
    job itself in step 4, to time it.
@@ -656,7 +656,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--days", type=int, default=400)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--data-dir", type=Path, default=Path("/tmp/tenantry-bench-usage"))
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help="default: /tmp/tenantry-bench-usage-<plan>"
+    )
     parser.add_argument("--reuse", action="store_true", help="keep a seed of the same plan")
     parser.add_argument("--requests", type=int, default=100, help="per report, after warm-up")
     parser.add_argument("--warmup", type=int, default=10)
@@ -679,7 +681,8 @@ def main() -> None:
     args = parse_args()
     started = time.monotonic()
     print(f"load average before: {loadavg()}", flush=True)
-    root = args.data_dir.resolve()
+    plan = f"{args.tenants}t-{args.events}e-{args.days}d-s{args.seed}"
+    root = (args.data_dir or Path(f"/tmp/tenantry-bench-usage-{plan}")).resolve()
     root.mkdir(parents=True, exist_ok=True)
     os.chmod(root, 0o755)  # pgserver runs Postgres as its own user when we are root
     wanted = Dataset(args.tenants, args.events, args.days, args.seed)
