@@ -27,7 +27,7 @@ from multiprocessing import get_context
 import asyncpg
 import bcrypt
 import httpx
-from harness import TENANT_ADMIN, Target, running_target
+from harness import TENANT_ADMIN, Target, percentile, running_target
 
 SET_TENANT = "SELECT set_config('app.tenant_id', $1, true)"
 SELECT_ME = "SELECT id, email, role FROM users WHERE tenant_id = $1 AND id = $2 AND NOT disabled"
@@ -131,11 +131,6 @@ async def login_storm(
 async def idle_probe(target: Target, session: Session, rate: float, duration: float) -> list[float]:
     async with _client(target, 8, session.token) as probe:
         return await probe_me(probe, rate, duration)
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 # --- 4. /me throughput: the app under wrk vs a raw asyncpg loop ------------------------------

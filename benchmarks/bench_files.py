@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import random
 import re
@@ -46,12 +45,19 @@ import asyncpg
 import httpx
 import psutil
 from aiobotocore.config import AioConfig
-from harness import OPERATOR, embedded_postgres, free_port, prepare, stop_group
+from harness import (
+    embedded_postgres,
+    free_port,
+    operator_token,
+    prepare,
+    role_dsn,
+    stop_group,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from tenantry.config import Settings
-from tenantry.db.engines import admin_url, asyncpg_dsn, role_url
+from tenantry.db.engines import admin_url, asyncpg_dsn
 from tenantry.files import rollup
 
 MiB = 1024 * 1024
@@ -145,13 +151,6 @@ def app_server(env: dict[str, str], cwd: Path, workers: int) -> Iterator[Server]
 
 
 # --- API helpers --------------------------------------------------------------------------
-
-
-def operator_token(client: httpx.Client) -> str:
-    email, password = OPERATOR
-    response = client.post("/platform/v1/auth/login", json={"email": email, "password": password})
-    response.raise_for_status()
-    return str(response.json()["access_token"])
 
 
 def create_tenant(client: httpx.Client, operator: str, slug: str) -> str:
@@ -475,16 +474,6 @@ FROM (SELECT count(*) AS files, coalesce(sum(size), 0) AS bytes FROM files
       WHERE tenant_id = $1::uuid AND status = 'ready') AS s
 WHERE tenant_id = $1::uuid
 """
-
-
-def role_dsn(database_url: str, data_dir: Path, role: str) -> str:
-    secrets = json.loads((data_dir / "secrets.json").read_text())
-    settings = Settings(
-        database_url=database_url,
-        db_app_password=secrets["db_app_password"],
-        db_platform_password=secrets["db_platform_password"],
-    )
-    return asyncpg_dsn(role_url(settings, role))
 
 
 @dataclass

@@ -26,7 +26,7 @@ import httpx
 from tenantry.config import Settings
 from tenantry.db.bootstrap import create_database_if_missing
 from tenantry.db.embedded import start_embedded_postgres, with_database
-from tenantry.db.engines import admin_url, asyncpg_dsn, role_url
+from tenantry.db.engines import Role, admin_url, asyncpg_dsn, role_url
 
 DATABASE = "bench"
 SLUG = "bench"
@@ -55,11 +55,12 @@ def _tenantry(env: dict[str, str], cwd: Path, *args: str) -> None:
 
 
 @contextlib.contextmanager
-def embedded_postgres(root: Path) -> Iterator[str]:
-    """A fresh server with room for enough connections; yields the admin URL of `bench`."""
+def embedded_postgres(root: Path, **server_settings: str) -> Iterator[str]:
+    """A server in `root/pg` (new, or the one left there) with room for enough connections and
+    any other `server_settings`; yields the admin URL of `bench`."""
     server, admin = start_embedded_postgres(root / "pg")
-    asyncio.run(_raise_max_connections(admin))
-    server.cleanup()  # the new limit needs a restart
+    asyncio.run(_configure(admin, {"max_connections": str(MAX_CONNECTIONS), **server_settings}))
+    server.cleanup()  # the new settings need a restart
     server, admin = start_embedded_postgres(root / "pg")
     try:
         asyncio.run(create_database_if_missing(Settings(database_url=admin), DATABASE))
@@ -68,10 +69,11 @@ def embedded_postgres(root: Path) -> Iterator[str]:
         server.cleanup()
 
 
-async def _raise_max_connections(admin: str) -> None:
+async def _configure(admin: str, server_settings: dict[str, str]) -> None:
     connection = await asyncpg.connect(asyncpg_dsn(admin_url(Settings(database_url=admin))))
     try:
-        await connection.execute(f"ALTER SYSTEM SET max_connections = {MAX_CONNECTIONS}")
+        for name, value in server_settings.items():
+            await connection.execute(f"ALTER SYSTEM SET {name} = '{value}'")
     finally:
         await connection.close()
 
@@ -96,10 +98,32 @@ def prepare(database_url: str, cwd: Path, bcrypt_rounds: int) -> dict[str, str]:
     return env
 
 
-def app_dsn(database_url: str, data_dir: Path) -> str:
+def role_settings(database_url: str, data_dir: Path) -> Settings:
+    """Settings that reach the database as any of the roles (their dev-secret passwords)."""
     secrets = json.loads((data_dir / "secrets.json").read_text())
-    settings = Settings(database_url=database_url, db_app_password=secrets["db_app_password"])
-    return asyncpg_dsn(role_url(settings, "app"))
+    return Settings(
+        database_url=database_url,
+        db_owner_password=secrets["db_owner_password"],
+        db_app_password=secrets["db_app_password"],
+        db_platform_password=secrets["db_platform_password"],
+    )
+
+
+def role_dsn(database_url: str, data_dir: Path, role: Role) -> str:
+    return asyncpg_dsn(role_url(role_settings(database_url, data_dir), role))
+
+
+def operator_token(client: httpx.Client) -> str:
+    email, password = OPERATOR
+    response = client.post("/platform/v1/auth/login", json={"email": email, "password": password})
+    response.raise_for_status()
+    return str(response.json()["access_token"])
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile (`fraction` 0.95 for p95)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 @contextlib.contextmanager
@@ -160,13 +184,10 @@ def stop_group(process: subprocess.Popen[bytes], sig: int = signal.SIGINT) -> No
 
 def create_tenant(base_url: str) -> None:
     with httpx.Client(base_url=base_url, timeout=30) as client:
-        email, password = OPERATOR
-        login = client.post("/platform/v1/auth/login", json={"email": email, "password": password})
-        login.raise_for_status()
         admin_email, admin_password = TENANT_ADMIN
         created = client.post(
             "/platform/v1/tenants",
-            headers={"Authorization": f"Bearer {login.json()['access_token']}"},
+            headers={"Authorization": f"Bearer {operator_token(client)}"},
             json={
                 "slug": SLUG,
                 "name": "Bench",
@@ -185,4 +206,4 @@ def running_target(*, bcrypt_rounds: int, workers: int) -> Iterator[Target]:
             env = prepare(database_url, root, bcrypt_rounds)
             with server_process(env, root, free_port(), workers) as base_url:
                 create_tenant(base_url)
-                yield Target(base_url, env, app_dsn(database_url, root / ".tenantry"))
+                yield Target(base_url, env, role_dsn(database_url, root / ".tenantry", "app"))

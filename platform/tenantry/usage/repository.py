@@ -21,7 +21,7 @@ COUNTS = "uploads, downloads, deletes, logins, signups, bytes_in, bytes_out, byt
 _SUMS = ", ".join(f"COALESCE(sum({c}), 0)::bigint AS {c}" for c in COUNTS.split(", "))
 
 _SERIES = text(
-    f"SELECT date_trunc(:unit, day)::date AS period, {_SUMS} FROM usage_daily "  # noqa: S608
+    f"SELECT date_trunc(:unit, day)::date AS period, {_SUMS} FROM usage_daily "  # noqa: S608 - module constants only
     "WHERE tenant_id = :tenant_id AND day BETWEEN :first AND :last AND dimension = 'total' "
     "GROUP BY 1 ORDER BY 1"
 )
@@ -42,12 +42,12 @@ _STORAGE = text(
     " WHERE tenant_id = :tenant_id AND day BETWEEN :first AND :last ORDER BY day)"
 )
 _GROUPS = text(
-    f"SELECT dimension, key, {_SUMS} FROM usage_daily "  # noqa: S608
+    f"SELECT dimension, key, {_SUMS} FROM usage_daily "  # noqa: S608 - module constants only
     "WHERE tenant_id = :tenant_id AND day BETWEEN :first AND :last "
     "AND dimension = ANY(:dimensions) GROUP BY dimension, key"
 )
 _GROUP_SERIES = text(
-    f"SELECT date_trunc(:unit, day)::date AS period, key, {_SUMS} FROM usage_daily "  # noqa: S608
+    f"SELECT date_trunc(:unit, day)::date AS period, key, {_SUMS} FROM usage_daily "  # noqa: S608 - module constants only
     "WHERE tenant_id = :tenant_id AND day BETWEEN :first AND :last AND dimension = :dimension "
     "GROUP BY 1, 2 ORDER BY 1, 2"
 )
@@ -137,7 +137,7 @@ WITH per_tenant AS (
 SELECT *,
     round(100.0 * storage_bytes / GREATEST(storage_quota_bytes, 1), 2)::float AS quota_used_pct
 FROM per_tenant
-"""  # noqa: S608
+"""  # noqa: S608 - module constants only
 _SORTS = {
     "slug": "slug",
     "-storage_bytes": "storage_bytes DESC",
@@ -149,21 +149,29 @@ _SORTS = {
     "-bytes_out": "bytes_out DESC",
     "-active_users": "active_users DESC",
 }
+# The platform totals: sums of every listed tenant's numbers (the tenant count besides).
+_TOTALLED = (
+    *("storage_bytes", "file_count", "uploads", "downloads", "deletes", "bytes_in", "bytes_out"),
+    "active_users",
+)
+# A page carries the totals over all its rows' tenants as window sums, computed from the same
+# per-tenant rows in the same statement: a separate totals statement read every tenant's
+# rollups a second time (half of the report's time with a thousand tenants).
+_TOTALS_OVER_ROWS = ", ".join(
+    f"COALESCE(sum({column}) OVER (), 0)::bigint AS total_{column}" for column in _TOTALLED
+)
 _PLATFORM_PAGE = {
     sort: text(
-        f"WITH rows AS ({_PLATFORM_ROWS}) SELECT *, count(*) OVER () AS tenants_total "  # noqa: S608
-        f"FROM rows ORDER BY {order}, slug LIMIT :limit OFFSET :offset"
+        f"WITH rows AS ({_PLATFORM_ROWS}) SELECT *, count(*) OVER () AS total_tenants, "  # noqa: S608 - module constants only
+        f"{_TOTALS_OVER_ROWS} FROM rows ORDER BY {order}, slug LIMIT :limit OFFSET :offset"
     )
     for sort, order in _SORTS.items()
 }
+# For a page past the last tenant, which has no row to carry them.
 _PLATFORM_TOTALS = text(
-    f"WITH rows AS ({_PLATFORM_ROWS}) SELECT count(*) AS tenants, "  # noqa: S608
-    "COALESCE(sum(storage_bytes), 0)::bigint AS storage_bytes, "
-    "COALESCE(sum(file_count), 0)::bigint AS file_count, "
-    "COALESCE(sum(uploads), 0)::bigint AS uploads, COALESCE(sum(downloads), 0)::bigint AS downloads, "
-    "COALESCE(sum(deletes), 0)::bigint AS deletes, COALESCE(sum(bytes_in), 0)::bigint AS bytes_in, "
-    "COALESCE(sum(bytes_out), 0)::bigint AS bytes_out, "
-    "COALESCE(sum(active_users), 0)::bigint AS active_users FROM rows"
+    f"WITH rows AS ({_PLATFORM_ROWS}) SELECT count(*) AS tenants, "  # noqa: S608 - module constants only
+    + ", ".join(f"COALESCE(sum({column}), 0)::bigint AS {column}" for column in _TOTALLED)
+    + " FROM rows"
 )
 _PLATFORM_SERIES = text(
     "SELECT date_trunc(:unit, d.day)::date AS period, sum(d.uploads)::bigint AS uploads, "
@@ -200,12 +208,19 @@ class PlatformUsageRepository:
 
     async def tenant_rows(
         self, first: date, last: date, *, sort: str, limit: int, offset: int
-    ) -> Sequence[Row[Any]]:
+    ) -> tuple[Sequence[Row[Any]], dict[str, int]]:
+        """A page of tenants' rows, and the totals over every tenant (`tenants` and the sums
+        of `_TOTALLED`)."""
         values = {"first": first, "last": last, "limit": limit, "offset": offset}
-        return (await self.session.execute(_PLATFORM_PAGE[sort], values)).all()
-
-    async def totals(self, first: date, last: date) -> Row[Any]:
-        return (await self.session.execute(_PLATFORM_TOTALS, {"first": first, "last": last})).one()
+        rows = (await self.session.execute(_PLATFORM_PAGE[sort], values)).all()
+        if not rows:
+            totals = await self.session.execute(_PLATFORM_TOTALS, {"first": first, "last": last})
+            return rows, {name: int(value) for name, value in totals.one()._mapping.items()}
+        carried = rows[0]._mapping
+        return rows, {
+            "tenants": int(carried["total_tenants"]),
+            **{column: int(carried[f"total_{column}"]) for column in _TOTALLED},
+        }
 
     async def series(self, unit: str, first: date, last: date) -> Sequence[Row[Any]]:
         values = {"unit": unit, "first": first, "last": last}

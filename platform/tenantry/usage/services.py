@@ -152,7 +152,9 @@ def _kind_counts(kind: str, totals: Counts) -> dict[str, int]:
     return {name: getattr(totals, name) for name in _KIND_COUNTS[kind]}
 
 
-def carry_forward(snapshots: Iterable[Row[Any]], ends: Sequence[date]) -> list[tuple[int, int]]:
+def carry_forward(
+    snapshots: Iterable[Row[Any]], ends: Sequence[date]
+) -> list[tuple[int, int]]:
     """(storage_bytes, file_count) at each end day, from rows on days that changed."""
     rows = sorted(snapshots, key=lambda row: row.day)
     values, position, current = [], 0, (0, 0)
@@ -322,19 +324,18 @@ class PlatformUsageService:
     async def report(
         self, span: ReportRange, *, sort: PlatformSort, limit: int, offset: int
     ) -> PlatformUsage:
-        rows = await self.usage.tenant_rows(
+        rows, totals = await self.usage.tenant_rows(
             span.first, span.last, sort=sort, limit=limit, offset=offset
         )
-        totals = await self.usage.totals(span.first, span.last)
         return PlatformUsage(
             from_=span.first,
             to=span.last,
             sort=sort,
             as_of=await self.usage.as_of(),
-            totals=PlatformTotals(**_fields(totals, PlatformTotals)),
+            totals=PlatformTotals(**totals),
             series=await self._series(span),
             items=[TenantUsageRow(**_fields(row, TenantUsageRow)) for row in rows],
-            total=int(totals.tenants),
+            total=totals["tenants"],
             limit=limit,
             offset=offset,
         )
