@@ -180,7 +180,8 @@ SCHEMA = [
         bytes_in bigint NOT NULL DEFAULT 0,
         bytes_out bigint NOT NULL DEFAULT 0,
         bytes_served bigint NOT NULL DEFAULT 0,
-        CONSTRAINT pk_usage_daily PRIMARY KEY (tenant_id, day, dimension, key)
+        -- Dimension before day: a report reads one dimension's days, not every row of them.
+        CONSTRAINT pk_usage_daily PRIMARY KEY (tenant_id, dimension, day, key)
     )
     """,
     """

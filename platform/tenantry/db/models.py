@@ -389,8 +389,9 @@ class UsageDaily(Base):
     __tablename__ = "usage_daily"
 
     tenant_id: Mapped[uuid.UUID] = _tenant_fk()
-    day: Mapped[date] = mapped_column(primary_key=True)
+    # Key order (tenant, dimension, day, key): a report reads one dimension's days.
     dimension: Mapped[UsageDimension] = mapped_column(_str_enum(UsageDimension), primary_key=True)
+    day: Mapped[date] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     uploads: Mapped[int] = mapped_column(BigInteger, server_default="0")
     downloads: Mapped[int] = mapped_column(BigInteger, server_default="0")

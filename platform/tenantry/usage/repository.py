@@ -25,14 +25,12 @@ _SERIES = text(
     "WHERE tenant_id = :tenant_id AND day BETWEEN :first AND :last AND dimension = 'total' "
     "GROUP BY 1 ORDER BY 1"
 )
+# Distinct users per period and over the whole range, in one pass (the empty grouping set is
+# the range: its period is NULL).
 _ACTIVE = text(
     "SELECT date_trunc(:unit, day)::date AS period, count(DISTINCT user_id) AS users "
     "FROM usage_daily_users WHERE tenant_id = :tenant_id AND day BETWEEN :first AND :last "
-    "GROUP BY 1"
-)
-_ACTIVE_TOTAL = text(
-    "SELECT count(DISTINCT user_id) FROM usage_daily_users "
-    "WHERE tenant_id = :tenant_id AND day BETWEEN :first AND :last"
+    "GROUP BY GROUPING SETS ((1), ())"
 )
 # The last snapshot before the range (where the range starts from) and those inside it.
 _STORAGE = text(
@@ -80,13 +78,12 @@ class TenantUsageRepository:
     async def series(self, unit: str, first: date, last: date) -> Sequence[Row[Any]]:
         return await self._rows(_SERIES, unit=unit, first=first, last=last)
 
-    async def active_users(self, unit: str, first: date, last: date) -> dict[date, int]:
+    async def active_users(self, unit: str, first: date, last: date) -> tuple[dict[date, int], int]:
+        """Distinct active users per period, and over the whole range."""
         rows = await self._rows(_ACTIVE, unit=unit, first=first, last=last)
-        return {row.period: int(row.users) for row in rows}
-
-    async def active_users_total(self, first: date, last: date) -> int:
-        rows = await self._rows(_ACTIVE_TOTAL, first=first, last=last)
-        return int(rows[0][0])
+        per_period = {row.period: int(row.users) for row in rows if row.period is not None}
+        overall = next((int(row.users) for row in rows if row.period is None), 0)
+        return per_period, overall
 
     async def storage(self, first: date, last: date) -> Sequence[Row[Any]]:
         return await self._rows(_STORAGE, first=first, last=last)

@@ -152,9 +152,7 @@ def _kind_counts(kind: str, totals: Counts) -> dict[str, int]:
     return {name: getattr(totals, name) for name in _KIND_COUNTS[kind]}
 
 
-def carry_forward(
-    snapshots: Iterable[Row[Any]], ends: Sequence[date]
-) -> list[tuple[int, int]]:
+def carry_forward(snapshots: Iterable[Row[Any]], ends: Sequence[date]) -> list[tuple[int, int]]:
     """(storage_bytes, file_count) at each end day, from rows on days that changed."""
     rows = sorted(snapshots, key=lambda row: row.day)
     values, position, current = [], 0, (0, 0)
@@ -192,7 +190,7 @@ class TenantUsageService:
         counted = {
             row.period: row for row in await self.usage.series(span.unit, span.first, span.last)
         }
-        active = await self.usage.active_users(span.unit, span.first, span.last)
+        active, active_overall = await self.usage.active_users(span.unit, span.first, span.last)
         storage = carry_forward(
             await self.usage.storage(span.first, span.last), [span.period_end(p) for p in periods]
         )
@@ -208,7 +206,7 @@ class TenantUsageService:
         ]
         sums = {name: sum(getattr(point, name) for point in series) for name in COUNT_FIELDS}
         totals = UsageTotals(
-            active_users=await self.usage.active_users_total(span.first, span.last),
+            active_users=active_overall,
             storage_bytes=storage[-1][0] if storage else 0,
             file_count=storage[-1][1] if storage else 0,
             **sums,
