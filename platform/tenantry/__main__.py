@@ -32,6 +32,7 @@ from tenantry.db.paths import TENANTS_DIR
 from tenantry.files import rollup as file_stats
 from tenantry.files.reconcile import Reconciler, ReconcileReport
 from tenantry.lib.errors import DomainError
+from tenantry.lib.mail import MailSink
 from tenantry.manifests import Manifest, ManifestError, apply_manifest, load_manifests
 from tenantry.storage.factory import build_store
 from tenantry.usage.rollups import RollupJob
@@ -107,7 +108,15 @@ def dev(host: str, port: int, data_dir: Path) -> None:
     signal.signal(signal.SIGTERM, _raise_stop)
     settings = _settings(data_dir=data_dir.resolve())
     embedded = None
+    mail_sink = None
     try:
+        if settings.smtp_host is None:
+            mail_sink = MailSink(
+                settings.data_dir / "mail", lambda text: click.echo(text, err=True)
+            )
+            settings = msgspec.structs.replace(
+                settings, smtp_host="127.0.0.1", smtp_port=mail_sink.start()
+            )
         if settings.database_url is None:
             embedded, admin = start_embedded_postgres(settings.data_dir / "postgres")
             asyncio.run(
@@ -126,7 +135,15 @@ def dev(host: str, port: int, data_dir: Path) -> None:
         )
         manifests = load_manifests(TENANTS_DIR) if TENANTS_DIR.is_dir() else []
         outcomes = asyncio.run(apply_manifests(settings, manifests))
-        _print_welcome(settings, host, port, manifests, outcomes, operator_created=created)
+        _print_welcome(
+            settings,
+            host,
+            port,
+            manifests,
+            outcomes,
+            operator_created=created,
+            sink=mail_sink is not None,
+        )
         from tenantry.server import run_dev_server
 
         run_dev_server(settings, host, port)
@@ -135,6 +152,8 @@ def dev(host: str, port: int, data_dir: Path) -> None:
     except (ManifestError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
+        if mail_sink is not None:
+            mail_sink.stop()
         if embedded is not None:
             embedded.cleanup()
 
@@ -155,6 +174,7 @@ def _print_welcome(
     outcomes: dict[str, str],
     *,
     operator_created: bool,
+    sink: bool,
 ) -> None:
     base = f"http://{host}:{port}"
     password = settings.platform_admin_password
@@ -168,6 +188,8 @@ def _print_welcome(
         f"  operator:  {settings.platform_admin_email} / {shown}",
         f"  platform:  POST {base}/platform/v1/auth/login",
         f"  API docs:  {base}/schema",
+        f"  mail:      SMTP {settings.smtp_host}:{settings.smtp_port}"
+        + (f" (the dev sink: shown here, kept in {settings.data_dir / 'mail'})" if sink else ""),
     ]
     for manifest in manifests:
         lines.append(

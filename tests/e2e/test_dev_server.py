@@ -163,6 +163,19 @@ def test_dev_server_provisions_logs_in_and_stops_cleanly(
             assert me.json()["tenant"]["slug"] == "e2e"
             # The server's own rollup job counts the login within seconds.
             _logins_reported(http, login.json()["access_token"])
+            # Invitations go to the dev mail sink: shown in the output, kept under the data dir.
+            invited = http.post(
+                "/api/v1/admin/users",
+                json={"email": "new@e2e.example", "role": "viewer"},
+                headers={
+                    "Host": "e2e.localhost",
+                    "Authorization": f"Bearer {login.json()['access_token']}",
+                },
+            )
+            assert invited.status_code == 201, invited.text
+            assert invited.json()["invitation"]["mailed"] is True
+            kept = list((data_dir / "mail").glob("*.eml"))
+            assert len(kept) == 1 and b"new@e2e.example" in kept[0].read_bytes()
             # The demo tenants from tenants/ are there too, under their own brands.
             assert (
                 http.get("/api/v1/branding", headers={"Host": "pack.localhost"}).json()["name"]

@@ -27,7 +27,6 @@ from tenantry.auth.schemas import (
     ResetPassword,
     SignupRequest,
     TokenResponse,
-    UserOut,
 )
 from tenantry.auth.services import PlatformAuthService, TenantAuthService
 from tenantry.lib.errors import ErrorCode
@@ -45,9 +44,9 @@ class TenantAuthController(Controller):
     @post(
         "/signup",
         opt={"zone": TENANT_PUBLIC},
+        status_code=HTTP_202_ACCEPTED,
         responses=problems(
             ErrorCode.SIGNUP_DISABLED,
-            ErrorCode.EMAIL_TAKEN,
             ErrorCode.PASSWORD_TOO_SHORT,
             ErrorCode.PASSWORD_TOO_LONG,
             ErrorCode.INVALID_VALUE,
@@ -55,9 +54,11 @@ class TenantAuthController(Controller):
     )
     async def signup(
         self, data: JSONBody[SignupRequest], auth_service: NamedDependency[TenantAuthService]
-    ) -> UserOut:
-        """Create a viewer account, where the tenant allows self-signup."""
-        return await auth_service.signup(data.email, data.password)
+    ) -> Accepted:
+        """Create an account (the tenant's signup role), where the tenant allows self-signup.
+        The answer is the same whether or not the email already has one: log in next."""
+        await auth_service.signup(data.email, data.password)
+        return Accepted()
 
     @post(
         "/login",

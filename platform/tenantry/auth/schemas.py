@@ -35,12 +35,6 @@ class TenantSummary(msgspec.Struct):
     name: str
 
 
-class UserOut(msgspec.Struct):
-    id: uuid.UUID
-    email: str
-    role: str
-
-
 class MeResponse(msgspec.Struct):
     id: uuid.UUID
     email: str

@@ -6,12 +6,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.auth.credentials import note_credential_change
 from tenantry.auth.passwords import PasswordHasher
-from tenantry.auth.schemas import MeResponse, TenantSummary, TokenResponse, UserOut
+from tenantry.auth.schemas import MeResponse, TenantSummary, TokenResponse
 from tenantry.auth.tokens import TokenIssuer, hash_refresh_token, new_refresh_token
 from tenantry.config import Settings
 from tenantry.db.enums import Role, UsageKind
@@ -100,26 +100,29 @@ class TenantAuthService:
         self.users = UserRepository(session=session, tenant_id=tenant.id)
         self.refresh_tokens = RefreshTokenRepository(session=session, tenant_id=tenant.id)
 
-    async def signup(self, email: str, password: str) -> UserOut:
+    async def signup(self, email: str, password: str) -> None:
+        """Makes the account unless the email has one; the caller answers alike either way (and
+        the password is hashed either way), so signup never tells who is registered."""
         if not self.tenant.settings.get("allow_signup", False):
             raise DomainError(ErrorCode.SIGNUP_DISABLED, "this tenant does not allow self-signup")
         password_hash = await self.passwords.hash(password)
         role = Role(self.tenant.settings.get("signup_role", Role.VIEWER))
-        user = User(
-            tenant_id=self.tenant.id,
-            email=normalize_email(email),
-            password_hash=password_hash,
-            role=role,
+        created = await self.session.execute(
+            insert(User)
+            .values(
+                tenant_id=self.tenant.id,
+                email=normalize_email(email),
+                password_hash=password_hash,
+                role=role,
+            )
+            .on_conflict_do_nothing(index_elements=[User.tenant_id, User.email])
+            .returning(User.id)
         )
-        self.session.add(user)
-        try:
-            await self.session.flush()
-        except IntegrityError as exc:
-            raise DomainError(
-                ErrorCode.EMAIL_TAKEN, "an account with this email exists", field="email"
-            ) from exc
-        await self.record(user, UsageKind.SIGNUP)
-        return UserOut(id=user.id, email=user.email, role=user.role)
+        user_id = created.scalar_one_or_none()
+        if user_id is not None:
+            await self.recorder.record(
+                self.session, self.tenant.id, UsageKind.SIGNUP, user_id=user_id, role=role
+            )
 
     async def login(self, email: str, password: str) -> TokenResponse:
         user = await self.users.get_one_or_none(

@@ -8,11 +8,18 @@ sink (`tenantry.server`) and points the app at it, so invitations can be followe
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email import message_from_bytes
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import aiosmtplib
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import Envelope
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,3 +92,42 @@ def smtp_mailer(
         starttls=starttls,
         use_tls=use_tls,
     )
+
+
+class MailSink:
+    """`tenantry dev`'s local SMTP server: every message it takes is shown on the console and
+    kept as an .eml file under its directory, so invitations and resets can be followed."""
+
+    def __init__(self, directory: Path, show: Callable[[str], None]) -> None:
+        self.directory = directory
+        self._show = show
+        self._controller: Controller | None = None
+        self.port = 0
+
+    async def handle_DATA(self, _server: object, _session: object, envelope: Envelope) -> str:
+        content = envelope.content if isinstance(envelope.content, bytes) else b""
+        message = message_from_bytes(content)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}.eml"
+        path.write_bytes(content)
+        body = message.get_payload(decode=True)
+        text = body.decode(errors="replace") if isinstance(body, bytes) else ""
+        self._show(f"mail to {message['To']}: {message['Subject']} ({path})\n{text}")
+        return "250 OK"
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        self._controller = Controller(self, hostname=host, port=port or _free_port(host))
+        self._controller.start()
+        self.port = self._controller.port
+        return self.port
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
