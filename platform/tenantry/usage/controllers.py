@@ -79,6 +79,19 @@ def _csv(body: str, name: str) -> Response[str]:
     )
 
 
+async def _report_or_csv(
+    request: Request[Any, Any, Any],
+    usage: TenantUsageService,
+    span: ReportRange,
+    group_by: str | None,
+) -> UsageReport:
+    report = await usage.report(span, parse_group_by(group_by))
+    if _wants_csv(request):
+        name = f"usage-{report.tenant.slug}-{span.first}-{span.last}"
+        return _csv(report_csv(report), name)  # type: ignore[return-value]
+    return report
+
+
 def _html(page: str) -> Response[str]:
     return Response(page, media_type="text/html; charset=utf-8", headers=HTML_HEADERS)
 
@@ -120,7 +133,6 @@ class UsageController(Controller):
         self,
         request: Request[Any, Any, Any],
         usage: NamedDependency[TenantUsageService],
-        tenant: NamedDependency[TenantRecord],
         from_: From = None,
         to: To = None,
         granularity: GranularityParam = "day",
@@ -131,11 +143,7 @@ class UsageController(Controller):
         each period's end), groups by `group_by`, and the files downloaded most. CSV with
         `Accept: text/csv`."""
         span = usage.span(from_, to, granularity, tz)
-        report = await usage.report(span, parse_group_by(group_by))
-        if _wants_csv(request):
-            name = f"usage-{tenant.slug}-{span.first}-{span.last}"
-            return _csv(report_csv(report), name)  # type: ignore[return-value]
-        return report
+        return await _report_or_csv(request, usage, span, group_by)
 
     @get("/report", media_type="text/html", responses=_RANGE_PROBLEMS)
     async def report(
@@ -243,11 +251,7 @@ class PlatformUsageController(Controller):
         """One tenant's usage report, as its admins see it."""
         usage = await PlatformUsageService(platform_usage).tenant_usage(tenant_id)
         span = usage.span(from_, to, granularity, tz)
-        report = await usage.report(span, parse_group_by(group_by))
-        if _wants_csv(request):
-            name = f"usage-{report.tenant.slug}-{span.first}-{span.last}"
-            return _csv(report_csv(report), name)  # type: ignore[return-value]
-        return report
+        return await _report_or_csv(request, usage, span, group_by)
 
     @get(
         "/tenants/{tenant_id:uuid}/usage/report",
