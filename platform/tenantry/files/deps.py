@@ -9,7 +9,8 @@ from litestar import Request
 from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenantry.auth.middleware import Principal
+from tenantry.auth.middleware import Principal, actor_of
+from tenantry.db.audit import AuditWriter
 from tenantry.db.models import Audience, Category
 from tenantry.db.reads import TenantReader
 from tenantry.db.tenant_scope import TenantRecord
@@ -58,12 +59,22 @@ def provide_file_uploads(
 
 
 def provide_categories(
-    db_session: NamedDependency[AsyncSession], tenant: NamedDependency[TenantRecord]
+    request: Request[Principal, Any, Any],
+    db_session: NamedDependency[AsyncSession],
+    tenant: NamedDependency[TenantRecord],
+    audit: NamedDependency[AuditWriter],
 ) -> TaxonomyService[Category]:
-    return TaxonomyService(CATEGORIES, db_session, tenant.id)
+    return TaxonomyService(
+        CATEGORIES, db_session, tenant.id, actor=actor_of(request.user), audit=audit
+    )
 
 
 def provide_audiences(
-    db_session: NamedDependency[AsyncSession], tenant: NamedDependency[TenantRecord]
+    request: Request[Principal, Any, Any],
+    db_session: NamedDependency[AsyncSession],
+    tenant: NamedDependency[TenantRecord],
+    audit: NamedDependency[AuditWriter],
 ) -> TaxonomyService[Audience]:
-    return TaxonomyService(AUDIENCES, db_session, tenant.id)
+    return TaxonomyService(
+        AUDIENCES, db_session, tenant.id, actor=actor_of(request.user), audit=audit
+    )

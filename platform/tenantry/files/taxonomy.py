@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tenantry.db.audit import SYSTEM, Actor, AuditWriter
 from tenantry.db.enums import StatsDimension
 from tenantry.db.models import Audience, Category
 from tenantry.db.repository import TenantScopedRepository
@@ -81,10 +82,21 @@ class TermRepository(TenantScopedRepository[Any]):
 
 
 class TaxonomyService(Generic[TermT]):
-    def __init__(self, kind: TermKind[TermT], session: AsyncSession, tenant_id: uuid.UUID) -> None:
+    def __init__(
+        self,
+        kind: TermKind[TermT],
+        session: AsyncSession,
+        tenant_id: uuid.UUID,
+        *,
+        actor: Actor = SYSTEM,
+        audit: AuditWriter | None = None,
+    ) -> None:
         self.kind: TermKind[TermT] = kind
         self.tenant_id = tenant_id
         self.terms = TermRepository(kind, session=session, tenant_id=tenant_id)
+        self.session = session
+        self.actor = actor
+        self.audit = audit or AuditWriter()
 
     async def list_terms(self, *, limit: int, offset: int) -> Page[TermOut]:
         terms, total = await self.terms.get_many_and_count(
@@ -101,12 +113,15 @@ class TaxonomyService(Generic[TermT]):
         term = self.kind.model(tenant_id=self.tenant_id, name=data.name.strip())
         self.terms.session.add(term)
         await self._flush_unique(term.name)
+        await self._record("created", term.id, after={"name": term.name})
         return _render(term)
 
     async def rename_term(self, term_id: uuid.UUID, data: TermIn) -> TermOut:
         term = await self._load(term_id)
+        before = {"name": term.name}
         term.name = data.name.strip()
         await self._flush_unique(term.name)
+        await self._record("renamed", term.id, before=before, after={"name": term.name})
         return _render(term)
 
     async def delete_term(self, term_id: uuid.UUID) -> None:
@@ -115,6 +130,26 @@ class TaxonomyService(Generic[TermT]):
             raise self._not_found(term_id)
         # The database took the term off its files (SET NULL / CASCADE): recount that dimension.
         await rollup.recount(self.terms.session, self.tenant_id, self.kind.dimension)
+        await self._record("deleted", term_id)
+
+    async def _record(
+        self,
+        verb: str,
+        term_id: uuid.UUID,
+        *,
+        before: dict[str, Any] | None = None,
+        after: dict[str, Any] | None = None,
+    ) -> None:
+        await self.audit.record(
+            self.session,
+            self.tenant_id,
+            self.actor,
+            f"{self.kind.noun}.{verb}",
+            target_type=self.kind.noun,
+            target_id=str(term_id),
+            before=before,
+            after=after,
+        )
 
     async def ensure_names(self, names: list[str]) -> int:
         """Create the names that do not exist yet (never deletes); how many were created."""
