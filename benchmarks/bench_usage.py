@@ -384,6 +384,8 @@ async def tenant_reports(
                 service = TenantUsageService(
                     TenantUsageRepository(session, tenant.id),
                     TenantRef(id=tenant.id, slug=tenant.slug, name=tenant.name),
+                    settings={},  # seeded tenants have none: UTC days, the default brand
+                    branding={},
                 )
                 report = await service.report(span, None)
                 if html:
