@@ -452,8 +452,10 @@ def is_b_settings(world: World, response: httpx.Response) -> None:
 
 
 def only_b_audited(world: World, response: httpx.Response) -> None:
+    """B's log names B and B's own things (its terms); the secrets check keeps A's out."""
     targets = {entry["target_id"] for entry in response.json()["items"]}
-    assert targets and targets <= {world.globex.id}, targets
+    b_own = {value for key, value in world.values.items() if key.startswith("b_")}
+    assert world.globex.id in targets and targets <= {world.globex.id, *b_own}, targets
 
 
 def only_b_usage(world: World, response: httpx.Response) -> None:
