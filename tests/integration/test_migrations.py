@@ -501,6 +501,13 @@ async def test_upgrade_from_revision_with_data(blank_database: Settings, revisio
         await _assert_derived_tables_agree_with_scan(platform)
         if ready_files:
             assert await platform.fetchval("SELECT count(*) FROM file_stats WHERE files > 0")
+        # 0007's backfill: the domains the operator had added are verified since they were made.
+        domains = await platform.fetch(
+            "SELECT verified, verified_at, created_at FROM tenant_domains"
+        )
+        assert domains, "the seed made domains"
+        assert all(d["verified"] and d["verified_at"] == d["created_at"] for d in domains)
+        assert await platform.fetchval("SELECT count(*) FROM users WHERE token_epoch <> 0") == 0
     if _at_least(revision, "0002"):
         await _assert_usage_rolled_up(blank_database)
     async with connect_as(role_url(blank_database, "owner")) as owner:
