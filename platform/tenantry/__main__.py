@@ -202,15 +202,16 @@ def _print_welcome(
 
 
 @cli.command()
-@click.option("--host", default="0.0.0.0", show_default=True)  # noqa: S104 - a server in a container
-@click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--workers", default=2, show_default=True, type=int)
-def serve(host: str, port: int, workers: int) -> None:
+@click.option("--host", default=None, help="[default: TENANTRY_SERVER_HOST, 0.0.0.0]")
+@click.option("--port", default=None, type=int, help="[default: TENANTRY_SERVER_PORT, 8000]")
+@click.option("--workers", default=None, type=int, help="[default: TENANTRY_SERVER_WORKERS, 2]")
+def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Run the production server (granian, several worker processes)."""
     from tenantry.server import run_production_server
 
-    _settings()  # fail fast on unsafe settings, before workers start
-    run_production_server(host, port, workers)
+    # Fail fast on unsafe settings, before workers start; the workers read the same environment.
+    settings = _settings(server_host=host, server_port=port, server_workers=workers)
+    run_production_server(settings)
 
 
 @cli.group()

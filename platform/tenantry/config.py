@@ -98,6 +98,29 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # lag until `tenantry usage rollup`), and how long raw events are kept (rollups forever).
     usage_rollup_interval_seconds: float = 1.0
     usage_retention_days: int = 400
+    # `tenantry serve` (granian): where it listens, its worker processes, what it accepts.
+    server_host: str = "0.0.0.0"  # noqa: S104 - a server in a container
+    server_port: int = 8000
+    server_workers: int = 2
+    server_backlog: int = 1024
+    # Request line plus headers, and the time a client has to send them.
+    server_max_header_bytes: int = 64 * 1024
+    server_header_timeout_seconds: float = 30.0
+    server_keep_alive: bool = True
+    # Bodies of JSON requests; uploads are bounded by the tenant's plan instead.
+    request_max_body_bytes: int = 1024 * 1024
+    # SIGTERM: readiness answers 503 for the drain seconds (load balancers stop sending), then
+    # the server stops accepting and in-flight requests get the grace seconds to finish.
+    shutdown_drain_seconds: float = 5.0
+    shutdown_grace_seconds: float = 30.0
+    # Tracing: spans exported by OTLP/HTTP to this endpoint (e.g. http://collector:4318); unset:
+    # no tracing (an incoming `traceparent` still reaches the logs).
+    otlp_endpoint: str | None = None
+    otel_service_name: str = "tenantry"
+    # `/metrics`: a bearer token it requires (unset: open, keep it off the ingress), and the
+    # tenant slugs that get their own label on request metrics (all others count as "other").
+    metrics_token: str | None = None
+    metrics_tenants: tuple[str, ...] = ()
 
     @property
     def is_production(self) -> bool:
@@ -134,7 +157,7 @@ def load_settings(environ: dict[str, str] | None = None, *, dotenv: Path | None 
             raw[key.removeprefix(prefix).lower()] = value
     if "DATABASE_URL" in source and "database_url" not in raw:
         raw["database_url"] = source["DATABASE_URL"]
-    for name in ("shared_hosts", "trusted_proxies", "dns_nameservers"):
+    for name in ("shared_hosts", "trusted_proxies", "dns_nameservers", "metrics_tenants"):
         if isinstance(raw.get(name), str):
             raw[name] = _split(str(raw[name]))
     bucket = source.get(prefix + "S3_BUCKET")
@@ -159,13 +182,30 @@ def load_settings(environ: dict[str, str] | None = None, *, dotenv: Path | None 
                 if prefix + "S3_" + name.upper() in source
             },
         }
-    try:
-        settings = msgspec.convert(raw, Settings, strict=False, dec_hook=_decode_path)
-    except msgspec.ValidationError as exc:
-        raise ConfigError(f"invalid setting: {exc}") from exc
-    if settings.is_production:
-        _refuse_unsafe(settings)
+    problems = [
+        f"invalid setting {_env_name(name)}: {error}"
+        for name, value in raw.items()
+        if (error := _conversion_error(name, value))
+    ]
+    if problems:
+        raise ConfigError("\n".join(problems))
+    settings = msgspec.convert(raw, Settings, strict=False, dec_hook=_decode_path)
+    if settings.is_production and (problems := production_problems(settings)):
+        raise ConfigError("\n".join(problems))
     return settings
+
+
+def _env_name(field: str) -> str:
+    return "DATABASE_URL" if field == "database_url" else f"TENANTRY_{field.upper()}"
+
+
+def _conversion_error(name: str, value: object) -> str | None:
+    """Each setting converted on its own, so one run names every invalid value."""
+    try:
+        msgspec.convert({name: value}, Settings, strict=False, dec_hook=_decode_path)
+    except msgspec.ValidationError as exc:
+        return str(exc)
+    return None
 
 
 def _decode_path(type_: type, value: object) -> object:
@@ -175,17 +215,30 @@ def _decode_path(type_: type, value: object) -> object:
     raise NotImplementedError
 
 
-def _refuse_unsafe(settings: Settings) -> None:
+# What production cannot run without (Compose and the Helm chart provide each: tested).
+PRODUCTION_REQUIRED = (
+    "DATABASE_URL",
+    *(_env_name(name) for name in _SECRET_NAMES),
+    "TENANTRY_BASE_DOMAIN",
+)
+
+
+def production_problems(settings: Settings) -> list[str]:
+    """Every missing or unsafe production setting, one line each (all at once, not the first)."""
+    problems = []
+    if settings.database_url is None:
+        problems.append("DATABASE_URL must be set in production (no embedded Postgres)")
     for name in _SECRET_NAMES:
         value = getattr(settings, name)
         if value.lower() in _INSECURE_VALUES:
-            raise ConfigError(
-                f"TENANTRY_{name.upper()} must be set to a strong value in production"
-            )
-    if len(settings.jwt_secret) < 32:
-        raise ConfigError("TENANTRY_JWT_SECRET must be at least 32 characters in production")
-    if settings.database_url is None:
-        raise ConfigError("DATABASE_URL must be set in production (no embedded Postgres)")
+            problems.append(f"{_env_name(name)} must be set to a strong value in production")
+        elif name == "jwt_secret" and len(value) < 32:
+            problems.append(f"{_env_name(name)} must be at least 32 characters in production")
+    if settings.base_domain in {"localhost", "127.0.0.1"}:
+        problems.append(
+            "TENANTRY_BASE_DOMAIN must be set in production (tenants are served on {slug}.it)"
+        )
+    return problems
 
 
 def with_dev_secrets(settings: Settings) -> Settings:

@@ -36,15 +36,23 @@ def run_dev_server(settings: Settings, host: str, port: int) -> None:
         raise click.ClickException(f"could not serve on {host}:{port}")
 
 
-def run_production_server(host: str, port: int, workers: int) -> None:
+def run_production_server(settings: Settings) -> None:
     from granian import Granian
     from granian.constants import Interfaces
+    from granian.http import HTTP1Settings
 
     Granian(
         "tenantry.app:create_app",
-        address=host,
-        port=port,
-        workers=workers,
+        address=settings.server_host,
+        port=settings.server_port,
+        workers=settings.server_workers,
+        backlog=settings.server_backlog,
         interface=Interfaces.ASGI,
+        http1_settings=HTTP1Settings(
+            header_read_timeout=int(settings.server_header_timeout_seconds * 1000),
+            keep_alive=settings.server_keep_alive,
+            max_buffer_size=settings.server_max_header_bytes,
+        ),
+        workers_kill_timeout=max(1, round(settings.shutdown_grace_seconds)),
         factory=True,
     ).serve()

@@ -5,7 +5,13 @@ from pathlib import Path
 import pytest
 from litestar.datastructures import Headers
 
-from tenantry.config import ConfigError, Settings, load_settings, with_dev_secrets
+from tenantry.config import (
+    PRODUCTION_REQUIRED,
+    ConfigError,
+    Settings,
+    load_settings,
+    with_dev_secrets,
+)
 from tenantry.lib.errors import DomainError
 from tenantry.lib.http import request_host
 from tenantry.platform.services import normalize_domain
@@ -21,6 +27,7 @@ def _production(**overrides: str) -> dict[str, str]:
         "TENANTRY_DB_OWNER_PASSWORD": "owner-" + STRONG,
         "TENANTRY_DB_APP_PASSWORD": "app-" + STRONG,
         "TENANTRY_DB_PLATFORM_PASSWORD": "platform-" + STRONG,
+        "TENANTRY_BASE_DOMAIN": "media.example.com",
     }
     env.update(overrides)
     return {key: value for key, value in env.items() if value != "<unset>"}
@@ -41,6 +48,7 @@ def test_production_accepts_strong_settings(tmp_path: Path) -> None:
         ("TENANTRY_DB_APP_PASSWORD", "<unset>"),
         ("TENANTRY_DB_PLATFORM_PASSWORD", "password"),
         ("DATABASE_URL", "<unset>"),
+        ("TENANTRY_BASE_DOMAIN", "<unset>"),
     ],
 )
 def test_production_refuses_missing_or_default_secrets(
@@ -49,6 +57,23 @@ def test_production_refuses_missing_or_default_secrets(
     with pytest.raises(ConfigError) as caught:
         load_settings(_production(**{name: value}), dotenv=tmp_path / "none")
     assert name in str(caught.value)
+
+
+def test_production_names_every_problem_at_once(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"TENANTRY_ENV": "production"}, dotenv=tmp_path / "none")
+    lines = str(caught.value).splitlines()
+    assert [line.split()[0] for line in lines] == list(PRODUCTION_REQUIRED)
+
+
+def test_every_invalid_value_is_named_at_once(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            {"TENANTRY_BCRYPT_ROUNDS": "many", "TENANTRY_SERVER_PORT": "http", "TENANTRY_ENV": "x"},
+            dotenv=tmp_path / "none",
+        )
+    named = {line.split()[2].rstrip(":") for line in str(caught.value).splitlines()}
+    assert named == {"TENANTRY_BCRYPT_ROUNDS", "TENANTRY_SERVER_PORT", "TENANTRY_ENV"}
 
 
 def test_dotenv_is_read_and_environment_wins(tmp_path: Path) -> None:
