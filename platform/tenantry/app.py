@@ -12,6 +12,7 @@ from collections.abc import AsyncGenerator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,13 @@ from tenantry.auth.tokens import TokenIssuer
 from tenantry.config import Settings, runtime_settings
 from tenantry.db.audit import AuditWriter
 from tenantry.db.deps import session_provider
-from tenantry.db.engines import asyncpg_dsn, platform_db_config, role_url, tenant_db_config
+from tenantry.db.engines import (
+    asyncpg_dsn,
+    platform_db_config,
+    pool_use,
+    role_url,
+    tenant_db_config,
+)
 from tenantry.db.errors import DATABASE_ERRORS, translate_database_error
 from tenantry.db.listener import ChangeListener
 from tenantry.db.reads import TenantReader
@@ -59,12 +66,16 @@ from tenantry.files.deps import FileBackends
 from tenantry.files.purge import purge_tenant_files
 from tenantry.files.reconcile import Reconciler
 from tenantry.lib.errors import EXCEPTION_HANDLERS, translated
-from tenantry.lib.logging import RequestContextMiddleware, add_request_id_header, configure_logging
+from tenantry.lib.logging import configure_logging
 from tenantry.lib.mail import Mailer, smtp_mailer
+from tenantry.lib.metrics import forget_this_process, sample_pools
+from tenantry.lib.observe import ObservedApp
 from tenantry.lib.openapi import API_DESCRIPTION, document_app
+from tenantry.lib.runtime import Drain
 from tenantry.lib.tasks import in_background
+from tenantry.lib.tracing import Tracing
 from tenantry.lib.zones import OPS
-from tenantry.ops.controllers import HealthController, ProblemTypesController
+from tenantry.ops.controllers import HealthController, MetricsController, ProblemTypesController
 from tenantry.platform.controllers import TenantsController
 from tenantry.platform.services import TenantPurge
 from tenantry.storage import ObjectStore
@@ -86,6 +97,8 @@ SWAGGER_ASSETS_DIR = Path(next(iter(_SWAGGER_SPEC.submodule_search_locations or 
 
 # How often the local store's served bytes are written (see tenantry.usage.meter).
 SERVED_BYTES_FLUSH_SECONDS = 1.0
+# How often each worker samples its connection pools for /metrics.
+POOL_SAMPLE_SECONDS = 1.0
 # What each domain removes when the operator offboards a tenant.
 TENANT_PURGES: Sequence[TenantPurge] = (purge_tenant_files,)
 
@@ -186,6 +199,18 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
     )
     services = build_services(settings, clock=clock)
     listener_dsn = asyncpg_dsn(role_url(settings, "app"))
+    tracing = (
+        Tracing(
+            settings.otlp_endpoint, service_name=settings.otel_service_name, version=__version__
+        )
+        if settings.otlp_endpoint
+        else None
+    )
+    pools = {
+        "tenant": lambda: pool_use(services.tenant_db.get_engine()),
+        "read": services.reader.pool_use,
+        "platform": lambda: pool_use(services.platform_db.get_engine()),
+    }
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncGenerator[None, None]:
@@ -205,9 +230,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             async with (
                 in_background(reconciler.run_forever, settings.reconcile_interval_seconds),
                 in_background(services.rollups.run_forever, settings.usage_rollup_interval_seconds),
+                in_background(partial(sample_pools, pools), POOL_SAMPLE_SECONDS),
             ):
                 yield
         finally:
+            forget_this_process()
+            if tracing is not None:
+                tracing.shutdown()
             await services.served.close()
             await services.key_uses.close()
             await services.store.close()
@@ -220,6 +249,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
     app = Litestar(
         route_handlers=[
             HealthController,
+            MetricsController,
             ProblemTypesController,
             PlatformAuthController,
             TenantsController,
@@ -248,7 +278,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             ),
         ],
         middleware=[
-            RequestContextMiddleware(),
             TenancyMiddleware(services.resolver, services.tokens),
             CorsMiddleware(settings.base_domain),
             AuthMiddleware(
@@ -266,6 +295,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             ),
             "tenant": Provide(provide_tenant, sync_to_thread=False),
             "settings": _singleton(settings),
+            "drain": _singleton(Drain(settings.runtime_dir)),
             "store": _singleton(services.store),
             "reader": _singleton(services.reader),
             "audit": _singleton(services.audit),
@@ -297,7 +327,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             **EXCEPTION_HANDLERS,
             **{error: translated(translate_database_error) for error in DATABASE_ERRORS},
         },
-        before_send=[add_request_id_header],
+        request_max_body_size=settings.request_max_body_bytes,
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(
             title="Tenantry",
@@ -322,4 +352,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
     )
     document_app(app)
     app.state.services = services
+    # Around Litestar's whole handler, not in its middleware list (see tenantry.lib.observe);
+    # tracing outside it, so every log line of a request names the request's span.
+    app.asgi_handler = ObservedApp(
+        app.asgi_handler, metrics_tenants=frozenset(settings.metrics_tenants), tracing=tracing
+    )
+    if tracing is not None:
+        app.asgi_handler = tracing.wrap(app.asgi_handler)
     return app

@@ -113,6 +113,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # the server stops accepting and in-flight requests get the grace seconds to finish.
     shutdown_drain_seconds: float = 5.0
     shutdown_grace_seconds: float = 30.0
+    # Per-run state shared by the workers of one `tenantry serve` (their metrics, the drain
+    # mark); unset: serve makes a fresh temporary directory.
+    runtime_dir: Path | None = None
     # Tracing: spans exported by OTLP/HTTP to this endpoint (e.g. http://collector:4318); unset:
     # no tracing (an incoming `traceparent` still reaches the logs).
     otlp_endpoint: str | None = None

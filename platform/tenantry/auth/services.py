@@ -21,6 +21,7 @@ from tenantry.db.repository import TenantScopedRepository
 from tenantry.db.tenant_scope import TenantRecord
 from tenantry.db.usage import UsageRecorder
 from tenantry.lib.errors import DomainError, ErrorCode
+from tenantry.lib.metrics import login_failures
 from tenantry.lib.schemas import normalize_email
 
 _ME = PreparedRead(
@@ -132,6 +133,7 @@ class TenantAuthService:
         if not await self.passwords.verify(
             password, user.password_hash if known and user else None
         ):
+            login_failures.labels("tenant").inc()
             raise DomainError(ErrorCode.INVALID_CREDENTIALS)
         assert user is not None
         await self.record(user, UsageKind.LOGIN)
@@ -268,6 +270,7 @@ class PlatformAuthService:
         if not await self.passwords.verify(
             password, admin.password_hash if known and admin else None
         ):
+            login_failures.labels("platform").inc()
             raise DomainError(ErrorCode.INVALID_CREDENTIALS)
         assert admin is not None
         access = self.tokens.issue(

@@ -18,13 +18,14 @@ from advanced_alchemy.config import (
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, SessionTransaction
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 
 from tenantry.config import Settings
 from tenantry.db.paths import MIGRATIONS_DIR
 from tenantry.db.tenant_scope import SET_TENANT, current_tenant_id, tenant_setting
+from tenantry.lib.metrics import PoolUse
 
 Role = Literal["owner", "app", "platform"]
 ROLE_NAMES: dict[Role, str] = {
@@ -32,6 +33,11 @@ ROLE_NAMES: dict[Role, str] = {
     "app": "tenantry_app",
     "platform": "tenantry_platform",
 }
+
+
+def pool_use(engine: AsyncEngine) -> PoolUse:
+    pool = cast("QueuePool", engine.pool)
+    return PoolUse(pool.checkedout(), pool.checkedin(), pool.size())
 
 
 def admin_url(settings: Settings) -> URL:

@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 
 from tenantry.db.errors import translate_database_error
 from tenantry.db.tenant_scope import current_tenant_id, tenant_setting_sql
+from tenantry.lib.metrics import PoolUse
 
 _DIALECT = asyncpg_dialect.dialect()  # type: ignore[no-untyped-call]
 ACQUIRE_TIMEOUT_SECONDS = 10.0
@@ -86,6 +87,12 @@ class TenantReader:
     async def fetch_one(self, read: PreparedRead, **values: object) -> asyncpg.Record | None:
         async with self.transaction() as connection:
             return await connection.fetchrow(read.sql, *read.arguments(**values))
+
+    def pool_use(self) -> PoolUse:
+        if self._pool is None:
+            return PoolUse(0, 0, self._max_size)
+        idle = self._pool.get_idle_size()
+        return PoolUse(self._pool.get_size() - idle, idle, self._max_size)
 
     async def check(self) -> None:
         """For readiness: a connection can be had and answers."""

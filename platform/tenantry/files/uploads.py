@@ -24,6 +24,7 @@ from tenantry.files.rules import check_audiences, check_category, clean_filename
 from tenantry.files.schemas import FileMetadata, FileOut, PendingFileCreate
 from tenantry.files.services import FileService, delete_object_later, file_not_found
 from tenantry.lib.errors import DomainError, ErrorCode
+from tenantry.lib.metrics import observed_upload
 from tenantry.storage import ObjectStore, file_key
 from tenantry.tenancy.schemas import effective_upload_limits
 
@@ -99,6 +100,13 @@ class FileUploads:
             max_file_bytes=max_file_bytes,
             quota_left=self.tenant.storage_quota_bytes - used,
         )
+        with observed_upload(lambda: metered.size) as stored:
+            await self._stream_and_commit(file_id, key, metered)
+            stored()
+
+    async def _stream_and_commit(
+        self, file_id: uuid.UUID, key: str, metered: MeteredUpload
+    ) -> None:
         content_type = await metered.open()
         await self.store.put_stream(key, metered.stream(), content_type=content_type)
         # Saga step 3, one transaction: the tenant's write lock (offboarding takes it too, so

@@ -1,96 +1,84 @@
-"""structlog setup and the request-context middleware binding `request_id` to every line."""
+"""One log stream: our structlog lines and every library's standard-library lines (alembic,
+granian, uvicorn, asyncio) through the same processors; JSON in production, console in dev."""
 
 from __future__ import annotations
 
 import logging
-import re
+import logging.config
 import sys
-import time
-import uuid
+from typing import Any
 
 import structlog
-from litestar.middleware import ASGIMiddleware
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-access_logger = structlog.get_logger("tenantry.access")
+_STDLIB_HANDLER = "tenantry"
+
+
+def _renderer(*, json: bool) -> structlog.typing.Processor:
+    return (
+        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    )
+
+
+_SHARED_PROCESSORS: list[structlog.typing.Processor] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.processors.add_log_level,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+]
+
+
+def stdlib_formatter(*, json: bool) -> logging.Formatter:
+    """Renders a standard-library record like a structlog line (with its logger's name)."""
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*_SHARED_PROCESSORS, structlog.stdlib.add_logger_name],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            _renderer(json=json),
+        ],
+    )
+
+
+def level_number(level_name: str) -> int:
+    return logging.getLevelNamesMapping().get(level_name.upper(), logging.INFO)
 
 
 def configure_logging(*, json: bool, level_name: str) -> None:
-    renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
-    )
-    level = logging.getLevelNamesMapping().get(level_name.upper(), logging.INFO)
+    level = level_number(level_name)
     structlog.configure(
         processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            *_SHARED_PROCESSORS,
             structlog.processors.format_exc_info,
-            renderer,
+            _renderer(json=json),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
+    logging.config.dictConfig(stdlib_log_config(json=json, level_name=level_name))
 
 
-class RequestContextMiddleware(ASGIMiddleware):
-    """Binds `request_id` (from `X-Request-ID` when well formed) and writes one access line.
+def stdlib_log_config(*, json: bool, level_name: str) -> dict[str, Any]:
+    """A `logging.config.dictConfig` that sends every library's records through our formatter.
 
-    Responses carry it back as `X-Request-ID` (see `add_request_id_header`).
-    """
-
-    scopes = ("http",)  # type: ignore[assignment]
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
-        structlog.contextvars.clear_contextvars()
-        client = scope.get("client")
-        structlog.contextvars.bind_contextvars(
-            request_id=request_id, client_address=client[0] if client else None
-        )
-        started = time.perf_counter()
-        status = 500
-
-        async def send_with_request_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        # The context stays bound after this returns: an error raised by a later middleware is
-        # rendered by Litestar's outer handler, and its problem details still carry request_id.
-        # Each request runs in its own task, so nothing leaks into the next one.
-        try:
-            await next_app(scope, receive, send_with_request_id)
-        except Exception as exc:
-            status = getattr(exc, "status", getattr(exc, "status_code", 500))
-            raise
-        finally:
-            access_logger.info(
-                "request",
-                method=scope.get("method"),
-                path=scope.get("path"),
-                status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
-            )
-
-
-async def add_request_id_header(message: Message, _: object) -> None:
-    """App-level before_send hook: every response, error responses included, names its id."""
-    if message["type"] == "http.response.start":
-        request_id = structlog.contextvars.get_contextvars().get("request_id")
-        if request_id:
-            message["headers"] = [
-                *message.get("headers", []),
-                (b"x-request-id", request_id.encode()),
-            ]
-
-
-def _incoming_request_id(scope: Scope) -> str | None:
-    for name, value in scope.get("headers", ()):
-        if name == b"x-request-id":
-            candidate = value.decode("latin-1")
-            return candidate if _REQUEST_ID.match(candidate) else None
-    return None
+    granian's own loggers are named here because granian applies this same dict in each of its
+    processes (its default would print plain text to stdout)."""
+    level = logging.getLevelName(level_number(level_name))
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            _STDLIB_HANDLER: {"()": stdlib_formatter, "json": json},
+        },
+        "handlers": {
+            _STDLIB_HANDLER: {
+                "class": "logging.StreamHandler",
+                "formatter": _STDLIB_HANDLER,
+                "stream": "ext://sys.stderr",
+            },
+        },
+        "root": {"handlers": [_STDLIB_HANDLER], "level": level},
+        "loggers": {
+            name: {"handlers": [_STDLIB_HANDLER], "level": level, "propagate": False}
+            for name in ("_granian", "granian.access", "uvicorn", "uvicorn.error")
+        },
+    }

@@ -1,16 +1,23 @@
 from __future__ import annotations
 
+import hmac
+from typing import Any
+
 import msgspec
-from litestar import Controller, Response, get
+from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tenantry.auth.tokens import bearer_token
+from tenantry.config import Settings
 from tenantry.db.reads import TenantReader
 from tenantry.lib.errors import PROBLEM_TYPE_PATH, DomainError, ErrorCode, error_code
+from tenantry.lib.metrics import METRICS_CONTENT_TYPE, render
 from tenantry.lib.openapi import problems
+from tenantry.lib.runtime import Drain
 from tenantry.lib.zones import OPS
 from tenantry.storage import ObjectStore
 from tenantry.tenancy.cache import TenantCache
@@ -52,9 +59,12 @@ class HealthController(Controller):
         reader: NamedDependency[TenantReader],
         store: NamedDependency[ObjectStore],
         tenant_cache: NamedDependency[TenantCache],
+        drain: NamedDependency[Drain],
     ) -> Response[HealthStatus]:
         """Ready when both database pools and the object store answer and the tenant listener
-        runs."""
+        runs; not ready from SIGTERM on (the server drains, then stops)."""
+        if drain.draining:
+            return Response(HealthStatus(status="draining"), status_code=503)
         checks: dict[str, str] = {}
         try:
             async with tenant_engine.connect() as connection:
@@ -78,6 +88,33 @@ class HealthController(Controller):
             HealthStatus(status="ok" if ok else "unavailable", checks=checks),
             status_code=200 if ok else 503,
         )
+
+
+class MetricsController(Controller):
+    path = "/metrics"
+    tags = ["ops"]
+    opt = {"zone": OPS}
+
+    @get(
+        "/",
+        media_type=METRICS_CONTENT_TYPE,
+        responses={
+            200: ResponseSpec(str, description="Prometheus text exposition format."),
+            **problems(ErrorCode.MISSING_TOKEN, ErrorCode.INVALID_TOKEN),
+        },
+    )
+    async def metrics(
+        self, request: Request[Any, Any, Any], settings: NamedDependency[Settings]
+    ) -> Response[bytes]:
+        """Prometheus metrics of every worker process of this server (bearer token when
+        `TENANTRY_METRICS_TOKEN` is set)."""
+        if settings.metrics_token is not None:
+            token = bearer_token(request.headers.get("authorization"))
+            if token is None:
+                raise DomainError(ErrorCode.MISSING_TOKEN, "a bearer token is required")
+            if not hmac.compare_digest(token.encode(), settings.metrics_token.encode()):
+                raise DomainError(ErrorCode.INVALID_TOKEN, "not the metrics token")
+        return Response(render(), media_type=METRICS_CONTENT_TYPE)
 
 
 class ProblemTypesController(Controller):

@@ -17,6 +17,7 @@ from litestar.connection import ASGIConnection
 from litestar.types import ControllerRouterHandler
 
 from tenantry.lib.errors import DomainError, ErrorCode
+from tenantry.lib.metrics import store_errors
 
 MiB = 1024 * 1024
 
@@ -32,6 +33,7 @@ class StoreError(DomainError):
 
     def __init__(self, detail: str) -> None:
         super().__init__(ErrorCode.STORAGE_UNAVAILABLE, detail)
+        store_errors.inc()
 
 
 class StoreUnavailableError(StoreError):

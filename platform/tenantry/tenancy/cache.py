@@ -20,6 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tenantry.db.tenant_scope import TenantRecord
+from tenantry.lib.metrics import tenant_cache_hits, tenant_cache_misses
 
 CHANNEL = "tenant_changed"
 _COLUMNS = (
@@ -79,7 +80,9 @@ class TenantCache:
         cached = self._entries.get((kind, key))
         if cached is not None and cached[0] > now:
             self._entries.move_to_end((kind, key))
+            tenant_cache_hits.inc()
             return cached[1]
+        tenant_cache_misses.inc()
         generation = self._generation
         async with self._engine.connect() as connection:
             row = (await connection.execute(query, {"key": key})).first()

@@ -139,7 +139,7 @@ class TenancyMiddleware(ASGIMiddleware):
         tenant_token = current_tenant.set(tenant)
         claims_token = verified_tenant_claims.set(claims)
         if tenant is not None:
-            structlog.contextvars.bind_contextvars(tenant_id=str(tenant.id))
+            structlog.contextvars.bind_contextvars(tenant_id=str(tenant.id), tenant=tenant.slug)
         try:
             await next_app(scope, receive, send)
         finally:
