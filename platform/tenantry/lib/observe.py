@@ -9,6 +9,7 @@ details of an error) reads.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 import uuid
@@ -134,6 +135,7 @@ class ObservedApp:
         principal: _Principal | None = scope.get("user")
         access_logger.info(
             "request",
+            pid=os.getpid(),  # which worker process answered
             method=method,
             path=scope["path"],
             route=scope.get("path_template"),

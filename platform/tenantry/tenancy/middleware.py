@@ -29,6 +29,11 @@ from tenantry.tenancy.cache import TenantCache
 MAX_SLUG_HEADER = 63
 
 
+def bind_log_tenant(tenant: TenantRecord) -> None:
+    """Every later log line of the request (its access line too) names the tenant."""
+    structlog.contextvars.bind_contextvars(tenant_id=str(tenant.id), tenant=tenant.slug)
+
+
 class TenantResolver:
     """Which tenant a request is for, from its host, its verified token or `X-Tenant`."""
 
@@ -69,6 +74,7 @@ class TenantResolver:
         host_tenant = await self.host_tenant(scope, headers)
         if host_tenant is not None:
             if token_tenant_id is not None and token_tenant_id != host_tenant.id:
+                bind_log_tenant(host_tenant)  # the refusal's log line names the host's tenant
                 raise DomainError(
                     ErrorCode.TENANT_MISMATCH,
                     "the token was issued by another tenant than this host's",
@@ -139,7 +145,7 @@ class TenancyMiddleware(ASGIMiddleware):
         tenant_token = current_tenant.set(tenant)
         claims_token = verified_tenant_claims.set(claims)
         if tenant is not None:
-            structlog.contextvars.bind_contextvars(tenant_id=str(tenant.id), tenant=tenant.slug)
+            bind_log_tenant(tenant)
         try:
             await next_app(scope, receive, send)
         finally:
