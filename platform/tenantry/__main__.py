@@ -1,23 +1,24 @@
-"""The `tenantry` command line: dev server, production server, database and tenant commands."""
+"""The `tenantry` command line: dev server, production server, database and tenant commands.
+
+Only click and the settings load at start: every command imports what it needs (mostly from
+`tenantry.commands`) when it runs, so `tenantry --help` answers at once.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
-import time
 import uuid
-from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
-from functools import partial
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import msgspec
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenantry.auth.passwords import PasswordHasher
-from tenantry.auth.services import upsert_platform_admin
+from tenantry import __version__
 from tenantry.config import (
     DEV_PLATFORM_ADMIN_PASSWORD,
     ConfigError,
@@ -25,24 +26,14 @@ from tenantry.config import (
     load_settings,
     with_dev_secrets,
 )
-from tenantry.db import bootstrap
-from tenantry.db.embedded import DATABASE_NAME, start_embedded_postgres, with_database
-from tenantry.db.engines import platform_db_config
-from tenantry.db.paths import TENANTS_DIR
-from tenantry.files import rollup as file_stats
-from tenantry.files.reconcile import Reconciler, ReconcileReport
-from tenantry.lib.errors import DomainError
-from tenantry.lib.mail import MailSink
-from tenantry.manifests import Manifest, ManifestError, apply_manifest, load_manifests
-from tenantry.storage.factory import build_store
-from tenantry.usage.rollups import RollupJob
-from tenantry.usage.seed import SLUG_PREFIX, SeedPlan, SeedReport
-from tenantry.usage.seed import seed_usage as seed_usage_events
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from tenantry.manifests import Manifest
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _settings(**overrides: Any) -> Settings:
+def _load_settings(**overrides: Any) -> Settings:
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -50,49 +41,65 @@ def _settings(**overrides: Any) -> Settings:
     settings = msgspec.structs.replace(
         settings, **{k: v for k, v in overrides.items() if v is not None}
     )
+    return msgspec.structs.replace(settings, data_dir=settings.data_dir.resolve())
+
+
+def _with_secrets(settings: Settings) -> Settings:
     return settings if settings.is_production else with_dev_secrets(settings)
 
 
-def _hasher(settings: Settings) -> PasswordHasher:
-    return PasswordHasher(rounds=settings.bcrypt_rounds, concurrency=settings.bcrypt_concurrency)
+def _settings(**overrides: Any) -> Settings:
+    return _with_secrets(_load_settings(**overrides))
 
 
-async def _in_platform_session(
-    settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]
-) -> T:
-    """One committed transaction on the platform engine, for commands outside a request."""
-    config = platform_db_config(settings)
-    try:
-        async with config.get_session() as session, session.begin():
-            return await work(session)
-    finally:
-        await config.get_engine().dispose()
+@contextlib.contextmanager
+def _database(data_dir: Path | None) -> Iterator[Settings]:
+    """Settings with a database: `DATABASE_URL`, or else the embedded Postgres that `tenantry
+    dev` made under the data dir (attached to while dev runs, started for the command if not)."""
+    from tenantry.db.embedded import embedded_database, has_embedded_postgres
 
-
-async def ensure_platform_admin(settings: Settings, email: str, password: str) -> bool:
-    hasher = _hasher(settings)
-    return await _in_platform_session(
-        settings, lambda session: upsert_platform_admin(session, hasher, email, password)
-    )
-
-
-async def apply_manifests(settings: Settings, manifests: list[Manifest]) -> dict[str, str]:
-    hasher = _hasher(settings)
-    return {
-        manifest.slug: await _in_platform_session(
-            settings, partial(apply_manifest, manifest, settings=settings, passwords=hasher)
+    settings = _load_settings(data_dir=data_dir)
+    if settings.database_url is not None:
+        yield _with_secrets(settings)
+        return
+    # Checked before the dev secrets are read: making them would leave a data dir behind.
+    if not has_embedded_postgres(settings.data_dir):
+        raise click.ClickException(
+            "no database: set DATABASE_URL, or run `tenantry dev` first "
+            f"(data dir {settings.data_dir})"
         )
-        for manifest in manifests
-    }
+    with embedded_database(_with_secrets(settings)) as settings:
+        yield settings
 
 
-def prepare_database(settings: Settings) -> None:
-    """Roles, grants and migrations: everything a fresh or existing database needs."""
-    asyncio.run(bootstrap.bootstrap_roles(settings))
-    bootstrap.upgrade(settings)
+def _data_dir_option(command: F) -> F:
+    return click.option(
+        "--data-dir",
+        default=None,
+        type=click.Path(file_okay=False, path_type=Path),
+        help="embedded Postgres, dev secrets, local objects [default: TENANTRY_DATA_DIR, .tenantry]",
+    )(command)
 
 
-@click.group()
+class _Cli(click.Group):
+    """The root group: a failure of the setup or the input ends any command with one line."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException:
+            raise
+        except Exception as exc:
+            from tenantry.commands import explain
+
+            message = explain(exc)
+            if message is None:
+                raise
+            raise click.ClickException(message) from exc
+
+
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="tenantry")
 def cli() -> None:
     """Tenantry: multitenant, white-label media platform."""
 
@@ -100,62 +107,47 @@ def cli() -> None:
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--data-dir", default=".tenantry", show_default=True, type=click.Path(path_type=Path))
-def dev(host: str, port: int, data_dir: Path) -> None:
+@_data_dir_option
+def dev(host: str, port: int, data_dir: Path | None) -> None:
     """Run the platform with embedded defaults: Postgres under the data dir, demo tenants."""
-    # SIGTERM is a normal stop: at any point it unwinds through `finally`, which stops the
+    # SIGTERM is a normal stop: at any point it unwinds through the exit stack, which stops the
     # embedded Postgres (uvicorn re-raises it after its own graceful shutdown).
     signal.signal(signal.SIGTERM, _raise_stop)
-    settings = _settings(data_dir=data_dir.resolve())
-    embedded = None
-    mail_sink = None
     try:
-        if settings.smtp_host is None:
-            mail_sink = MailSink(
-                settings.data_dir / "mail", lambda text: click.echo(text, err=True)
-            )
-            settings = msgspec.structs.replace(
-                settings, smtp_host="127.0.0.1", smtp_port=mail_sink.start()
-            )
-        if settings.database_url is None:
-            embedded, admin = start_embedded_postgres(settings.data_dir / "postgres")
-            asyncio.run(
-                bootstrap.create_database_if_missing(
-                    msgspec.structs.replace(settings, database_url=admin), DATABASE_NAME
-                )
-            )
-            settings = msgspec.structs.replace(
-                settings, database_url=with_database(admin, DATABASE_NAME)
-            )
-        prepare_database(settings)
-        created = asyncio.run(
-            ensure_platform_admin(
-                settings, settings.platform_admin_email, settings.platform_admin_password
-            )
-        )
-        manifests = load_manifests(TENANTS_DIR) if TENANTS_DIR.is_dir() else []
-        outcomes = asyncio.run(apply_manifests(settings, manifests))
-        _print_welcome(
-            settings,
-            host,
-            port,
-            manifests,
-            outcomes,
-            operator_created=created,
-            sink=mail_sink is not None,
-        )
+        from tenantry import commands
+        from tenantry.db.embedded import embedded_database
+        from tenantry.db.paths import TENANTS_DIR
+        from tenantry.lib.mail import MailSink
+        from tenantry.manifests import load_manifests
         from tenantry.server import run_dev_server
 
-        run_dev_server(settings, host, port)
+        settings = _settings(data_dir=data_dir)
+        sink = settings.smtp_host is None
+        with contextlib.ExitStack() as running:
+            if sink:
+                mail_sink = MailSink(
+                    settings.data_dir / "mail", lambda text: click.echo(text, err=True)
+                )
+                running.callback(mail_sink.stop)
+                settings = msgspec.structs.replace(
+                    settings, smtp_host="127.0.0.1", smtp_port=mail_sink.start()
+                )
+            if settings.database_url is None:
+                settings = running.enter_context(embedded_database(settings))
+            commands.prepare_database(settings)
+            created = asyncio.run(
+                commands.ensure_platform_admin(
+                    settings, settings.platform_admin_email, settings.platform_admin_password
+                )
+            )
+            manifests = load_manifests(TENANTS_DIR) if TENANTS_DIR.is_dir() else []
+            outcomes = asyncio.run(commands.apply_manifests(settings, manifests))
+            _print_welcome(
+                settings, host, port, manifests, outcomes, operator_created=created, sink=sink
+            )
+            run_dev_server(settings, host, port)
     except StopRequested:
         click.echo("stopped", err=True)
-    except (ManifestError, ConfigError) as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        if mail_sink is not None:
-            mail_sink.stop()
-        if embedded is not None:
-            embedded.cleanup()
 
 
 class StopRequested(Exception):
@@ -192,9 +184,10 @@ def _print_welcome(
         + (f" (the dev sink: shown here, kept in {settings.data_dir / 'mail'})" if sink else ""),
     ]
     for manifest in manifests:
+        # curl (and browsers) resolve every *.localhost name to loopback: no Host header needed.
         lines.append(
             f"  tenant {manifest.slug} ({outcomes.get(manifest.slug)}): "
-            f"curl -H 'Host: {manifest.slug}.{settings.base_domain}' {base}/api/v1/branding ; "
+            f"curl http://{manifest.slug}.{settings.base_domain}:{port}/api/v1/branding ; "
             f"login {manifest.admin.email} / "
             f"{manifest.admin.dev_password if manifest.admin.dev_password else '$' + manifest.admin.password_env}"
         )
@@ -220,17 +213,25 @@ def db() -> None:
 
 
 @db.command("bootstrap")
-def db_bootstrap() -> None:
+@_data_dir_option
+def db_bootstrap(data_dir: Path | None) -> None:
     """Create or update the roles tenantry_owner, tenantry_app, tenantry_platform."""
-    asyncio.run(bootstrap.bootstrap_roles(_settings()))
+    from tenantry.db import bootstrap
+
+    with _database(data_dir) as settings:
+        asyncio.run(bootstrap.bootstrap_roles(settings))
     click.echo("roles ready")
 
 
 @db.command("upgrade")
 @click.argument("revision", default="head")
-def db_upgrade(revision: str) -> None:
+@_data_dir_option
+def db_upgrade(revision: str, data_dir: Path | None) -> None:
     """Run migrations as tenantry_owner."""
-    bootstrap.upgrade(_settings(), revision)
+    from tenantry.db import bootstrap
+
+    with _database(data_dir) as settings:
+        bootstrap.upgrade(settings, revision)
 
 
 @cli.group("platform-admin")
@@ -241,9 +242,13 @@ def platform_admin() -> None:
 @platform_admin.command("create")
 @click.option("--email", required=True)
 @click.password_option("--password", prompt=True, confirmation_prompt=True)
-def platform_admin_create(email: str, password: str) -> None:
+@_data_dir_option
+def platform_admin_create(email: str, password: str, data_dir: Path | None) -> None:
     """Create an operator (or reset the password of an existing one)."""
-    created = asyncio.run(ensure_platform_admin(_settings(), email, password))
+    from tenantry.commands import ensure_platform_admin
+
+    with _database(data_dir) as settings:
+        created = asyncio.run(ensure_platform_admin(settings, email, password))
     click.echo(f"operator {email} {'created' if created else 'updated'}")
 
 
@@ -254,12 +259,15 @@ def tenants() -> None:
 
 @tenants.command("apply")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
-def tenants_apply(directory: Path) -> None:
+@_data_dir_option
+def tenants_apply(directory: Path, data_dir: Path | None) -> None:
     """Create or update the tenants described by DIRECTORY/*.toml (idempotent)."""
-    try:
-        outcomes = asyncio.run(apply_manifests(_settings(), load_manifests(directory)))
-    except ManifestError as exc:
-        raise click.ClickException(str(exc)) from exc
+    from tenantry.commands import apply_manifests
+    from tenantry.manifests import load_manifests
+
+    manifests = load_manifests(directory)
+    with _database(data_dir) as settings:
+        outcomes = asyncio.run(apply_manifests(settings, manifests))
     for slug, outcome in outcomes.items():
         click.echo(f"{slug}: {outcome}")
 
@@ -270,26 +278,14 @@ def storage() -> None:
 
 
 @storage.command("reconcile")
-def storage_reconcile() -> None:
+@_data_dir_option
+def storage_reconcile(data_dir: Path | None) -> None:
     """Remove orphaned objects, dead pending uploads and offboarded tenants' objects."""
-    report = asyncio.run(reconcile_once(_settings()))
+    from tenantry.commands import reconcile_once
+
+    with _database(data_dir) as settings:
+        report = asyncio.run(reconcile_once(settings))
     click.echo(msgspec.json.encode(report).decode())
-
-
-async def reconcile_once(settings: Settings) -> ReconcileReport:
-    store = build_store(settings)
-    config = platform_db_config(settings)
-    await store.start()
-    try:
-        reconciler = Reconciler(
-            config,
-            store,
-            pending_timeout=timedelta(seconds=settings.pending_upload_timeout_seconds),
-        )
-        return await reconciler.run_once()
-    finally:
-        await store.close()
-        await config.get_engine().dispose()
 
 
 @cli.group()
@@ -297,18 +293,14 @@ def usage() -> None:
     """Usage metering: rollups and their raw events."""
 
 
-async def _with_rollups(settings: Settings, work: Callable[[RollupJob], Awaitable[T]]) -> T:
-    config = platform_db_config(settings)
-    try:
-        return await work(RollupJob(config, retention_days=settings.usage_retention_days))
-    finally:
-        await config.get_engine().dispose()
-
-
 @usage.command("rollup")
-def usage_rollup() -> None:
+@_data_dir_option
+def usage_rollup(data_dir: Path | None) -> None:
     """Roll up every event committed so far (the servers' job does this every second)."""
-    counted = asyncio.run(_with_rollups(_settings(), lambda job: job.catch_up()))
+    from tenantry.commands import with_rollups
+
+    with _database(data_dir) as settings:
+        counted = asyncio.run(with_rollups(settings, lambda job: job.catch_up()))
     click.echo(f"rolled up {counted} events")
 
 
@@ -316,33 +308,20 @@ def usage_rollup() -> None:
 @click.option("--from", "first", type=click.DateTime(["%Y-%m-%d"]), required=True)
 @click.option("--to", "last", type=click.DateTime(["%Y-%m-%d"]), required=True)
 @click.option("--tenant", "tenant_id", type=click.UUID, default=None, help="one tenant's id")
-def usage_rebuild(first: datetime, last: datetime, tenant_id: uuid.UUID | None) -> None:
+@_data_dir_option
+def usage_rebuild(
+    first: datetime, last: datetime, tenant_id: uuid.UUID | None, data_dir: Path | None
+) -> None:
     """Recompute the rollups of days FROM..TO (inclusive) from the raw events."""
-    try:
+    from tenantry.commands import with_rollups
+
+    with _database(data_dir) as settings:
         counted = asyncio.run(
-            _with_rollups(
-                _settings(),
-                lambda job: job.rebuild(first.date(), last.date(), tenant_id=tenant_id),
+            with_rollups(
+                settings, lambda job: job.rebuild(first.date(), last.date(), tenant_id=tenant_id)
             )
         )
-    except DomainError as exc:
-        raise click.ClickException(exc.detail) from exc
     click.echo(f"rebuilt {first.date()}..{last.date()} from {counted} events")
-
-
-async def seed_usage(settings: Settings, plan: SeedPlan, *, replace: bool = False) -> SeedReport:
-    """The usage seed, then the file stats rollup of its tenants: the seeded files bypassed the
-    write paths that keep that rollup."""
-    report = await seed_usage_events(settings, plan, replace=replace)
-
-    async def recount(session: AsyncSession) -> None:
-        for tenant_id in report.tenant_ids:
-            await file_stats.rebuild(session, tenant_id)
-
-    started = time.perf_counter()
-    await _in_platform_session(settings, recount)
-    report.file_stats_seconds = time.perf_counter() - started
-    return report
 
 
 @usage.command("seed")
@@ -350,17 +329,19 @@ async def seed_usage(settings: Settings, plan: SeedPlan, *, replace: bool = Fals
 @click.option("--events", type=click.IntRange(0), default=100_000, show_default=True)
 @click.option("--days", type=click.IntRange(1), default=90, show_default=True, help="up to today")
 @click.option("--seed", "seed", type=int, default=1, show_default=True, help="random seed")
-@click.option(
-    "--replace", is_flag=True, help=f"remove the tenants {SLUG_PREFIX}* of an earlier seed"
-)
-def usage_seed(tenants: int, events: int, days: int, seed: int, replace: bool) -> None:
+@click.option("--replace", is_flag=True, help="first remove the tenants an earlier seed made")
+@_data_dir_option
+def usage_seed(
+    tenants: int, events: int, days: int, seed: int, replace: bool, data_dir: Path | None
+) -> None:
     """Synthetic tenants, users, files and usage events over the last DAYS days, rolled up
     (for demos and benchmarks)."""
+    from tenantry.commands import seed_usage
+    from tenantry.usage.seed import SeedPlan
+
     plan = SeedPlan(tenants=tenants, events=events, days=days, seed=seed)
-    try:
-        report = asyncio.run(seed_usage(_settings(), plan, replace=replace))
-    except DomainError as exc:
-        raise click.ClickException(exc.detail) from exc
+    with _database(data_dir) as settings:
+        report = asyncio.run(seed_usage(settings, plan, replace=replace))
     click.echo(
         "\n".join(
             [

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import asyncpg
 
-from tenantry.__main__ import apply_manifests
+from tenantry.commands import apply_manifests
 from tenantry.config import Settings
 from tenantry.manifests import load_manifests
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tenantry.__main__ import apply_manifests
+from tenantry.commands import apply_manifests
 from tenantry.config import Settings
 from tenantry.manifests import ManifestError, load_manifests
 from tests.integration.conftest import Api, Tenant

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from tenantry.__main__ import seed_usage
+from tenantry.commands import seed_usage
 from tenantry.config import Settings
 from tenantry.db.engines import platform_db_config
 from tenantry.lib.errors import DomainError
