@@ -5,7 +5,7 @@
 writes its samples to its own files there and `/metrics`, answered by any one worker, sums them
 all. Without it (dev, tests) the metrics live in this process.
 
-Labels stay bounded: routes are templates (`/api/v1/files/{file_id:uuid}`, or "unmatched" for
+Labels stay bounded: routes are templates (`/api/v1/files/{file_id}`, or "unmatched" for
 what the router refused), statuses are the few the app answers, and the tenant label names
 only the slugs in `TENANTRY_METRICS_TENANTS` ("other" for every other tenant, "" for none):
 a hundred thousand tenants must not make a hundred thousand series. Per-tenant figures come

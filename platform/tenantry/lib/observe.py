@@ -114,6 +114,8 @@ class ObservedApp:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"] = [*message.get("headers", ()), request_id_header]
+                if self._tracing is not None:  # the span ends with the body: name it now
+                    self._tracing.name_span(scope["method"], _route(scope))
             await send(message)
 
         # The context stays bound after this returns: each request runs in its own task, so
@@ -126,12 +128,10 @@ class ObservedApp:
 
     def _record(self, scope: HTTPScope, status: int, seconds: float) -> None:
         method = scope["method"]
-        route = scope.get("path_template") or UNMATCHED_ROUTE
+        route = _route(scope)
         tenant = structlog.contextvars.get_contextvars().get("tenant")
         http_requests.labels(method, route, str(status), self._tenant_label(tenant)).inc()
         http_request_seconds.labels(method, route).observe(seconds)
-        if self._tracing is not None:
-            self._tracing.name_span(method, route)
         principal: _Principal | None = scope.get("user")
         access_logger.info(
             "request",
@@ -149,3 +149,8 @@ class ObservedApp:
         if tenant is None:
             return ""
         return tenant if tenant in self._metrics_tenants else OTHER_TENANT
+
+
+def _route(scope: HTTPScope) -> str:
+    """The route template the router chose (bounded), or what it refused."""
+    return scope.get("path_template") or UNMATCHED_ROUTE
