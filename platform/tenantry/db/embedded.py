@@ -7,12 +7,16 @@ process using it exits.
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import msgspec
+import structlog
 from sqlalchemy.engine import make_url
 
 from tenantry.config import Settings
@@ -28,6 +32,64 @@ def start_embedded_postgres(pgdata: Path) -> tuple[Any, str]:
     pgdata.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(pgdata, cleanup_mode="stop")
     return server, str(server.get_uri())
+
+
+# `pg_ctl -l` lines: "2026-12-01 14:14:48.305 UTC [16001] LOG:  database system is ready ..."
+_SERVER_LINE = re.compile(r"(\S+ \S+ \S+) \[(\d+)\] ([A-Z]+[0-9]?):  ?(.*)")
+_SEVERITY_LEVELS = {
+    "LOG": logging.INFO,
+    "INFO": logging.INFO,
+    "NOTICE": logging.INFO,
+    "WARNING": logging.WARNING,
+    "ERROR": logging.ERROR,
+    "FATAL": logging.CRITICAL,
+    "PANIC": logging.CRITICAL,
+}
+_FOLLOW_INTERVAL_SECONDS = 0.2
+
+
+class ServerLogFollower:
+    """The embedded server's own log (a file: pg_ctl writes it) as lines of our log, so dev's
+    one stream carries them, JSON included, from where the file ends at start."""
+
+    def __init__(self, server: Any) -> None:
+        self._path = Path(server.log)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._follow, name="postgres-log", daemon=True)
+        self._log = structlog.get_logger("postgres")
+
+    def start(self) -> None:
+        self._offset = self._path.stat().st_size if self._path.exists() else 0
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stops after the lines written so far (those of a server that just stopped too)."""
+        self._stopping.set()
+        self._thread.join(timeout=5)
+
+    def _follow(self) -> None:
+        while True:
+            stopping = self._stopping.is_set()
+            if self._path.exists():
+                with self._path.open("rb") as log:
+                    log.seek(self._offset)
+                    for line in iter(log.readline, b""):
+                        if not line.endswith(b"\n"):
+                            break  # a line still being written: read it whole next time
+                        self._offset += len(line)
+                        self._emit(line.decode(errors="replace").rstrip("\n"))
+            if stopping:
+                return
+            self._stopping.wait(_FOLLOW_INTERVAL_SECONDS)
+
+    def _emit(self, line: str) -> None:
+        match = _SERVER_LINE.fullmatch(line)
+        if match is None:  # a continuation (a statement, a detail) or a foreign line
+            self._log.info(line, logger="postgres")
+            return
+        _, pid, severity, message = match.groups()
+        level = _SEVERITY_LEVELS.get(severity, logging.DEBUG)
+        self._log.log(level, message, logger="postgres", pid=int(pid), severity=severity)
 
 
 def with_database(url: str, database: str) -> str:
