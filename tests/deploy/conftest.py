@@ -21,9 +21,9 @@ from tenantry.manifests import load_manifests
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "tenantry"
 VALUE_SETS = sorted((Path(__file__).parent / "values").glob("*.yaml"))
-TOOLS_BIN = Path(
-    os.environ.get("TENANTRY_TOOLS_DIR", Path.home() / ".cache" / "tenantry-tools")
-) / "bin"
+TOOLS_BIN = (
+    Path(os.environ.get("TENANTRY_TOOLS_DIR", Path.home() / ".cache" / "tenantry-tools")) / "bin"
+)
 
 
 def known_env_names() -> frozenset[str]:
