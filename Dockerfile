@@ -32,6 +32,8 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 # -- runtime ----------------------------------------------------------------------------------------
 FROM python:3.11-slim AS runtime
 
+# A fixed uid, the chart's runAsUser; it owns the data dir, and so does a new named volume
+# mounted there (Docker copies the owner), which keeps Compose's data volume writable.
 RUN groupadd --system --gid 10001 tenantry \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
        --shell /usr/sbin/nologin tenantry \
