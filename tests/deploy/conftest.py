@@ -20,7 +20,8 @@ from tenantry.manifests import load_manifests
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "tenantry"
-VALUE_SETS = sorted((Path(__file__).parent / "values").glob("*.yaml"))
+VALUES_DIR = Path(__file__).parent / "values"
+VALUE_SETS = sorted(VALUES_DIR.glob("*.yaml"))
 TOOLS_BIN = (
     Path(os.environ.get("TENANTRY_TOOLS_DIR", Path.home() / ".cache" / "tenantry-tools")) / "bin"
 )

@@ -17,7 +17,13 @@ from yamllint import linter
 from yamllint.config import YamlLintConfig
 
 from tenantry.config import PRODUCTION_REQUIRED, ConfigError, Settings, load_settings
-from tests.deploy.conftest import CHART, VALUE_SETS, image_environment, known_env_names
+from tests.deploy.conftest import (
+    CHART,
+    VALUE_SETS,
+    VALUES_DIR,
+    image_environment,
+    known_env_names,
+)
 
 Manifest = dict[str, Any]
 KUBERNETES_VERSION = "1.29"
@@ -37,11 +43,7 @@ def _render(helm: Path, *args: str | Path) -> list[Manifest]:
 
 
 def _values_args(value_set: str) -> list[str | Path]:
-    return (
-        []
-        if value_set == "defaults"
-        else ["-f", CHART.parents[1] / "tests/deploy/values" / f"{value_set}.yaml"]
-    )
+    return [] if value_set == "defaults" else ["-f", VALUES_DIR / f"{value_set}.yaml"]
 
 
 @pytest.fixture(scope="module", params=VALUE_SET_IDS)
