@@ -1,5 +1,6 @@
-"""`tenantry dev` as a real process for the end-to-end tests: started on a free port with its own
-data dir, ready when it logs `ready on`, stopped by SIGTERM like a user's Ctrl-C."""
+"""`tenantry` as real processes for the end-to-end tests: commands run as a user runs them, and
+`tenantry dev` started on a free port with its own data dir, ready when it logs `ready on`,
+stopped by SIGTERM like a user's Ctrl-C."""
 
 from __future__ import annotations
 
@@ -14,37 +15,46 @@ from pathlib import Path
 import pytest
 
 START_TIMEOUT = 180
+TENANTRY = [sys.executable, "-m", "tenantry"]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
+def user_env(**settings: str) -> dict[str, str]:
+    """This environment without its database or Tenantry settings, plus `settings`; bcrypt at
+    its cheapest (the flows, not bcrypt's cost, are under test here)."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("TENANTRY_") and k != "DATABASE_URL"
+    }
+    return {**env, "TENANTRY_BCRYPT_ROUNDS": "4", **settings}
+
+
+def run_tenantry(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*TENANTRY, *args],
+        cwd=cwd,
+        env=env or user_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 class DevServer:
     def __init__(self, data_dir: Path, project_root: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith("TENANTRY_") and k != "DATABASE_URL"
-        }
-        env["TENANTRY_BCRYPT_ROUNDS"] = "4"  # the flows, not bcrypt's cost, are under test here
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tenantry",
-                "dev",
-                "--port",
-                str(self.port),
-                "--data-dir",
-                str(data_dir),
-            ],
+            [*TENANTRY, "dev", "--port", str(self.port), "--data-dir", str(data_dir)],
             cwd=project_root,
-            env=env,
+            env=user_env(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
