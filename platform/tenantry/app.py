@@ -64,7 +64,7 @@ from tenantry.lib.mail import Mailer, smtp_mailer
 from tenantry.lib.openapi import API_DESCRIPTION, document_app
 from tenantry.lib.tasks import in_background
 from tenantry.lib.zones import OPS
-from tenantry.ops.controllers import HealthController, ProblemTypesController
+from tenantry.ops.controllers import HealthController, ProblemTypesController, api_index
 from tenantry.platform.controllers import TenantsController
 from tenantry.platform.services import TenantPurge
 from tenantry.storage import ObjectStore
@@ -219,6 +219,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
 
     app = Litestar(
         route_handlers=[
+            api_index,
             HealthController,
             ProblemTypesController,
             PlatformAuthController,

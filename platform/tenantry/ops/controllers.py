@@ -8,6 +8,7 @@ from litestar.params import FromPath
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tenantry import __version__
 from tenantry.db.reads import TenantReader
 from tenantry.lib.errors import PROBLEM_TYPE_PATH, DomainError, ErrorCode, error_code
 from tenantry.lib.openapi import problems
@@ -28,6 +29,21 @@ class ProblemType(msgspec.Struct):
     status: int
     title: str
     meaning: str
+
+
+class HealthLinks(msgspec.Struct):
+    live: str
+    ready: str
+
+
+class ApiIndex(msgspec.Struct):
+    """What `/` on the API host answers: where the docs and the health checks are."""
+
+    name: str
+    version: str
+    docs: str
+    openapi: str
+    health: HealthLinks
 
 
 class HealthController(Controller):
@@ -78,6 +94,24 @@ class HealthController(Controller):
             HealthStatus(status="ok" if ok else "unavailable", checks=checks),
             status_code=200 if ok else 503,
         )
+
+
+# The OpenAPI paths are the app's (`create_app`'s OpenAPIConfig); ops cannot import the app.
+API_INDEX = ApiIndex(
+    name="Tenantry",
+    version=__version__,
+    docs="/schema",
+    openapi="/schema/openapi.json",
+    health=HealthLinks(
+        live=f"{HealthController.path}/live", ready=f"{HealthController.path}/ready"
+    ),
+)
+
+
+@get("/", tags=["ops"], opt={"zone": OPS})
+async def api_index() -> ApiIndex:
+    """Where to start: the API docs, the OpenAPI document and the health checks."""
+    return API_INDEX
 
 
 class ProblemTypesController(Controller):
