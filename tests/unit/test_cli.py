@@ -1,4 +1,4 @@
-"""The command line's surface: help and version everywhere, a light start, one-line failures."""
+"""The command line's surface: help and version on every command, a start without heavy imports."""
 
 from __future__ import annotations
 
