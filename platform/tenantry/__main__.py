@@ -10,10 +10,10 @@ import asyncio
 import contextlib
 import signal
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 import msgspec
@@ -29,8 +29,6 @@ from tenantry.config import (
 
 if TYPE_CHECKING:
     from tenantry.manifests import Manifest
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _load_settings(**overrides: Any) -> Settings:
@@ -72,13 +70,13 @@ def _database(data_dir: Path | None) -> Iterator[Settings]:
         yield settings
 
 
-def _data_dir_option(command: F) -> F:
-    return click.option(
-        "--data-dir",
-        default=None,
-        type=click.Path(file_okay=False, path_type=Path),
-        help="embedded Postgres, dev secrets, local objects [default: TENANTRY_DATA_DIR, .tenantry]",
-    )(command)
+# `tenantry dev` and every command that needs the database: the same directory, the same default.
+_data_dir_option = click.option(
+    "--data-dir",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="embedded Postgres, dev secrets, local objects [default: TENANTRY_DATA_DIR, .tenantry]",
+)
 
 
 class _Cli(click.Group):
@@ -87,7 +85,8 @@ class _Cli(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except click.ClickException:
+        # Click's own ends (an error it prints, --help's exit, Ctrl-C at a prompt) stay as they are.
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as exc:
             from tenantry.commands import explain

@@ -75,7 +75,12 @@ from tenantry.lib.runtime import Drain
 from tenantry.lib.tasks import in_background
 from tenantry.lib.tracing import Tracing
 from tenantry.lib.zones import OPS
-from tenantry.ops.controllers import HealthController, MetricsController, ProblemTypesController
+from tenantry.ops.controllers import (
+    HealthController,
+    MetricsController,
+    ProblemTypesController,
+    api_index,
+)
 from tenantry.platform.controllers import TenantsController
 from tenantry.platform.services import TenantPurge
 from tenantry.storage import ObjectStore
@@ -248,6 +253,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
 
     app = Litestar(
         route_handlers=[
+            api_index,
             HealthController,
             MetricsController,
             ProblemTypesController,

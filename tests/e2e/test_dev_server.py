@@ -3,12 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
@@ -17,77 +11,12 @@ import psutil
 import pytest
 
 from tenantry.config import DEV_PLATFORM_ADMIN_EMAIL, DEV_PLATFORM_ADMIN_PASSWORD
-
-START_TIMEOUT = 180
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class DevServer:
-    def __init__(self, data_dir: Path, project_root: Path) -> None:
-        self.port = _free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith("TENANTRY_") and k != "DATABASE_URL"
-        }
-        env["TENANTRY_BCRYPT_ROUNDS"] = "4"  # the flows, not bcrypt's cost, are under test here
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tenantry",
-                "dev",
-                "--port",
-                str(self.port),
-                "--data-dir",
-                str(data_dir),
-            ],
-            cwd=project_root,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.output: list[str] = []
-        self._ready = threading.Event()
-        threading.Thread(target=self._read_output, daemon=True).start()
-        if not self._ready.wait(START_TIMEOUT):
-            self.process.kill()
-            pytest.fail("dev server did not print 'ready on':\n" + "".join(self.output[-40:]))
-
-    def _read_output(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.output.append(line)
-            if line.startswith(f"ready on http://127.0.0.1:{self.port}"):
-                self._ready.set()
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=60)
+from tests.e2e.dev_server import DevServer, postmaster_running
 
 
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
-
-
-def _postmaster_running(data_dir: Path) -> bool:
-    pid_file = data_dir / "postgres" / "postmaster.pid"
-    if not pid_file.exists():
-        return False
-    pid = int(pid_file.read_text().splitlines()[0])
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def _unknown_host_flood_keeps_memory_bounded(server: DevServer) -> None:
@@ -130,7 +59,7 @@ def test_dev_server_provisions_logs_in_and_stops_cleanly(
 ) -> None:
     server = DevServer(data_dir, project_root)
     try:
-        assert _postmaster_running(data_dir)
+        assert postmaster_running(data_dir)
         with httpx.Client(base_url=server.base_url, timeout=30) as http:
             assert http.get("/health/ready").json()["status"] == "ok"
             operator = http.post(
@@ -184,7 +113,7 @@ def test_dev_server_provisions_logs_in_and_stops_cleanly(
     finally:
         code = server.stop()
     assert code == 0, "".join(server.output[-40:])
-    assert not _postmaster_running(data_dir), "embedded Postgres left running"
+    assert not postmaster_running(data_dir), "embedded Postgres left running"
 
     # A second start reuses the same database: the tenant is still there.
     again = DevServer(data_dir, project_root)
@@ -197,4 +126,4 @@ def test_dev_server_provisions_logs_in_and_stops_cleanly(
         _unknown_host_flood_keeps_memory_bounded(again)
     finally:
         assert again.stop() == 0
-    assert not _postmaster_running(data_dir)
+    assert not postmaster_running(data_dir)

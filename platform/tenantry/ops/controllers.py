@@ -11,6 +11,7 @@ from litestar.params import FromPath
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tenantry import __version__
 from tenantry.auth.tokens import bearer_token
 from tenantry.config import Settings
 from tenantry.db.reads import TenantReader
@@ -35,6 +36,22 @@ class ProblemType(msgspec.Struct):
     status: int
     title: str
     meaning: str
+
+
+class HealthLinks(msgspec.Struct):
+    live: str
+    ready: str
+
+
+class ApiIndex(msgspec.Struct):
+    """What `/` on the API host answers: where the docs and the health checks are."""
+
+    name: str
+    version: str
+    docs: str
+    openapi: str
+    health: HealthLinks
+    metrics: str
 
 
 class HealthController(Controller):
@@ -115,6 +132,25 @@ class MetricsController(Controller):
             if not hmac.compare_digest(token.encode(), settings.metrics_token.encode()):
                 raise DomainError(ErrorCode.INVALID_TOKEN, "not the metrics token")
         return Response(render(), media_type=METRICS_CONTENT_TYPE)
+
+
+# The OpenAPI paths are the app's (`create_app`'s OpenAPIConfig); ops cannot import the app.
+API_INDEX = ApiIndex(
+    name="Tenantry",
+    version=__version__,
+    docs="/schema",
+    openapi="/schema/openapi.json",
+    health=HealthLinks(
+        live=f"{HealthController.path}/live", ready=f"{HealthController.path}/ready"
+    ),
+    metrics=MetricsController.path,
+)
+
+
+@get("/", tags=["ops"], opt={"zone": OPS})
+async def api_index() -> ApiIndex:
+    """Where to start: the API docs, the OpenAPI document, the health checks, the metrics."""
+    return API_INDEX
 
 
 class ProblemTypesController(Controller):
