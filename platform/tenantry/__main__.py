@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import signal
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -112,27 +112,34 @@ def dev(host: str, port: int, data_dir: Path | None) -> None:
     # SIGTERM is a normal stop: at any point it unwinds through the exit stack, which stops the
     # embedded Postgres (uvicorn re-raises it after its own graceful shutdown).
     signal.signal(signal.SIGTERM, _raise_stop)
+    announce = _announcer(json=False)  # until the settings say which
     try:
         from tenantry import commands
-        from tenantry.db.embedded import embedded_database
+        from tenantry.db.embedded import ServerLogFollower, embedded_database, server_log
         from tenantry.db.paths import TENANTS_DIR
+        from tenantry.lib.logging import configure_logging
         from tenantry.lib.mail import MailSink
         from tenantry.manifests import load_manifests
         from tenantry.server import run_dev_server
 
         settings = _settings(data_dir=data_dir)
+        # From the first line on, one stream: ours, the libraries' and the database's.
+        configure_logging(json=settings.json_logs, level_name=settings.log_level)
+        announce = _announcer(json=settings.json_logs)
         sink = settings.smtp_host is None
         with contextlib.ExitStack() as running:
             if sink:
-                mail_sink = MailSink(
-                    settings.data_dir / "mail", lambda text: click.echo(text, err=True)
-                )
+                mail_sink = MailSink(settings.data_dir / "mail", announce)
                 running.callback(mail_sink.stop)
                 settings = msgspec.structs.replace(
                     settings, smtp_host="127.0.0.1", smtp_port=mail_sink.start()
                 )
             if settings.database_url is None:
+                # Stopped after the database (the stack unwinds in reverse): its last lines too.
+                follower = ServerLogFollower(server_log(settings.data_dir))
+                running.callback(follower.stop)
                 settings = running.enter_context(embedded_database(settings))
+                follower.start()
             commands.prepare_database(settings)
             created = asyncio.run(
                 commands.ensure_platform_admin(
@@ -142,11 +149,29 @@ def dev(host: str, port: int, data_dir: Path | None) -> None:
             manifests = load_manifests(TENANTS_DIR) if TENANTS_DIR.is_dir() else []
             outcomes = asyncio.run(commands.apply_manifests(settings, manifests))
             _print_welcome(
-                settings, host, port, manifests, outcomes, operator_created=created, sink=sink
+                settings,
+                host,
+                port,
+                manifests,
+                outcomes,
+                announce,
+                operator_created=created,
+                sink=sink,
             )
-            run_dev_server(settings, host, port)
+            run_dev_server(settings, host, port, announce)
     except StopRequested:
-        click.echo("stopped", err=True)
+        announce("stopped")
+
+
+def _announcer(*, json: bool) -> Callable[[str], None]:
+    """How dev tells its user something: plain lines on a console, log lines in JSON mode
+    (where every line of the stream must be JSON)."""
+    if not json:
+        return lambda text: click.echo(text, err=True)
+    import structlog
+
+    log = structlog.get_logger("tenantry.dev")
+    return lambda text: log.info(text)
 
 
 class StopRequested(Exception):
@@ -163,6 +188,7 @@ def _print_welcome(
     port: int,
     manifests: list[Manifest],
     outcomes: dict[str, str],
+    announce: Callable[[str], None],
     *,
     operator_created: bool,
     sink: bool,
@@ -190,7 +216,7 @@ def _print_welcome(
             f"login {manifest.admin.email} / "
             f"{manifest.admin.dev_password if manifest.admin.dev_password else '$' + manifest.admin.password_env}"
         )
-    click.echo("\n".join(lines), err=True)
+    announce("\n".join(lines))
 
 
 @cli.command()

@@ -199,9 +199,7 @@ def _singleton(value: Any) -> Provide:
 def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> Litestar:
     """`clock` stamps usage events (tests script days of usage with it)."""
     settings = settings or runtime_settings()
-    configure_logging(
-        json=settings.log_format == "json" or settings.is_production, level_name=settings.log_level
-    )
+    configure_logging(json=settings.json_logs, level_name=settings.log_level)
     services = build_services(settings, clock=clock)
     listener_dsn = asyncpg_dsn(role_url(settings, "app"))
     tracing = (
@@ -334,6 +332,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             **{error: translated(translate_database_error) for error in DATABASE_ERRORS},
         },
         request_max_body_size=settings.request_max_body_bytes,
+        logging_config=None,  # configure_logging owns the stream (Litestar's would replace it)
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(
             title="Tenantry",

@@ -129,6 +129,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def is_production(self) -> bool:
         return self.env == "production"
 
+    @property
+    def json_logs(self) -> bool:
+        return self.log_format == "json" or self.is_production
+
 
 def _read_dotenv(path: Path) -> dict[str, str]:
     """Minimal `.env` reader: KEY=VALUE lines, optional quotes, # comments."""

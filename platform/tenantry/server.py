@@ -18,6 +18,7 @@ import shutil
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,9 @@ from tenantry.lib.logging import configure_logging, stdlib_log_config
 from tenantry.lib.runtime import METRICS_DIR_VARIABLE, RUNTIME_DIR_VARIABLE, Drain, metrics_dir
 
 
-def run_dev_server(settings: Settings, host: str, port: int) -> None:
+def run_dev_server(
+    settings: Settings, host: str, port: int, announce: Callable[[str], None]
+) -> None:
     import uvicorn
 
     from tenantry.app import create_app
@@ -54,7 +57,7 @@ def run_dev_server(settings: Settings, host: str, port: int) -> None:
         while not server.started and not task.done():  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         if server.started:
-            click.echo(f"ready on http://{host}:{port}", err=True)
+            announce(f"ready on http://{host}:{port}")
         await task
 
     asyncio.run(serve())
@@ -63,8 +66,7 @@ def run_dev_server(settings: Settings, host: str, port: int) -> None:
 
 
 def run_production_server(settings: Settings) -> None:
-    json_logs = settings.log_format == "json" or settings.is_production
-    configure_logging(json=json_logs, level_name=settings.log_level)
+    configure_logging(json=settings.json_logs, level_name=settings.log_level)
     runtime_dir = _fresh_runtime_dir(settings.runtime_dir)
     # The workers are forked from this process and build their settings from the environment.
     os.environ[RUNTIME_DIR_VARIABLE] = str(runtime_dir)
@@ -85,7 +87,9 @@ def run_production_server(settings: Settings) -> None:
                 max_buffer_size=settings.server_max_header_bytes,
             ),
             workers_kill_timeout=max(1, round(settings.shutdown_grace_seconds)),
-            log_dictconfig=stdlib_log_config(json=json_logs, level_name=settings.log_level),
+            log_dictconfig=stdlib_log_config(
+                json=settings.json_logs, level_name=settings.log_level
+            ),
             factory=True,
         ).serve()
     finally:

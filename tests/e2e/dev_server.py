@@ -48,15 +48,15 @@ def run_tenantry(
 
 
 class DevServer:
-    def __init__(self, data_dir: Path, project_root: Path) -> None:
+    def __init__(self, data_dir: Path, project_root: Path, **settings: str) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
             [*TENANTRY, "dev", "--port", str(self.port), "--data-dir", str(data_dir)],
             cwd=project_root,
-            env=user_env(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            env=user_env(**settings),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             text=True,
         )
         self.output: list[str] = []
@@ -67,10 +67,10 @@ class DevServer:
             pytest.fail("dev server did not print 'ready on':\n" + "".join(self.output[-40:]))
 
     def _read_output(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
             self.output.append(line)
-            if line.startswith(f"ready on http://127.0.0.1:{self.port}"):
+            if f"ready on http://127.0.0.1:{self.port}" in line:  # a plain line, or a JSON one
                 self._ready.set()
 
     def stop(self) -> int:

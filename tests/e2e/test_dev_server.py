@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
@@ -127,3 +128,28 @@ def test_dev_server_provisions_logs_in_and_stops_cleanly(
     finally:
         assert again.stop() == 0
     assert not postmaster_running(data_dir)
+
+
+def test_dev_in_json_mode_writes_nothing_but_json(data_dir: Path, project_root: Path) -> None:
+    """Every line of the run is a JSON object: ours, alembic's, uvicorn's, the embedded
+    Postgres's own (from its log file), the welcome and the stop."""
+    server = DevServer(data_dir, project_root, TENANTRY_LOG_FORMAT="json")
+    try:
+        missing = httpx.get(f"{server.base_url}/no/such/route", timeout=30)
+        assert missing.status_code == 404
+    finally:
+        assert server.stop() == 0
+    entries = []
+    for line in server.output:
+        entry = json.loads(line)
+        assert isinstance(entry, dict), line
+        entries.append(entry)
+    loggers = {entry.get("logger") for entry in entries}
+    assert {"postgres", "alembic.runtime.migration", "uvicorn.error"} <= loggers, loggers
+    assert any(
+        entry.get("event") == "request"
+        and entry.get("request_id") == missing.headers["x-request-id"]
+        for entry in entries
+    )
+    assert entries[-1]["event"] == "stopped"
+    assert any(entry["event"] == "database system is shut down" for entry in entries)

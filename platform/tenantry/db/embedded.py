@@ -52,8 +52,8 @@ class ServerLogFollower:
     """The embedded server's own log (a file: pg_ctl writes it) as lines of our log, so dev's
     one stream carries them, JSON included, from where the file ends at start."""
 
-    def __init__(self, server: Any) -> None:
-        self._path = Path(server.log)
+    def __init__(self, path: Path) -> None:
+        self._path = path
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._follow, name="postgres-log", daemon=True)
         self._log = structlog.get_logger("postgres")
@@ -98,6 +98,11 @@ def with_database(url: str, database: str) -> str:
 
 def _pgdata(data_dir: Path) -> Path:
     return data_dir.resolve() / "postgres"
+
+
+def server_log(data_dir: Path) -> Path:
+    """Where the embedded server writes its own log (pgserver's `pg_ctl -l`)."""
+    return _pgdata(data_dir) / "log"
 
 
 def has_embedded_postgres(data_dir: Path) -> bool:

@@ -11,6 +11,9 @@ from typing import Any
 import structlog
 
 _STDLIB_HANDLER = "tenantry"
+# Libraries whose INFO lines narrate their own plumbing (pgserver's command lines, aiosmtpd's
+# every connection): their warnings and errors still show.
+_CHATTY_LOGGERS = ("pgserver", "mail.log")
 
 
 def _renderer(*, json: bool) -> structlog.typing.Processor:
@@ -55,6 +58,7 @@ def configure_logging(*, json: bool, level_name: str) -> None:
         cache_logger_on_first_use=True,
     )
     logging.config.dictConfig(stdlib_log_config(json=json, level_name=level_name))
+    logging.captureWarnings(True)  # a library's warning is a log line too, not raw stderr
 
 
 def stdlib_log_config(*, json: bool, level_name: str) -> dict[str, Any]:
@@ -78,7 +82,10 @@ def stdlib_log_config(*, json: bool, level_name: str) -> dict[str, Any]:
         },
         "root": {"handlers": [_STDLIB_HANDLER], "level": level},
         "loggers": {
-            name: {"handlers": [_STDLIB_HANDLER], "level": level, "propagate": False}
-            for name in ("_granian", "granian.access", "uvicorn", "uvicorn.error")
+            **{
+                name: {"handlers": [_STDLIB_HANDLER], "level": level, "propagate": False}
+                for name in ("_granian", "granian.access", "uvicorn", "uvicorn.error")
+            },
+            **{name: {"level": "WARNING"} for name in _CHATTY_LOGGERS},
         },
     }
