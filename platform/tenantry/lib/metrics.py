@@ -34,7 +34,8 @@ from prometheus_client import (
 
 from tenantry.lib.runtime import METRICS_DIR_VARIABLE
 
-METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
+# Litestar appends the charset of a text/ type itself.
+METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST.removesuffix("; charset=utf-8")
 UNMATCHED_ROUTE = "unmatched"
 OTHER_TENANT = "other"
 

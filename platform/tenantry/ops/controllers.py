@@ -116,7 +116,9 @@ class MetricsController(Controller):
         "/",
         media_type=METRICS_CONTENT_TYPE,
         responses={
-            200: ResponseSpec(str, description="Prometheus text exposition format."),
+            200: ResponseSpec(
+                str, description="Prometheus text exposition format.", media_type="text/plain"
+            ),
             **problems(ErrorCode.MISSING_TOKEN, ErrorCode.INVALID_TOKEN),
         },
     )
