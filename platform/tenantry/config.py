@@ -189,17 +189,27 @@ def load_settings(environ: dict[str, str] | None = None, *, dotenv: Path | None 
                 if prefix + "S3_" + name.upper() in source
             },
         }
-    problems = [
-        f"invalid setting {_env_name(name)}: {error}"
-        for name, value in raw.items()
-        if (error := _conversion_error(name, value))
-    ]
+    errors = {
+        name: error for name, value in raw.items() if (error := _conversion_error(name, value))
+    }
+    problems = [f"invalid setting {_env_name(name)}: {error}" for name, error in errors.items()]
+    # The valid values alone, so that production's rules are checked in the same run.
+    valid = {name: value for name, value in raw.items() if name not in errors}
+    settings = msgspec.convert(valid, Settings, strict=False, dec_hook=_decode_path)
+    if settings.is_production:
+        problems += production_problems(settings)
     if problems:
-        raise ConfigError("\n".join(problems))
-    settings = msgspec.convert(raw, Settings, strict=False, dec_hook=_decode_path)
-    if settings.is_production and (problems := production_problems(settings)):
-        raise ConfigError("\n".join(problems))
+        raise ConfigError(_listed(problems))
     return settings
+
+
+def _listed(problems: list[str]) -> str:
+    heading = (
+        "1 setting needs a change"
+        if len(problems) == 1
+        else f"{len(problems)} settings need a change"
+    )
+    return "\n  ".join([f"{heading}:", *problems])
 
 
 def _env_name(field: str) -> str:
@@ -243,7 +253,7 @@ def production_problems(settings: Settings) -> list[str]:
             problems.append(f"{_env_name(name)} must be at least 32 characters in production")
     if settings.base_domain in {"localhost", "127.0.0.1"}:
         problems.append(
-            "TENANTRY_BASE_DOMAIN must be set in production (tenants are served on {slug}.it)"
+            "TENANTRY_BASE_DOMAIN must be set in production (tenants are served on {slug}.<it>)"
         )
     return problems
 

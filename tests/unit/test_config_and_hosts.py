@@ -62,7 +62,8 @@ def test_production_refuses_missing_or_default_secrets(
 def test_production_names_every_problem_at_once(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings({"TENANTRY_ENV": "production"}, dotenv=tmp_path / "none")
-    lines = str(caught.value).splitlines()
+    heading, *lines = str(caught.value).splitlines()
+    assert heading == f"{len(PRODUCTION_REQUIRED)} settings need a change:"
     assert [line.split()[0] for line in lines] == list(PRODUCTION_REQUIRED)
 
 
@@ -72,7 +73,7 @@ def test_every_invalid_value_is_named_at_once(tmp_path: Path) -> None:
             {"TENANTRY_BCRYPT_ROUNDS": "many", "TENANTRY_SERVER_PORT": "http", "TENANTRY_ENV": "x"},
             dotenv=tmp_path / "none",
         )
-    named = {line.split()[2].rstrip(":") for line in str(caught.value).splitlines()}
+    named = {line.split()[2].rstrip(":") for line in str(caught.value).splitlines()[1:]}
     assert named == {"TENANTRY_BCRYPT_ROUNDS", "TENANTRY_SERVER_PORT", "TENANTRY_ENV"}
 
 
@@ -149,3 +150,14 @@ def test_domain_rules(domain: str, ok: bool) -> None:
         with pytest.raises(DomainError) as caught:
             normalize_domain(domain, Settings())
         assert caught.value.code == "invalid_domain"
+
+
+def test_invalid_values_and_production_rules_are_named_in_one_run(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            _production(TENANTRY_SERVER_WORKERS="two", TENANTRY_JWT_SECRET="short"),
+            dotenv=tmp_path / "none",
+        )
+    heading, *lines = str(caught.value).splitlines()
+    assert heading == "2 settings need a change:"
+    assert "TENANTRY_SERVER_WORKERS" in lines[0] and "TENANTRY_JWT_SECRET" in lines[1]
