@@ -143,6 +143,7 @@ def settings(
         log_level="WARNING",
         reconcile_interval_seconds=0,  # tests run the reconciler themselves
         usage_rollup_interval_seconds=0,  # and the usage rollup job (`usage_rollups`)
+        rate_limits=False,  # tests of the limits turn them on (test_limits.py)
     )
     # Roles belong to the server, not to a database: workers sharing a server take turns (two
     # concurrent ALTER ROLEs of one role can fail with "tuple concurrently updated").

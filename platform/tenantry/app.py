@@ -85,11 +85,12 @@ from tenantry.platform.controllers import TenantsController
 from tenantry.platform.services import TenantPurge
 from tenantry.storage import ObjectStore
 from tenantry.storage.factory import build_store
-from tenantry.tenancy.cache import TenantCache
+from tenantry.tenancy.cache import TenantCache, track_tenant_changes
 from tenantry.tenancy.controllers import BrandingController
 from tenantry.tenancy.cors import CorsMiddleware
 from tenantry.tenancy.deps import provide_tenant
 from tenantry.tenancy.domains import DnsVerifier
+from tenantry.tenancy.limits import RateLimiter, UploadSlots
 from tenantry.tenancy.middleware import TenancyMiddleware, TenantResolver
 from tenantry.usage.controllers import PlatformUsageController, UsageController
 from tenantry.usage.meter import ServedBytesMeter
@@ -129,16 +130,20 @@ class AppServices:
     recorder: UsageRecorder
     rollups: RollupJob
     served: ServedBytesMeter
+    rate_limiter: RateLimiter
 
-    def after_platform_commit(self, session: AsyncSession) -> None:
-        """Platform writes change tenants (and may revoke credentials)."""
-        self.tenant_cache.invalidate()
+    def after_commit(self, session: AsyncSession) -> None:
+        """What a request's commit changed (tenants, domains, credentials) is gone from this
+        replica's caches at once; the others hear it by NOTIFY."""
+        self.tenant_cache.forget_changed(session)
         self.credentials.forget_changed(session)
 
 
 def build_services(settings: Settings, *, clock: Clock = utc_now) -> AppServices:
     tenant_db = tenant_db_config(settings)
     platform_db = platform_db_config(settings)
+    for config in (tenant_db, platform_db):
+        track_tenant_changes(config)
     recorder = UsageRecorder(clock)
     reader = TenantReader(
         asyncpg_dsn(role_url(settings, "app")), max_size=settings.db_read_pool_size
@@ -189,6 +194,7 @@ def build_services(settings: Settings, *, clock: Clock = utc_now) -> AppServices
         recorder=recorder,
         rollups=RollupJob(platform_db, retention_days=settings.usage_retention_days),
         served=ServedBytesMeter(platform_db, recorder),
+        rate_limiter=RateLimiter(reader, enabled=settings.rate_limits),
     )
 
 
@@ -282,7 +288,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             ),
         ],
         middleware=[
-            TenancyMiddleware(services.resolver, services.tokens),
+            TenancyMiddleware(services.resolver, services.tokens, services.rate_limiter),
             CorsMiddleware(settings.base_domain),
             AuthMiddleware(
                 services.tokens, services.credentials, services.key_hasher, services.key_uses
@@ -291,11 +297,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
         dependencies={
             # What a request changed is dropped from this replica's caches at its commit (the
             # others hear NOTIFY), so the very next request sees a suspension or a revocation.
-            "db_session": Provide(
-                session_provider(services.tenant_db, services.credentials.forget_changed)
-            ),
+            "db_session": Provide(session_provider(services.tenant_db, services.after_commit)),
             "platform_db_session": Provide(
-                session_provider(services.platform_db, services.after_platform_commit)
+                session_provider(services.platform_db, services.after_commit)
             ),
             "tenant": Provide(provide_tenant, sync_to_thread=False),
             "settings": _singleton(settings),
@@ -314,7 +318,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             "dns_verifier": _singleton(DnsVerifier(settings.dns_nameservers, settings.dns_port)),
             "tenant_purges": _singleton(TENANT_PURGES),
             "file_backends": _singleton(
-                FileBackends(services.reader, services.store, services.recorder)
+                FileBackends(
+                    services.reader,
+                    services.store,
+                    services.recorder,
+                    UploadSlots(services.reader, enabled=settings.rate_limits),
+                )
             ),
             "auth_backends": _singleton(
                 AuthBackends(

@@ -98,6 +98,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # lag until `tenantry usage rollup`), and how long raw events are kept (rollups forever).
     usage_rollup_interval_seconds: float = 1.0
     usage_retention_days: int = 400
+    # Per-tenant request rates and upload concurrency (tenancy.limits); off only for
+    # benchmarks of raw throughput and tests that are not about them.
+    rate_limits: bool = True
     # `tenantry serve` (granian): where it listens, its worker processes, what it accepts.
     server_host: str = "0.0.0.0"  # noqa: S104 - a server in a container
     server_port: int = 8000

@@ -43,7 +43,7 @@ class TenantAuthController(Controller):
 
     @post(
         "/signup",
-        opt={"zone": TENANT_PUBLIC},
+        opt={"zone": TENANT_PUBLIC, "rate_bucket": "auth"},
         status_code=HTTP_202_ACCEPTED,
         responses=problems(
             ErrorCode.SIGNUP_DISABLED,
@@ -62,7 +62,7 @@ class TenantAuthController(Controller):
 
     @post(
         "/login",
-        opt={"zone": TENANT_PUBLIC},
+        opt={"zone": TENANT_PUBLIC, "rate_bucket": "auth"},
         status_code=HTTP_200_OK,
         responses=problems(ErrorCode.INVALID_CREDENTIALS, ErrorCode.INVALID_VALUE),
     )
@@ -124,6 +124,7 @@ class TenantAuthController(Controller):
         "/password",
         status_code=HTTP_200_OK,
         guards=[requires_user],
+        opt={"rate_bucket": "auth"},
         dependencies=_ACCOUNTS,
         responses=problems(
             ErrorCode.INVALID_PASSWORD,
@@ -146,7 +147,7 @@ class TenantAuthController(Controller):
 
     @post(
         "/accept-invite",
-        opt={"zone": TENANT_PUBLIC},
+        opt={"zone": TENANT_PUBLIC, "rate_bucket": "auth"},
         status_code=HTTP_200_OK,
         dependencies=_ACCOUNTS,
         responses=problems(
@@ -161,7 +162,7 @@ class TenantAuthController(Controller):
 
     @post(
         "/forgot-password",
-        opt={"zone": TENANT_PUBLIC},
+        opt={"zone": TENANT_PUBLIC, "rate_bucket": "auth"},
         status_code=HTTP_202_ACCEPTED,
         dependencies=_ACCOUNTS,
     )
@@ -174,7 +175,7 @@ class TenantAuthController(Controller):
 
     @post(
         "/reset-password",
-        opt={"zone": TENANT_PUBLIC},
+        opt={"zone": TENANT_PUBLIC, "rate_bucket": "auth"},
         status_code=HTTP_204_NO_CONTENT,
         dependencies=_ACCOUNTS,
         responses=problems(

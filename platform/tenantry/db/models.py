@@ -21,6 +21,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Double,
     Enum,
     ForeignKey,
     ForeignKeyConstraint,
@@ -108,11 +109,39 @@ class Tenant(Base):
     max_file_bytes: Mapped[int] = mapped_column(BigInteger)
     settings: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     branding: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    # The operator's overrides of the plan's rates and upload concurrency (tenancy.limits).
+    limits: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (Index("ix_tenants_status_created_at", "status", "created_at"),)
+
+
+class RateBucket(Base):
+    """A tenant's token bucket, leased from in batches by every process (UNLOGGED)."""
+
+    __tablename__ = "rate_buckets"
+
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    bucket: Mapped[str] = mapped_column(String(16), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Double)
+    granted: Mapped[int]
+    refreshed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = {"prefixes": ["UNLOGGED"]}
+
+
+class UploadSlot(Base):
+    """One upload in flight, a lease its process renews (UNLOGGED)."""
+
+    __tablename__ = "upload_slots"
+
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = {"prefixes": ["UNLOGGED"]}
 
 
 class TenantDomain(Base):

@@ -63,11 +63,14 @@ class TenantReader:
             await self._pool.close()
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
-        """A read-only transaction that sees the request's tenant only (nothing without one).
-        Database failures leave as the catalogue's errors (503, or 422 for a bad value)."""
+    async def transaction(self, *, read_only: bool = True) -> AsyncIterator[asyncpg.Connection]:
+        """A transaction that sees the request's tenant only (nothing without one); read-only
+        unless asked (the limits' bookkeeping writes). Database failures leave as the
+        catalogue's errors (503, or 422 for a bad value)."""
         assert self._pool is not None, "TenantReader.start() was not awaited"
-        begin = "BEGIN READ ONLY; " + tenant_setting_sql(current_tenant_id())
+        begin = ("BEGIN READ ONLY; " if read_only else "BEGIN; ") + tenant_setting_sql(
+            current_tenant_id()
+        )
         try:
             async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as connection:
                 await connection.execute(begin)

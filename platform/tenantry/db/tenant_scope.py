@@ -29,6 +29,8 @@ class TenantRecord(msgspec.Struct, frozen=True):
     max_file_bytes: int
     settings: dict[str, Any]
     branding: dict[str, Any]
+    # The operator's overrides of its plan's limits (tenancy.limits).
+    limits: dict[str, Any] = msgspec.field(default_factory=dict)
     # Its verified custom domains (its CORS origins, with the ones its admins add).
     domains: tuple[str, ...] = ()
 

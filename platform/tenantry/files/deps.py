@@ -20,6 +20,7 @@ from tenantry.files.services import FileService
 from tenantry.files.taxonomy import AUDIENCES, CATEGORIES, TaxonomyService
 from tenantry.files.uploads import FileUploads
 from tenantry.storage import ObjectStore
+from tenantry.tenancy.limits import UploadSlots
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,7 @@ class FileBackends:
     reader: TenantReader
     store: ObjectStore
     recorder: UsageRecorder
+    upload_slots: UploadSlots
 
 
 def _files(session: AsyncSession, tenant: TenantRecord, backends: FileBackends) -> FileRepository:
@@ -55,7 +57,7 @@ def provide_file_uploads(
     file_backends: NamedDependency[FileBackends],
 ) -> FileUploads:
     files = _files(db_session, tenant, file_backends)
-    return FileUploads(files, tenant, request.user, file_backends.store)
+    return FileUploads(files, tenant, request.user, file_backends.store, file_backends.upload_slots)
 
 
 def provide_categories(

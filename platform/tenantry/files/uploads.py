@@ -26,18 +26,25 @@ from tenantry.files.services import FileService, delete_object_later, file_not_f
 from tenantry.lib.errors import DomainError, ErrorCode
 from tenantry.lib.metrics import observed_upload
 from tenantry.storage import ObjectStore, file_key
+from tenantry.tenancy.limits import UploadSlots
 from tenantry.tenancy.schemas import effective_upload_limits
 
 
 class FileUploads:
     def __init__(
-        self, files: FileRepository, tenant: TenantRecord, user: Principal, store: ObjectStore
+        self,
+        files: FileRepository,
+        tenant: TenantRecord,
+        user: Principal,
+        store: ObjectStore,
+        slots: UploadSlots,
     ) -> None:
         self.files = files
         self.session = files.session
         self.tenant = tenant
         self.user = user
         self.store = store
+        self.slots = slots
         self._service = FileService(files, tenant, user, store)
 
     async def create_pending(self, data: PendingFileCreate) -> FileOut:
@@ -53,14 +60,16 @@ class FileUploads:
         declared_type: str | None,
         chunks: AsyncIterator[bytes],
     ) -> FileOut:
-        """Multipart upload: a row, the object, then ready; any failure leaves neither."""
-        file = await self._insert(metadata, filename, status=FileStatus.UPLOADING)
-        await self.session.commit()  # saga step 1: the row exists before the object
-        try:
-            await self._store_content(file.id, file.storage_key, declared_type, chunks)
-        except BaseException:
-            await self._discard(file.id, file.storage_key)
-            raise
+        """Multipart upload: a row, the object, then ready; any failure leaves neither. It holds
+        one of the tenant's upload slots throughout (429 when they are all taken)."""
+        async with self.slots.held(self.tenant):
+            file = await self._insert(metadata, filename, status=FileStatus.UPLOADING)
+            await self.session.commit()  # saga step 1: the row exists before the object
+            try:
+                await self._store_content(file.id, file.storage_key, declared_type, chunks)
+            except BaseException:
+                await self._discard(file.id, file.storage_key)
+                raise
         return await self._service.read_back(file.id)
 
     async def upload_content(
@@ -68,7 +77,14 @@ class FileUploads:
     ) -> FileOut:
         """Step two of the raw upload. The row is claimed first (`pending` -> `uploading`), so
         two concurrent PUTs cannot both write the object; on failure it is `pending` again,
-        and the client may retry."""
+        and the client may retry. It holds an upload slot, like `upload`."""
+        async with self.slots.held(self.tenant):
+            await self._claim_and_store(file_id, declared_type, chunks)
+        return await self._service.read_back(file_id)
+
+    async def _claim_and_store(
+        self, file_id: uuid.UUID, declared_type: str | None, chunks: AsyncIterator[bytes]
+    ) -> None:
         key = await self.files.claim_pending(file_id)
         if key is None:
             raise DomainError(ErrorCode.FILE_NOT_FOUND, f"no pending file {file_id}")
@@ -83,7 +99,6 @@ class FileUploads:
             await self.files.release_claim(file_id)
             await self.session.commit()  # compensation: the row is pending again
             raise
-        return await self._service.read_back(file_id)
 
     async def _store_content(
         self, file_id: uuid.UUID, key: str, declared_type: str | None, chunks: AsyncIterator[bytes]

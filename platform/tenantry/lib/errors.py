@@ -97,6 +97,17 @@ class ErrorCode(Enum):
         "The bearer token was issued by another tenant than the one this host serves.",
     )
     TENANT_SUSPENDED = (403, "Tenant suspended", "The tenant is suspended by the operator.")
+    RATE_LIMITED = (
+        429,
+        "Rate limited",
+        "The tenant's requests (or its logins, signups and password resets) are above its "
+        "plan's rate; `Retry-After` says when a request will be admitted again.",
+    )
+    TOO_MANY_UPLOADS = (
+        429,
+        "Too many uploads at once",
+        "The tenant has as many uploads in flight as its plan allows; retry after one ends.",
+    )
     ORIGIN_NOT_ALLOWED = (
         403,
         "Origin not allowed",

@@ -23,5 +23,12 @@ def route_zone(scope: Scope) -> str:
     return str(zone)
 
 
+def rate_bucket(scope: Scope) -> str:
+    """Which of the tenant's rates a route spends: "auth" for what costs a password hash or a
+    mail (login, signup, resets), "api" for everything else."""
+    handler = scope.get("route_handler")
+    return str(handler.opt.get("rate_bucket", "api")) if handler is not None else "api"
+
+
 def zone_needs_tenant(zone: str) -> bool:
     return zone in (TENANT, TENANT_PUBLIC)

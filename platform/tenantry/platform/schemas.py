@@ -9,6 +9,7 @@ import msgspec
 from tenantry.auth.one_time import Invitation
 from tenantry.db.enums import TenantStatus
 from tenantry.lib.schemas import Email, Password
+from tenantry.tenancy.limits import LimitsPatch, TenantLimits
 from tenantry.tenancy.schemas import Branding, TenantSettings
 
 GiB = 1024**3
@@ -60,6 +61,9 @@ class TenantPatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     quotas: QuotasPatch | None = None
     settings: dict[str, object] | None = None
     branding: dict[str, object] | None = None
+    # Overrides of the plan's rates and upload concurrency: a number replaces the plan's,
+    # null lifts the limit, an absent key keeps what is set.
+    limits: LimitsPatch | None = None
 
 
 class TenantOut(msgspec.Struct, kw_only=True):
@@ -71,6 +75,8 @@ class TenantOut(msgspec.Struct, kw_only=True):
     host: str
     domains: list[str]
     quotas: Quotas
+    # In effect: the plan's, with the operator's overrides.
+    limits: TenantLimits
     settings: TenantSettings
     branding: Branding
     created_at: datetime

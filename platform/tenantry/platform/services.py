@@ -34,6 +34,7 @@ from tenantry.platform.schemas import (
 )
 from tenantry.storage import ObjectStore, tenant_prefix
 from tenantry.tenancy.domains import DnsVerifier, normalize_domain, verify_domain
+from tenantry.tenancy.limits import effective_limits, merged_limits
 from tenantry.tenancy.schemas import Branding, TenantSettings, edit_branding, plain_branding
 
 # What another domain does when a tenant is offboarded (e.g. the files domain removes its
@@ -83,6 +84,7 @@ def _audited(tenant: Tenant) -> dict[str, Any]:
         "max_file_bytes": tenant.max_file_bytes,
         "settings": dict(tenant.settings),
         "branding": dict(tenant.branding),
+        "limits": dict(tenant.limits),
     }
 
 
@@ -193,6 +195,8 @@ class TenantService:
             )
         if patch.branding is not None:
             tenant.branding = edit_branding(tenant.branding, patch.branding, prefix="branding")
+        if patch.limits is not None:
+            tenant.limits = merged_limits(tenant.limits, patch.limits)
         await self.repository.session.flush()
         after = _audited(tenant)
         if after != before:  # manifests re-applied unchanged leave no trace
@@ -337,6 +341,7 @@ class TenantService:
                 quotas=Quotas(
                     storage_bytes=tenant.storage_quota_bytes, max_file_bytes=tenant.max_file_bytes
                 ),
+                limits=effective_limits(tenant.plan, tenant.limits),
                 settings=msgspec.convert(tenant.settings, TenantSettings),
                 branding=plain_branding(tenant.branding),
                 created_at=tenant.created_at,

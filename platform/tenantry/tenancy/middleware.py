@@ -4,12 +4,14 @@ Order: the host (`{slug}.{base_domain}` or a verified custom domain); else the b
 `tid`; else `X-Tenant`, only on public tenant routes. Host and token naming different tenants is
 403 `tenant_mismatch`; an unknown host or tenant is 404 `unknown_tenant`; a suspended tenant is
 403 `tenant_suspended`. Routes opt out with `opt={"zone": ...}` (see `tenantry.lib.zones`).
+Then the tenant's request rate is spent (429 `rate_limited` beyond its plan's: tenancy.limits),
+before any handler or guard does work for it.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from litestar.connection import ASGIConnection
@@ -23,8 +25,9 @@ from tenantry.db.enums import TenantStatus
 from tenantry.db.tenant_scope import TenantRecord, current_tenant
 from tenantry.lib.errors import DomainError, ErrorCode
 from tenantry.lib.http import is_valid_host, request_host
-from tenantry.lib.zones import TENANT_PUBLIC, route_zone, zone_needs_tenant
+from tenantry.lib.zones import TENANT_PUBLIC, rate_bucket, route_zone, zone_needs_tenant
 from tenantry.tenancy.cache import TenantCache
+from tenantry.tenancy.limits import Bucket, RateLimiter
 
 MAX_SLUG_HEADER = 63
 
@@ -119,9 +122,10 @@ class TenancyMiddleware(ASGIMiddleware):
 
     scopes = ("http",)  # type: ignore[assignment]
 
-    def __init__(self, resolver: TenantResolver, tokens: TokenIssuer) -> None:
+    def __init__(self, resolver: TenantResolver, tokens: TokenIssuer, limiter: RateLimiter) -> None:
         self._resolver = resolver
         self._tokens = tokens
+        self._limiter = limiter
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         zone = route_zone(scope)
@@ -144,9 +148,10 @@ class TenancyMiddleware(ASGIMiddleware):
             raise DomainError(ErrorCode.TENANT_SUSPENDED, f"tenant '{tenant.slug}' is suspended")
         tenant_token = current_tenant.set(tenant)
         claims_token = verified_tenant_claims.set(claims)
-        if tenant is not None:
-            bind_log_tenant(tenant)
         try:
+            if tenant is not None:
+                bind_log_tenant(tenant)
+                await self._limiter.admit(tenant, cast("Bucket", rate_bucket(scope)))
             await next_app(scope, receive, send)
         finally:
             verified_tenant_claims.reset(claims_token)
