@@ -310,6 +310,8 @@ def storage_reconcile(data_dir: Path | None) -> None:
 
     with _database(data_dir) as settings:
         report = asyncio.run(reconcile_once(settings))
+    if report is None:
+        raise click.ClickException("another replica is reconciling now; nothing was done")
     click.echo(msgspec.json.encode(report).decode())
 
 

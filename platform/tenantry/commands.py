@@ -102,7 +102,7 @@ def prepare_database(settings: Settings) -> None:
     bootstrap.upgrade(settings)
 
 
-async def reconcile_once(settings: Settings) -> ReconcileReport:
+async def reconcile_once(settings: Settings) -> ReconcileReport | None:
     store = build_store(settings)
     config = platform_db_config(settings)
     await store.start()

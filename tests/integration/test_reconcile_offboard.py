@@ -21,6 +21,12 @@ async def _chunks(data: bytes) -> AsyncIterator[bytes]:
 
 
 async def _reconcile(app: Litestar, settings: Settings) -> ReconcileReport:
+    report = await _reconcile_or_skip(app, settings)
+    assert report is not None
+    return report
+
+
+async def _reconcile_or_skip(app: Litestar, settings: Settings) -> ReconcileReport | None:
     # The app's engines live on the test client's loop; the reconciler gets its own.
     config = platform_db_config(settings)
     try:
@@ -30,6 +36,20 @@ async def _reconcile(app: Litestar, settings: Settings) -> ReconcileReport:
         return await reconciler.run_once()
     finally:
         await config.get_engine().dispose()
+
+
+async def test_one_replica_reconciles_at_a_time(
+    app: Litestar, settings: Settings, platform_connection: asyncpg.Connection
+) -> None:
+    lock = "SELECT pg_try_advisory_lock(hashtextextended('tenantry.reconcile', 0))"
+    assert await platform_connection.fetchval(lock)  # another replica's round is running
+    try:
+        assert await _reconcile_or_skip(app, settings) is None
+    finally:
+        await platform_connection.fetchval(
+            "SELECT pg_advisory_unlock(hashtextextended('tenantry.reconcile', 0))"
+        )
+    assert await _reconcile_or_skip(app, settings) is not None
 
 
 async def test_reconciler_removes_orphans_and_dead_pending_uploads(

@@ -2,7 +2,12 @@
 
 Rows are written before their objects and deleted before them, so an object without a row is
 always garbage, and a row stuck in `pending` past the timeout is an upload that died. Runs
-periodically in every replica (all steps are idempotent) and as `tenantry storage reconcile`.
+periodically in every replica and as `tenantry storage reconcile`, one at a time (a session
+advisory lock on a connection of its own, outside any transaction: a scan of the bucket must
+not hold back the usage job's snapshot horizon); the others skip their turn. Memory stays
+bounded at any number of tenants and objects: keys are listed and checked BATCH at a time, stale
+rows removed BATCH at a time, and only tenants offboarded in the last OFFBOARDED_RETRY are
+purged by prefix (older ones' objects are orphans the scan finds anyway).
 """
 
 from __future__ import annotations
@@ -10,22 +15,28 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import msgspec
 import structlog
 from advanced_alchemy.config import SQLAlchemyAsyncConfig
 from sqlalchemy import text
 
+from tenantry.db.engines import asyncpg_dsn
 from tenantry.storage import ObjectStore, tenant_prefix
 
 BATCH = 500
+OFFBOARDED_RETRY = timedelta(days=7)
 logger = structlog.get_logger("tenantry.reconcile")
 
+_LOCK = "SELECT pg_try_advisory_lock(hashtextextended('tenantry.reconcile', 0))"
+_UNLOCK = "SELECT pg_advisory_unlock(hashtextextended('tenantry.reconcile', 0))"
 _STALE_PENDING = text(
-    "DELETE FROM files WHERE status IN ('pending', 'uploading') AND updated_at < :cutoff "
+    "DELETE FROM files WHERE (tenant_id, id) IN (SELECT tenant_id, id FROM files "
+    "WHERE status IN ('pending', 'uploading') AND updated_at < :cutoff LIMIT :batch) "
     "RETURNING storage_key"
 )
 _KNOWN_KEYS = text("SELECT storage_key FROM files WHERE storage_key = ANY(:keys)")
-_OFFBOARDED = text("SELECT id FROM tenants WHERE status = 'deleted'")
+_OFFBOARDED = text("SELECT id FROM tenants WHERE status = 'deleted' AND deleted_at > :since")
 
 
 class ReconcileReport(msgspec.Struct):
@@ -42,15 +53,36 @@ class Reconciler:
         self._store = store
         self._pending_timeout = pending_timeout
 
-    async def run_once(self) -> ReconcileReport:
+    async def run_once(self) -> ReconcileReport | None:
+        """One round, or None when another replica's round is running."""
+        lock = await asyncpg.connect(asyncpg_dsn(self._db.get_engine().url))
+        try:
+            if not await lock.fetchval(_LOCK):
+                return None
+            try:
+                return await self._reconcile()
+            finally:
+                await lock.fetchval(_UNLOCK)
+        finally:
+            await lock.close()
+
+    async def _reconcile(self) -> ReconcileReport:
         report = ReconcileReport()
-        async with self._db.get_session() as session, session.begin():
-            cutoff = datetime.now(UTC) - self._pending_timeout
-            stale = list(await session.scalars(_STALE_PENDING, {"cutoff": cutoff}))
-            offboarded = list(await session.scalars(_OFFBOARDED))
-        for key in stale:
-            await self._store.delete(key)
-        report.stale_pending_removed = len(stale)
+        now = datetime.now(UTC)
+        while True:
+            async with self._db.get_session() as session, session.begin():
+                stale = list(
+                    await session.scalars(
+                        _STALE_PENDING, {"cutoff": now - self._pending_timeout, "batch": BATCH}
+                    )
+                )
+            for key in stale:
+                await self._store.delete(key)
+            report.stale_pending_removed += len(stale)
+            if len(stale) < BATCH:
+                break
+        async with self._db.get_session() as session:
+            offboarded = list(await session.scalars(_OFFBOARDED, {"since": now - OFFBOARDED_RETRY}))
         for tenant_id in offboarded:
             report.offboarded_objects_removed += await self._store.delete_prefix(
                 tenant_prefix(tenant_id)
@@ -81,6 +113,9 @@ class Reconciler:
             await asyncio.sleep(interval_seconds)
             try:
                 report = await self.run_once()
-                logger.info("reconciled", **msgspec.structs.asdict(report))
+                if report is None:
+                    logger.info("reconcile_skipped", reason="another replica is reconciling")
+                else:
+                    logger.info("reconciled", **msgspec.structs.asdict(report))
             except Exception:  # a failed round is retried at the next interval
                 logger.exception("reconcile_failed")
