@@ -48,7 +48,9 @@ from tenantry.db.engines import (
     asyncpg_dsn,
     platform_db_config,
     pool_use,
+    pooled_role_url,
     role_url,
+    statement_cache_args,
     tenant_db_config,
 )
 from tenantry.db.errors import DATABASE_ERRORS, translate_database_error
@@ -146,7 +148,9 @@ def build_services(settings: Settings, *, clock: Clock = utc_now) -> AppServices
         track_tenant_changes(config)
     recorder = UsageRecorder(clock)
     reader = TenantReader(
-        asyncpg_dsn(role_url(settings, "app")), max_size=settings.db_read_pool_size
+        asyncpg_dsn(pooled_role_url(settings, "app")),
+        max_size=settings.db_read_pool_size,
+        connect_args=statement_cache_args(settings),
     )
     tenant_cache = TenantCache(
         tenant_db.get_engine(),
@@ -207,6 +211,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
     settings = settings or runtime_settings()
     configure_logging(json=settings.json_logs, level_name=settings.log_level)
     services = build_services(settings, clock=clock)
+    # Straight to the database even behind a pooler: LISTEN needs a session of its own.
     listener_dsn = asyncpg_dsn(role_url(settings, "app"))
     tracing = (
         Tracing(

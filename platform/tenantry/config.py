@@ -55,6 +55,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     db_pool_size: int = 4
     db_read_pool_size: int = 16
     db_platform_pool_size: int = 2
+    # Where the pooled role connections go (PgBouncer in transaction mode, README: PgBouncer):
+    # e.g. "postgresql://pgbouncer:6432/tenantry", the roles' names and passwords unchanged.
+    # Unset: straight to the database. Bootstrap, migrations and LISTEN always go direct.
+    db_pooler_url: str | None = None
+    # Server-side prepared statements kept per connection (asyncpg's and SQLAlchemy's caches).
+    # Unset: on without a pooler, off with one (a transaction-mode pooler hands each transaction
+    # any server connection; PgBouncer >= 1.21 with max_prepared_statements can keep them).
+    db_prepared_statements: bool | None = None
     jwt_secret: str = ""
     jwt_issuer: str = "tenantry"
     access_token_ttl_seconds: int = 15 * 60
@@ -135,6 +143,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def json_logs(self) -> bool:
         return self.log_format == "json" or self.is_production
+
+    @property
+    def keeps_prepared_statements(self) -> bool:
+        if self.db_prepared_statements is not None:
+            return self.db_prepared_statements
+        return self.db_pooler_url is None
 
 
 def _read_dotenv(path: Path) -> dict[str, str]:

@@ -11,6 +11,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -353,6 +354,110 @@ async def _assert_catalog_rules(owner_connection: asyncpg.Connection) -> None:
             assert await _grants(owner_connection, table) == await _grants(
                 owner_connection, "usage_events"
             ), table
+
+
+# -- the Citus plan (docs/scale-out.md): what it relies on, checked on the migrated schema -----
+
+SCALE_OUT_PLAN = Path(__file__).resolve().parents[2] / "docs" / "scale-out.md"
+_PLAN_ROW = re.compile(r"^\| `(\w+)` \| (distributed|reference|local) \|", re.MULTILINE)
+# The plan's one sequence: the events' commit order (bigint, so Citus can give each node a range).
+SEQUENCE_COLUMNS = {("usage_events", "seq", "bigint")}
+
+
+def _plan() -> tuple[str, dict[str, str]]:
+    text = SCALE_OUT_PLAN.read_text()
+    return text, dict(_PLAN_ROW.findall(text))
+
+
+async def test_every_table_has_its_place_in_the_scale_out_plan(
+    owner_connection: asyncpg.Connection,
+) -> None:
+    """A new table must be placed in the plan: tenant tables distributed, the rest not."""
+    _, kinds = _plan()
+    tables = await owner_connection.fetch(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition"
+    )
+    tenant_tables = set(await _tenant_tables(owner_connection))
+    assert set(kinds) == {t["relname"] for t in tables}
+    for table, kind in kinds.items():
+        assert (kind == "distributed") == (table in tenant_tables), (table, kind)
+
+
+async def test_the_distribution_plan_holds(owner_connection: asyncpg.Connection) -> None:
+    """What co-location by `tenant_id` needs beyond the keys checked above."""
+    text, kinds = _plan()
+    tenant_tables = set(await _tenant_tables(owner_connection))
+    # One distribution column of one type everywhere (co-location needs the same type).
+    columns = await owner_connection.fetch(
+        "SELECT c.relname, format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull "
+        "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+        "WHERE a.attname = 'tenant_id' AND c.relname = ANY($1::text[])",
+        list(tenant_tables),
+    )
+    assert {(c["relname"], c["type"], c["attnotnull"]) for c in columns} == {
+        (table, "uuid", True) for table in tenant_tables
+    }
+    # Foreign keys: between tenant tables, tenant_id matches tenant_id (same position on both
+    # sides); out of a tenant table only to `tenants (id)` (a reference table), by tenant_id;
+    # never from a table that is not distributed into one that is.
+    keys = await owner_connection.fetch(
+        "SELECT conname, conrelid::regclass::text AS source, confrelid::regclass::text AS target, "
+        "ARRAY(SELECT attname FROM unnest(conkey) WITH ORDINALITY k(n, i) JOIN pg_attribute "
+        "ON attrelid = conrelid AND attnum = k.n ORDER BY i)::text[] AS columns, "
+        "ARRAY(SELECT attname FROM unnest(confkey) WITH ORDINALITY k(n, i) JOIN pg_attribute "
+        "ON attrelid = confrelid AND attnum = k.n ORDER BY i)::text[] AS referenced "
+        "FROM pg_constraint WHERE contype = 'f' AND connamespace = 'public'::regnamespace"
+    )
+    assert keys
+    for key in keys:
+        where = (key["source"], key["conname"])
+        if key["target"] in tenant_tables:
+            assert key["source"] in tenant_tables, where
+            position = key["columns"].index("tenant_id")
+            assert key["referenced"][position] == "tenant_id", where
+        elif key["source"] in tenant_tables:
+            assert (key["target"], key["columns"], key["referenced"]) == (
+                "tenants",
+                ["tenant_id"],
+                ["id"],
+            ), where
+            assert kinds["tenants"] == "reference"
+    # Unique indexes include tenant_id (Citus cannot enforce one across shards otherwise).
+    unique = await owner_connection.fetch(
+        "SELECT indexrelid::regclass::text AS name, indrelid::regclass::text AS table_name, "
+        "ARRAY(SELECT attname FROM pg_attribute WHERE attrelid = indrelid "
+        "AND attnum = ANY(indkey))::text[] AS columns FROM pg_index "
+        "WHERE indisunique AND indrelid::regclass::text = ANY($1::text[])",
+        list(tenant_tables),
+    )
+    for index in unique:
+        assert "tenant_id" in index["columns"], (index["table_name"], index["name"])
+    # No identity columns, and no sequence-backed column but the plan's (each node draws from
+    # its own range: unique, not ordered across nodes).
+    generated = await owner_connection.fetch(
+        "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod) AS type, "
+        "a.attidentity <> '' AS identity FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+        "LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+        "WHERE c.relname = ANY($1::text[]) AND a.attnum > 0 AND NOT a.attisdropped "
+        "AND (a.attidentity <> '' OR pg_get_expr(d.adbin, d.adrelid) LIKE 'nextval(%')",
+        list(tenant_tables),
+    )
+    assert not [g for g in generated if g["identity"]]
+    assert {(g["relname"], g["attname"], g["type"]) for g in generated} == SEQUENCE_COLUMNS
+    for table, column, _ in SEQUENCE_COLUMNS:
+        assert f"`{table}.{column}`" in text
+    # Triggers on distributed tables fire on the worker holding the shard (a NOTIFY there
+    # reaches no listener of the coordinator): each one is named in the plan, with what
+    # replaces it.
+    triggers = await owner_connection.fetch(
+        "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal "
+        "AND tgrelid::regclass::text = ANY($1::text[])",
+        list(tenant_tables),
+    )
+    assert triggers
+    for trigger in triggers:
+        assert f"`{trigger['tgname']}`" in text, trigger["tgname"]
 
 
 async def _grants(connection: asyncpg.Connection, table: str) -> set[tuple[str, str]]:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import pytest
 from litestar.datastructures import Headers
 
@@ -12,6 +13,7 @@ from tenantry.config import (
     load_settings,
     with_dev_secrets,
 )
+from tenantry.db.engines import pooled_role_url, role_url, statement_cache_args
 from tenantry.lib.errors import DomainError
 from tenantry.lib.http import request_host
 from tenantry.platform.services import normalize_domain
@@ -85,6 +87,41 @@ def test_dotenv_is_read_and_environment_wins(tmp_path: Path) -> None:
     settings = load_settings({"TENANTRY_BCRYPT_ROUNDS": "11"}, dotenv=dotenv)
     assert settings.base_domain == "example.test"
     assert settings.bcrypt_rounds == 11
+
+
+def test_behind_a_pooler_the_pooled_roles_go_there_without_prepared_statements(
+    tmp_path: Path,
+) -> None:
+    direct = load_settings(
+        {
+            "DATABASE_URL": "postgresql://postgres:@/tenantry?host=/run/pg",
+            "TENANTRY_DB_APP_PASSWORD": "app-pw",
+        },
+        dotenv=tmp_path / "none",
+    )
+    assert direct.keeps_prepared_statements and statement_cache_args(direct) == {}
+    assert pooled_role_url(direct, "app") == role_url(direct, "app")
+    pooled = load_settings(
+        {
+            "DATABASE_URL": "postgresql://postgres:@/tenantry?host=/run/pg",
+            "TENANTRY_DB_APP_PASSWORD": "app-pw",
+            "TENANTRY_DB_POOLER_URL": "postgresql://pgbouncer:6432",
+        },
+        dotenv=tmp_path / "none",
+    )
+    url = pooled_role_url(pooled, "app")
+    # The pooler's host and port (not the admin URL's socket), the role's name, password and
+    # database; the LISTEN connection's URL stays direct.
+    assert (url.host, url.port, url.query) == ("pgbouncer", 6432, {})
+    assert (url.username, url.password, url.database) == ("tenantry_app", "app-pw", "tenantry")
+    assert role_url(pooled, "app").query == {"host": "/run/pg"}
+    assert statement_cache_args(pooled) == {"statement_cache_size": 0}
+    # PgBouncer 1.21 and later can keep them (max_prepared_statements): the switch says so.
+    keeping = msgspec.structs.replace(pooled, db_prepared_statements=True)
+    assert keeping.keeps_prepared_statements and statement_cache_args(keeping) == {}
+    assert not load_settings(
+        {"TENANTRY_DB_PREPARED_STATEMENTS": "false"}, dotenv=tmp_path / "none"
+    ).keeps_prepared_statements
 
 
 def test_data_dir_from_environment(tmp_path: Path) -> None:

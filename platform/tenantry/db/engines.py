@@ -2,7 +2,9 @@
 
 The tenant engine connects as `tenantry_app` (NOBYPASSRLS, owns nothing). Every transaction it
 begins first runs `SET_TENANT`, so RLS sees the request's tenant, and a pooled connection
-never carries a tenant into the next transaction.
+never carries a tenant into the next transaction. Behind a transaction-mode pooler (PgBouncer)
+the pooled engines connect to it instead (`pooled_role_url`), with no prepared statements kept
+(`statement_cache_args`); migrations and the LISTEN connection still go to the database.
 """
 
 from __future__ import annotations
@@ -52,6 +54,30 @@ def role_url(settings: Settings, role: Role) -> URL:
     return admin_url(settings).set(username=ROLE_NAMES[role], password=password)
 
 
+def pooled_role_url(settings: Settings, role: Role) -> URL:
+    """Where the role's pooled connections go: the pooler's host, port and database (its own
+    name for the database, or the admin URL's) when `db_pooler_url` is set, else `role_url`.
+    The LISTEN connection, bootstrap and migrations never take this path."""
+    direct = role_url(settings, role)
+    if settings.db_pooler_url is None:
+        return direct
+    pooler = make_url(settings.db_pooler_url)
+    return direct.set(
+        host=pooler.host,
+        port=pooler.port,
+        database=pooler.database or direct.database,
+        query=pooler.query,  # not the admin URL's (its `host=` may name a unix socket)
+    )
+
+
+def statement_cache_args(settings: Settings) -> dict[str, int]:
+    """asyncpg's arguments for a pooled connection. Without prepared statements kept, every
+    statement is asyncpg's unnamed one: parsed and executed in one exchange (Parse, Describe,
+    Flush; Bind, Execute, Sync), so a transaction-mode pooler cannot move it between server
+    connections, and nothing is left on the server for the next client to trip over."""
+    return {} if settings.keeps_prepared_statements else {"statement_cache_size": 0}
+
+
 def asyncpg_dsn(url: URL) -> str:
     """A plain libpq-style DSN for asyncpg.connect (no SQLAlchemy driver suffix)."""
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -74,11 +100,13 @@ def _refuse_closed_connection(
         raise DisconnectionError("connection closed while idle in the pool")
 
 
-def _config(url: URL, *, pool_size: int) -> SQLAlchemyAsyncConfig:
+def _config(url: URL, *, pool_size: int, connect_args: dict[str, int]) -> SQLAlchemyAsyncConfig:
     config = SQLAlchemyAsyncConfig(
         connection_string=url.render_as_string(hide_password=False),
         # A hard budget per worker (README: connection budget): no overflow beyond the pool.
-        engine_config=EngineConfig(pool_size=pool_size, max_overflow=0, pool_pre_ping=False),
+        engine_config=EngineConfig(
+            pool_size=pool_size, max_overflow=0, pool_pre_ping=False, connect_args=connect_args
+        ),
         session_config=AsyncSessionConfig(expire_on_commit=False),
         create_all=False,
     )
@@ -86,8 +114,17 @@ def _config(url: URL, *, pool_size: int) -> SQLAlchemyAsyncConfig:
     return config
 
 
+def _pooled_config(settings: Settings, role: Role, *, pool_size: int) -> SQLAlchemyAsyncConfig:
+    connect_args = statement_cache_args(settings)
+    if connect_args:
+        # SQLAlchemy's own cache holds asyncpg statements by SQL text; an unnamed one cached
+        # would name whatever the connection parsed last, so it goes with asyncpg's.
+        connect_args["prepared_statement_cache_size"] = 0
+    return _config(pooled_role_url(settings, role), pool_size=pool_size, connect_args=connect_args)
+
+
 def tenant_db_config(settings: Settings, *, pool_size: int | None = None) -> SQLAlchemyAsyncConfig:
-    config = _config(role_url(settings, "app"), pool_size=pool_size or settings.db_pool_size)
+    config = _pooled_config(settings, "app", pool_size=pool_size or settings.db_pool_size)
     # advanced-alchemy replaces a Session subclass passed in config, so the hook goes on the
     # sync session class of the maker it builds.
     maker = cast("async_sessionmaker[AsyncSession]", config.create_session_maker())
@@ -97,11 +134,12 @@ def tenant_db_config(settings: Settings, *, pool_size: int | None = None) -> SQL
 
 
 def platform_db_config(settings: Settings) -> SQLAlchemyAsyncConfig:
-    return _config(role_url(settings, "platform"), pool_size=settings.db_platform_pool_size)
+    return _pooled_config(settings, "platform", pool_size=settings.db_platform_pool_size)
 
 
 def owner_db_config(settings: Settings) -> SQLAlchemyAsyncConfig:
-    config = _config(role_url(settings, "owner"), pool_size=1)
+    # Migrations go straight to the database (DDL and Alembic's session, never the pooler).
+    config = _config(role_url(settings, "owner"), pool_size=1, connect_args={})
     config.alembic_config = AlembicAsyncConfig(
         script_location=str(MIGRATIONS_DIR), version_table_name="alembic_version"
     )

@@ -4,7 +4,9 @@
 Through an ORM session they pay for the session, the greenlet bridge and the event hooks on each
 request (benchmarks/RESULTS.md); here a read-only transaction is BEGIN with the tenant setting in
 one round trip (`tenant_setting_sql`, the same statement the tenant engine runs), the queries,
-COMMIT. The setting is transaction-local, so a pooled connection never carries a tenant on.
+COMMIT. The setting is transaction-local, so a pooled connection never carries a tenant on,
+whether asyncpg's pool or a transaction-mode PgBouncer hands it out. Statements are prepared and
+kept per connection (asyncpg's statement cache), except behind a pooler (`connect_args`).
 """
 
 from __future__ import annotations
@@ -47,15 +49,23 @@ class TenantReader:
     """The raw read pool. asyncpg replaces a connection that was closed while idle when it is
     acquired, so a dropped connection costs a reconnect, not a failed request."""
 
-    def __init__(self, dsn: str, *, max_size: int) -> None:
+    def __init__(
+        self, dsn: str, *, max_size: int, connect_args: dict[str, int] | None = None
+    ) -> None:
         self._dsn = dsn
         self._max_size = max_size
+        # `engines.statement_cache_args`: no prepared statements kept behind a pooler.
+        self._connect_args = connect_args or {}
         self._pool: asyncpg.Pool | None = None
 
     async def start(self) -> None:
         # min_size=0: start-up does not fail while the database is still coming up.
         self._pool = await asyncpg.create_pool(
-            self._dsn, min_size=0, max_size=self._max_size, reset=_keep_session
+            self._dsn,
+            min_size=0,
+            max_size=self._max_size,
+            reset=_keep_session,
+            **self._connect_args,
         )
 
     async def close(self) -> None:
