@@ -156,6 +156,24 @@ async def _audit_row(connection: asyncpg.Connection, tenant_id: uuid.UUID) -> di
 # Rollups are the job's (platform role): the app may only read them.
 APPEND_ONLY = {"usage_events", "audit_log"}
 READ_ONLY = {"usage_daily", "usage_daily_users", "usage_storage_daily"}
+async def _rate_bucket_row(
+    connection: asyncpg.Connection, tenant_id: uuid.UUID
+) -> dict[str, object]:
+    return {
+        "tenant_id": tenant_id,
+        "bucket": "api",
+        "tokens": 10.0,
+        "granted": 1,
+        "refreshed_at": datetime.now(UTC),
+    }
+
+
+async def _upload_slot_row(
+    connection: asyncpg.Connection, tenant_id: uuid.UUID
+) -> dict[str, object]:
+    return {"tenant_id": tenant_id, "id": uuid.uuid4(), "expires_at": datetime.now(UTC)}
+
+
 ROW_FACTORIES: dict[str, RowFactory] = {
     "users": _user_row,
     "refresh_tokens": _refresh_token_row,
@@ -172,6 +190,8 @@ ROW_FACTORIES: dict[str, RowFactory] = {
     "user_tokens": _user_token_row,
     "api_keys": _api_key_row,
     "audit_log": _audit_row,
+    "rate_buckets": _rate_bucket_row,
+    "upload_slots": _upload_slot_row,
 }
 
 
