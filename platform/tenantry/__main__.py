@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
 import msgspec
@@ -295,6 +295,27 @@ def tenants_apply(directory: Path, data_dir: Path | None) -> None:
         outcomes = asyncio.run(apply_manifests(settings, manifests))
     for slug, outcome in outcomes.items():
         click.echo(f"{slug}: {outcome}")
+
+
+@tenants.command("import")
+@click.argument("source", type=click.File("rb"))
+@_data_dir_option
+def tenants_import(source: BinaryIO, data_dir: Path | None) -> None:
+    """Create many tenants at once from SOURCE ('-': standard input), JSON Lines: one body of
+    `POST /platform/v1/tenants` per line. Owners without a password are invited (no bcrypt:
+    thousands take seconds); slugs that exist are skipped, so a rerun resumes. Prints one JSON
+    line per tenant (an invitation's token when no mail went out)."""
+    from tenantry.commands import TenantLinesError, import_tenants, parse_tenant_lines
+
+    try:
+        tenants = parse_tenant_lines(source)
+    except TenantLinesError as exc:
+        raise click.ClickException(str(exc)) from exc
+    with _database(data_dir) as settings:
+        created, existing = asyncio.run(
+            import_tenants(settings, tenants, lambda line: click.echo(line.decode()))
+        )
+    click.echo(f"{created} tenants created, {existing} existed", err=True)
 
 
 @cli.group()

@@ -141,6 +141,18 @@ class AppServices:
         self.credentials.forget_changed(session)
 
 
+def build_mailer(settings: Settings) -> Mailer | None:
+    return smtp_mailer(
+        settings.smtp_host,
+        settings.smtp_port,
+        sender=settings.mail_from,
+        username=settings.smtp_username,
+        password=settings.smtp_password,
+        starttls=settings.smtp_starttls,
+        use_tls=settings.smtp_tls,
+    )
+
+
 def build_services(settings: Settings, *, clock: Clock = utc_now) -> AppServices:
     tenant_db = tenant_db_config(settings)
     platform_db = platform_db_config(settings)
@@ -185,15 +197,7 @@ def build_services(settings: Settings, *, clock: Clock = utc_now) -> AppServices
         ),
         key_hasher=ApiKeyHasher(settings.jwt_secret),
         key_uses=KeyUseRecorder(platform_db),
-        mailer=smtp_mailer(
-            settings.smtp_host,
-            settings.smtp_port,
-            sender=settings.mail_from,
-            username=settings.smtp_username,
-            password=settings.smtp_password,
-            starttls=settings.smtp_starttls,
-            use_tls=settings.smtp_tls,
-        ),
+        mailer=build_mailer(settings),
         audit=AuditWriter(clock),
         recorder=recorder,
         rollups=RollupJob(platform_db, retention_days=settings.usage_retention_days),

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import timedelta
 from functools import partial
 from typing import TypeVar
 
 import asyncpg
+import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tenantry.app import build_mailer
 from tenantry.auth.passwords import PasswordHasher
 from tenantry.auth.services import upsert_platform_admin
 from tenantry.config import ConfigError, Settings
@@ -23,6 +25,8 @@ from tenantry.files import rollup as file_stats
 from tenantry.files.reconcile import Reconciler, ReconcileReport
 from tenantry.lib.errors import DomainError, ErrorCode
 from tenantry.manifests import Manifest, ManifestError, apply_manifest
+from tenantry.platform.schemas import TenantCreate
+from tenantry.platform.services import TenantService
 from tenantry.storage.factory import build_store
 from tenantry.usage.rollups import RollupJob
 from tenantry.usage.seed import SeedPlan, SeedReport
@@ -139,3 +143,88 @@ async def seed_usage(settings: Settings, plan: SeedPlan, *, replace: bool = Fals
     await in_platform_session(settings, recount)
     report.file_stats_seconds = time.perf_counter() - started
     return report
+
+
+# Tenants per transaction of `tenants import`: a failure undoes at most this many.
+IMPORT_BATCH = 200
+
+
+class TenantLinesError(Exception):
+    """Lines of a `tenants import` file that are not tenants; nothing was imported."""
+
+    def __init__(self, problems: list[str]) -> None:
+        shown = problems[:20] + (
+            [f"... and {len(problems) - 20} more"] if len(problems) > 20 else []
+        )
+        super().__init__("\n  ".join([f"{len(problems)} lines are not tenants:", *shown]))
+
+
+def parse_tenant_lines(lines: Iterable[bytes]) -> list[TenantCreate]:
+    """Every line checked before anything is written: all problems at once."""
+    decoder = msgspec.json.Decoder(TenantCreate)
+    tenants: list[TenantCreate] = []
+    problems: list[str] = []
+    first_line_of: dict[str, int] = {}
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            tenant = decoder.decode(line)
+        except msgspec.DecodeError as exc:  # ValidationError included
+            problems.append(f"line {number}: {exc}")
+            continue
+        if tenant.slug in first_line_of:
+            problems.append(
+                f"line {number}: slug '{tenant.slug}' again (line {first_line_of[tenant.slug]})"
+            )
+            continue
+        first_line_of[tenant.slug] = number
+        tenants.append(tenant)
+    if problems:
+        raise TenantLinesError(problems)
+    return tenants
+
+
+async def import_tenants(
+    settings: Settings, tenants: Sequence[TenantCreate], report: Callable[[bytes], None]
+) -> tuple[int, int]:
+    """Creates the tenants whose slugs are new (owners invited unless a line gives a password),
+    IMPORT_BATCH per transaction; `report` gets one JSON line per tenant once its batch is
+    committed. Returns (created, existing): a rerun after a failure skips what was made."""
+    passwords = hasher(settings)
+    mailer = build_mailer(settings)
+    config = platform_db_config(settings)
+    created = existing = 0
+    try:
+        for start in range(0, len(tenants), IMPORT_BATCH):
+            batch = tenants[start : start + IMPORT_BATCH]
+            lines: list[bytes] = []
+            async with config.get_session() as session, session.begin():
+                service = TenantService(
+                    session, settings=settings, passwords=passwords, mailer=mailer
+                )
+                taken = await service.existing_slugs([tenant.slug for tenant in batch])
+                for data in batch:
+                    if data.slug in taken:
+                        existing += 1
+                        lines.append(msgspec.json.encode({"slug": data.slug, "outcome": "exists"}))
+                        continue
+                    tenant = await service.create_tenant(data)
+                    created += 1
+                    lines.append(
+                        msgspec.json.encode(
+                            {
+                                "slug": tenant.slug,
+                                "outcome": "created",
+                                "id": tenant.id,
+                                "host": tenant.host,
+                                "owner_invitation": tenant.owner_invitation,
+                            }
+                        )
+                    )
+            for line in lines:
+                report(line)
+    finally:
+        passwords.close()
+        await config.get_engine().dispose()
+    return created, existing

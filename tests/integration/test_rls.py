@@ -156,6 +156,8 @@ async def _audit_row(connection: asyncpg.Connection, tenant_id: uuid.UUID) -> di
 # Rollups are the job's (platform role): the app may only read them.
 APPEND_ONLY = {"usage_events", "audit_log"}
 READ_ONLY = {"usage_daily", "usage_daily_users", "usage_storage_daily"}
+
+
 async def _rate_bucket_row(
     connection: asyncpg.Connection, tenant_id: uuid.UUID
 ) -> dict[str, object]:

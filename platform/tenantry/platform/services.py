@@ -125,6 +125,10 @@ class TenantService:
             items=await self._render(list(tenants)), total=total, limit=limit, offset=offset
         )
 
+    async def existing_slugs(self, slugs: Sequence[str]) -> set[str]:
+        """Which of `slugs` are taken (deleted tenants keep theirs)."""
+        return set(await self.session.scalars(select(Tenant.slug).where(Tenant.slug.in_(slugs))))
+
     # -- writes --------------------------------------------------------------------------
 
     async def create_tenant(self, data: TenantCreate) -> TenantOut:
