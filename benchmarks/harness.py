@@ -89,6 +89,8 @@ def prepare(database_url: str, cwd: Path, bcrypt_rounds: int) -> dict[str, str]:
         "DATABASE_URL": database_url,
         "TENANTRY_BCRYPT_ROUNDS": str(bcrypt_rounds),
         "TENANTRY_LOG_LEVEL": "WARNING",
+        # Raw throughput of one tenant: its plan's request rate would be the limit measured.
+        "TENANTRY_RATE_LIMITS": "false",
     }
     env.pop("TENANTRY_DATA_DIR", None)
     _tenantry(env, cwd, "db", "bootstrap")

@@ -73,7 +73,7 @@ from tenantry.lib.mail import Mailer, smtp_mailer
 from tenantry.lib.metrics import forget_this_process, sample_pools
 from tenantry.lib.observe import ObservedApp
 from tenantry.lib.openapi import API_DESCRIPTION, document_app
-from tenantry.lib.runtime import Drain
+from tenantry.lib.runtime import Drain, stop_when_orphaned
 from tenantry.lib.tasks import in_background
 from tenantry.lib.tracing import Tracing
 from tenantry.lib.zones import OPS
@@ -105,8 +105,9 @@ SWAGGER_ASSETS_DIR = Path(next(iter(_SWAGGER_SPEC.submodule_search_locations or 
 
 # How often the local store's served bytes are written (see tenantry.usage.meter).
 SERVED_BYTES_FLUSH_SECONDS = 1.0
-# How often each worker samples its connection pools for /metrics.
+# How often each worker samples its connection pools for /metrics, and checks its server lives.
 POOL_SAMPLE_SECONDS = 1.0
+ORPHAN_CHECK_SECONDS = 1.0
 # What each domain removes when the operator offboards a tenant.
 TENANT_PURGES: Sequence[TenantPurge] = (purge_tenant_files,)
 
@@ -249,6 +250,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
                 in_background(reconciler.run_forever, settings.reconcile_interval_seconds),
                 in_background(services.rollups.run_forever, settings.usage_rollup_interval_seconds),
                 in_background(partial(sample_pools, pools), POOL_SAMPLE_SECONDS),
+                # Only a `tenantry serve` worker has a runtime dir and a server to outlive.
+                in_background(
+                    partial(stop_when_orphaned, settings.runtime_dir or Path()),
+                    ORPHAN_CHECK_SECONDS if settings.runtime_dir else 0,
+                ),
             ):
                 yield
         finally:

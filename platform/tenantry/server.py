@@ -30,7 +30,13 @@ from granian.server.mp import MPServer
 
 from tenantry.config import Settings
 from tenantry.lib.logging import configure_logging, stdlib_log_config
-from tenantry.lib.runtime import METRICS_DIR_VARIABLE, RUNTIME_DIR_VARIABLE, Drain, metrics_dir
+from tenantry.lib.runtime import (
+    METRICS_DIR_VARIABLE,
+    RUNTIME_DIR_VARIABLE,
+    Drain,
+    metrics_dir,
+    record_server,
+)
 
 
 def run_dev_server(
@@ -71,6 +77,7 @@ def run_production_server(settings: Settings) -> None:
     # The workers are forked from this process and build their settings from the environment.
     os.environ[RUNTIME_DIR_VARIABLE] = str(runtime_dir)
     os.environ[METRICS_DIR_VARIABLE] = str(metrics_dir(runtime_dir))
+    record_server(runtime_dir)
     try:
         _DrainingGranian(
             "tenantry.app:create_app",

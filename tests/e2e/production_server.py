@@ -3,8 +3,10 @@ worker processes on the suite's database, its whole log in a file."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -60,6 +62,7 @@ class ProductionServer:
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own group, so close() can reach every worker
         )
         deadline = time.monotonic() + 120
         while not self._ready():
@@ -90,7 +93,14 @@ class ProductionServer:
         raise AssertionError(f"no access line for request {request_id}")
 
     def close(self) -> None:
+        """A graceful stop, then the whole group killed: no worker may outlive the test."""
         if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=GRACE_SECONDS + DRAIN_SECONDS + 10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
         self._log.close()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 
 from tenantry.config import Settings
@@ -211,3 +212,14 @@ def _is_json_object(line: str) -> bool:
         return isinstance(json.loads(line), dict)
     except ValueError:
         return False
+
+
+def test_workers_stop_when_their_server_is_killed(server: ProductionServer) -> None:
+    """SIGKILL to the main process (the OOM killer, a lost supervisor): its workers must not
+    serve on unsupervised, holding their database connections."""
+    workers = psutil.Process(server.process.pid).children()
+    assert len(workers) == WORKERS
+    server.process.kill()
+    server.process.wait()
+    _, alive = psutil.wait_procs(workers, timeout=15)
+    assert not alive, f"{len(alive)} worker(s) outlived their server"

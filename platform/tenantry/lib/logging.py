@@ -54,7 +54,9 @@ def configure_logging(*, json: bool, level_name: str) -> None:
             _renderer(json=json),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        # One write per line (message and newline together): several worker processes share the
+        # stream, and two lines must never interleave into one.
+        logger_factory=structlog.WriteLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
     logging.config.dictConfig(stdlib_log_config(json=json, level_name=level_name))

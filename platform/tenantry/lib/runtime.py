@@ -7,6 +7,9 @@ it (see tenantry.server).
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 from pathlib import Path
 
 # prometheus_client's own variable: where each process writes its samples.
@@ -33,3 +36,18 @@ class Drain:
     @property
     def draining(self) -> bool:
         return self._marker is not None and self._marker.exists()
+
+
+def record_server(runtime_dir: Path) -> None:
+    """The server's own pid, for its workers to tell whether it still runs."""
+    (runtime_dir / "server.pid").write_text(str(os.getpid()))
+
+
+async def stop_when_orphaned(runtime_dir: Path, interval_seconds: float) -> None:
+    """A worker whose server process died (killed, not stopped) stops itself gracefully rather
+    than serve on unsupervised: once orphaned, its parent is no longer the server. (Compared
+    with the recorded pid, not the parent at start: a worker may start after its server died.)"""
+    server = int((runtime_dir / "server.pid").read_text())
+    while os.getppid() == server:  # noqa: ASYNC110 - no event tells a process of a new parent
+        await asyncio.sleep(interval_seconds)
+    os.kill(os.getpid(), signal.SIGTERM)

@@ -1,0 +1,220 @@
+"""Tenant count (issue 10): one tenant's read path as the deployment grows to many tenants.
+
+    uv run python benchmarks/bench_tenants.py [--counts 10,1000,10000,100000] [--duration 10]
+        [--provision 50]
+
+One embedded Postgres and one database, grown step by step: at each count the idle tenants are
+added with `tenantry tenants import` (owners invited, as a provider migrating in would), then a
+fresh `tenantry serve` (two workers) is started and timed to ready, `wrk -t2 -c50` reads one
+file's metadata of the measured tenant, and `--provision` tenants are created one at a time
+through `POST /platform/v1/tenants` with an invited owner (p50, p95). Reported per count:
+read req/s and p99 with their ratio to the first count, import ms per tenant, API provisioning
+p50/p95, database bytes per idle tenant added, start-up seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import httpx
+from harness import (
+    SLUG,
+    TENANT_ADMIN,
+    create_tenant,
+    embedded_postgres,
+    free_port,
+    operator_token,
+    percentile,
+    prepare,
+    role_dsn,
+    server_process,
+)
+
+PDF = (Path(__file__).resolve().parents[1] / "examples" / "guide.pdf").read_bytes()
+
+
+@dataclass
+class Step:
+    tenants: int
+    import_ms_per_tenant: float
+    startup_seconds: float
+    reads_per_second: float
+    read_p99_ms: float
+    provision_p50_ms: float
+    provision_p95_ms: float
+    bytes_per_tenant: float
+
+
+def _import(env: dict[str, str], cwd: Path, first: int, last: int) -> float:
+    """Idle tenants first..last-1 through the bulk path; seconds taken."""
+    lines = "".join(
+        json.dumps(
+            {"slug": f"idle-{n:06d}", "name": f"Idle {n}", "admin": {"email": f"o@{n}.example"}}
+        )
+        + "\n"
+        for n in range(first, last)
+    )
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "tenantry", "tenants", "import", "-"],
+        input=lines.encode(),
+        env=env,
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+    )
+    return time.perf_counter() - started
+
+
+def _measured_tenant(base_url: str) -> tuple[str, str]:
+    """The bench tenant's token and one file id (made on the first step)."""
+    with httpx.Client(base_url=base_url, timeout=30) as client:
+        email, password = TENANT_ADMIN
+        host = {"Host": f"{SLUG}.localhost"}
+        login = client.post(
+            "/api/v1/auth/login", json={"email": email, "password": password}, headers=host
+        )
+        login.raise_for_status()
+        token = login.json()["access_token"]
+        auth = {**host, "Authorization": f"Bearer {token}"}
+        files = client.get("/api/v1/files?limit=1", headers=auth).json()["items"]
+        if files:
+            return token, files[0]["id"]
+        made = client.post(
+            "/api/v1/files",
+            data={"title": "Guide"},
+            files={"file": ("guide.pdf", PDF, "application/pdf")},
+            headers=auth,
+        )
+        made.raise_for_status()
+        return token, made.json()["id"]
+
+
+def _wrk(base_url: str, token: str, file_id: str, duration: float) -> tuple[float, float]:
+    command = ["wrk", "-t2", "-c50", f"-d{duration:g}s", "--latency", "--timeout", "10s"]
+    command += ["-H", f"Host: {SLUG}.localhost", "-H", f"Authorization: Bearer {token}"]
+    output = subprocess.run(
+        [*command, f"{base_url}/api/v1/files/{file_id}"], check=True, capture_output=True, text=True
+    ).stdout
+    if "Non-2xx" in output or "Socket errors" in output:
+        raise RuntimeError(f"wrk saw failures:\n{output}")
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    p99 = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
+    if rate is None or p99 is None:
+        raise RuntimeError(f"no rate or p99 in wrk output:\n{output}")
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
+    return float(rate.group(1)), float(p99.group(1)) * scale
+
+
+def _provision(base_url: str, count: int, step: int) -> list[float]:
+    times = []
+    with httpx.Client(base_url=base_url, timeout=30) as client:
+        operator = {"Authorization": f"Bearer {operator_token(client)}"}
+        for n in range(count):
+            body = {
+                "slug": f"api-{step:06d}-{n:03d}",
+                "name": "Provisioned",
+                "admin": {"email": f"owner{n}@api.example"},
+            }
+            started = time.perf_counter()
+            client.post("/platform/v1/tenants", json=body, headers=operator).raise_for_status()
+            times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+async def _database_state(dsn: str) -> tuple[int, int]:
+    """(tenants, database bytes) now."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        tenants = await connection.fetchval("SELECT count(*) FROM tenants")
+        size = await connection.fetchval("SELECT pg_database_size(current_database())")
+        return int(tenants), int(size)
+    finally:
+        await connection.close()
+
+
+def run(counts: list[int], duration: float, provision: int) -> list[Step]:
+    import asyncio
+
+    steps: list[Step] = []
+    with tempfile.TemporaryDirectory(prefix="tenantry-bench-tenants-") as tmp:
+        root = Path(tmp)
+        os.chmod(root, 0o755)  # pgserver runs Postgres as its own user when we are root
+        with embedded_postgres(root) as database_url:
+            env = prepare(database_url, root, bcrypt_rounds=4)
+            platform_dsn = role_dsn(database_url, root / ".tenantry", "platform")
+            for count in counts:
+                have, before = asyncio.run(_database_state(platform_dsn))
+                added = max(0, count - have)
+                seconds = _import(env, root, have, have + added) if added else 0.0
+                grown = asyncio.run(_database_state(platform_dsn))[1] - before
+                started = time.perf_counter()
+                with server_process(env, root, free_port(), workers=2) as base_url:
+                    startup = time.perf_counter() - started
+                    if not steps:
+                        create_tenant(base_url)
+                    token, file_id = _measured_tenant(base_url)
+                    rate, p99 = _wrk(base_url, token, file_id, duration)
+                    made = _provision(base_url, provision, count)
+                step = Step(
+                    tenants=count,
+                    import_ms_per_tenant=seconds / added * 1000 if added else 0.0,
+                    startup_seconds=startup,
+                    reads_per_second=rate,
+                    read_p99_ms=p99,
+                    provision_p50_ms=percentile(made, 0.5),
+                    provision_p95_ms=percentile(made, 0.95),
+                    bytes_per_tenant=grown / added if added else 0.0,
+                )
+                steps.append(step)
+                print(step, flush=True)
+    return steps
+
+
+def report(steps: list[Step], duration: float, provision: int) -> str:
+    base = steps[0]
+    lines = [
+        f"`uv run python benchmarks/bench_tenants.py --counts {','.join(str(s.tenants) for s in steps)} "
+        f"--duration {duration:g} --provision {provision}` on {platform.node()} "
+        f"({os.cpu_count()} cores), {datetime.now(UTC):%Y-%m-%d}",
+        "",
+        "| tenants | reads req/s | vs first | p99 ms | vs first | import ms/tenant | "
+        "API provision p50 / p95 ms | DB bytes per idle tenant | start-up s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for step in steps:
+        lines.append(
+            f"| {step.tenants:,} | {step.reads_per_second:,.0f} | "
+            f"{step.reads_per_second / base.reads_per_second:.2f} | {step.read_p99_ms:.1f} | "
+            f"{step.read_p99_ms / base.read_p99_ms:.2f} | {step.import_ms_per_tenant:.2f} | "
+            f"{step.provision_p50_ms:.1f} / {step.provision_p95_ms:.1f} | "
+            f"{step.bytes_per_tenant:,.0f} | {step.startup_seconds:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--counts", default="10,1000,10000,100000")
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--provision", type=int, default=50)
+    args = parser.parse_args()
+    counts = [int(part) for part in args.counts.split(",")]
+    steps = run(counts, args.duration, args.provision)
+    print(report(steps, args.duration, args.provision))
+
+
+if __name__ == "__main__":
+    main()
