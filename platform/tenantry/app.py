@@ -61,6 +61,7 @@ from tenantry.files.controllers import (
     CategoriesAdminController,
     CategoriesController,
     FilesController,
+    UploadsController,
 )
 from tenantry.files.deps import FileBackends
 from tenantry.files.purge import purge_tenant_files
@@ -270,6 +271,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             CategoriesController,
             AudiencesController,
             FilesController,
+            UploadsController,
             UsageController,
             PlatformUsageController,
             *services.store.http_handlers(),
@@ -314,7 +316,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             "dns_verifier": _singleton(DnsVerifier(settings.dns_nameservers, settings.dns_port)),
             "tenant_purges": _singleton(TENANT_PURGES),
             "file_backends": _singleton(
-                FileBackends(services.reader, services.store, services.recorder)
+                FileBackends(
+                    services.reader,
+                    services.store,
+                    services.recorder,
+                    settings.direct_upload_ttl_seconds,
+                )
             ),
             "auth_backends": _singleton(
                 AuthBackends(
