@@ -20,10 +20,10 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from tenantry.app import create_app
-from tenantry.config import S3Settings, Settings
+from tenantry.config import Settings
 from tenantry.db.engines import platform_db_config
 from tenantry.files.reconcile import Reconciler
-from tests.fixtures.s3 import S3Endpoint, open_s3_store
+from tests.fixtures.s3 import S3Endpoint, open_s3_store, s3_settings
 from tests.integration.conftest import Api, Tenant
 from tests.integration.files_support import (
     CORPUS,
@@ -50,15 +50,7 @@ async def app(
         return
     endpoint: S3Endpoint = request.getfixturevalue("s3_endpoint")
     async with open_s3_store(endpoint) as store:
-        s3 = S3Settings(
-            bucket=store.bucket,
-            endpoint_url=endpoint.endpoint_url,
-            region=endpoint.region,
-            access_key_id=endpoint.access_key_id,
-            secret_access_key=endpoint.secret_access_key,
-            part_size=5 * MiB,
-        )
-        app = create_app(msgspec.structs.replace(settings, s3=s3))
+        app = create_app(msgspec.structs.replace(settings, s3=s3_settings(endpoint, store.bucket)))
         app.state.inspect = store
         yield app
 

@@ -110,14 +110,20 @@ _METADATA_PROBLEMS = (
 )
 
 
+# What both upload controllers need: the saga, and where the links they answer point.
+_UPLOADS = {
+    "file_uploads": Provide(provide_file_uploads, sync_to_thread=False),
+    "origin": Provide(provide_origin, sync_to_thread=False),
+}
+
+
 class FilesController(Controller):
     path = "/api/v1/files"
     tags = ["files"]
     guards = [requires_role(Role.VIEWER)]
     dependencies = {
         "file_service": Provide(provide_file_service, sync_to_thread=False),
-        "file_uploads": Provide(provide_file_uploads, sync_to_thread=False),
-        "origin": Provide(provide_origin, sync_to_thread=False),
+        **_UPLOADS,
     }
 
     @get("/")
@@ -275,9 +281,8 @@ class UploadsController(Controller):
     tags = ["files"]
     guards = [requires_role(Role.EDITOR)]
     dependencies = {
-        "file_uploads": Provide(provide_file_uploads, sync_to_thread=False),
         "direct_uploads": Provide(provide_direct_uploads, sync_to_thread=False),
-        "origin": Provide(provide_origin, sync_to_thread=False),
+        **_UPLOADS,
     }
 
     @post(
