@@ -224,6 +224,25 @@ def s3_client(session: aioboto3.Session, endpoint: str):
     )
 
 
+def s3_env(s3_endpoint: str) -> dict[str, str]:
+    """The server's settings for the bench bucket on moto (and long-lived tokens, no reconciler)."""
+    return {
+        "TENANTRY_S3_BUCKET": BUCKET,
+        "TENANTRY_S3_ENDPOINT_URL": s3_endpoint,
+        "TENANTRY_S3_REGION": "us-east-1",
+        "TENANTRY_S3_ACCESS_KEY_ID": S3_KEYS[0],
+        "TENANTRY_S3_SECRET_ACCESS_KEY": S3_KEYS[1],
+        "TENANTRY_S3_PART_SIZE": str(PART_SIZE),
+        "TENANTRY_ACCESS_TOKEN_TTL_SECONDS": "7200",
+        "TENANTRY_RECONCILE_INTERVAL_SECONDS": "0",
+    }
+
+
+async def make_bucket(s3_endpoint: str) -> None:
+    async with s3_client(aioboto3.Session(), s3_endpoint) as s3:
+        await s3.create_bucket(Bucket=BUCKET)
+
+
 async def raw_upload(client, size: int, block: bytes) -> float:
     """Sequential multipart upload of `size` bytes (the block repeated); returns seconds."""
     key = f"raw/{uuid.uuid4()}"
@@ -945,24 +964,8 @@ def main() -> None:
         os.chmod(root, 0o755)  # pgserver runs Postgres as its own user when we are root
         with embedded_postgres(root) as database_url, moto_server(root) as s3_endpoint:
             env = prepare(database_url, root, bcrypt_rounds=4)
-            env.update(
-                {
-                    "TENANTRY_S3_BUCKET": BUCKET,
-                    "TENANTRY_S3_ENDPOINT_URL": s3_endpoint,
-                    "TENANTRY_S3_REGION": "us-east-1",
-                    "TENANTRY_S3_ACCESS_KEY_ID": S3_KEYS[0],
-                    "TENANTRY_S3_SECRET_ACCESS_KEY": S3_KEYS[1],
-                    "TENANTRY_S3_PART_SIZE": str(PART_SIZE),
-                    "TENANTRY_ACCESS_TOKEN_TTL_SECONDS": "7200",
-                    "TENANTRY_RECONCILE_INTERVAL_SECONDS": "0",
-                }
-            )
-
-            async def make_bucket() -> None:
-                async with s3_client(aioboto3.Session(), s3_endpoint) as s3:
-                    await s3.create_bucket(Bucket=BUCKET)
-
-            asyncio.run(make_bucket())
+            env.update(s3_env(s3_endpoint))
+            asyncio.run(make_bucket(s3_endpoint))
             if not args.skip_upload:
                 print("uploads (--workers 1):", flush=True)
                 with app_server(env, root, workers=1) as server:

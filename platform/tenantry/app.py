@@ -63,6 +63,7 @@ from tenantry.files.controllers import (
     CategoriesAdminController,
     CategoriesController,
     FilesController,
+    UploadsController,
 )
 from tenantry.files.deps import FileBackends
 from tenantry.files.purge import purge_tenant_files
@@ -291,6 +292,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             CategoriesController,
             AudiencesController,
             FilesController,
+            UploadsController,
             UsageController,
             PlatformUsageController,
             *services.store.http_handlers(),
@@ -338,6 +340,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
                     services.store,
                     services.recorder,
                     UploadSlots(services.reader, enabled=settings.rate_limits),
+                    settings.direct_upload_ttl_seconds,
                 )
             ),
             "auth_backends": _singleton(

@@ -91,6 +91,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # upload counts as dead.
     reconcile_interval_seconds: float = 600.0
     pending_upload_timeout_seconds: int = 24 * 3600
+    # How long a direct upload's part URLs live; not completed by then, the reconciler aborts
+    # it and releases its quota.
+    direct_upload_ttl_seconds: int = 6 * 3600
     # Name servers that verify tenants' domains (none: the system's), and their port.
     dns_nameservers: tuple[str, ...] = ()
     dns_port: int = 53

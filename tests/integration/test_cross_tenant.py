@@ -164,6 +164,17 @@ async def build_world(api: Api, platform_connection: asyncpg.Connection) -> Worl
         headers={"Host": acme.host, **a_auth},
     )
     assert a_pending.status_code == 201, a_pending.text
+    a_upload = await api.client.post(
+        "/api/v1/uploads",
+        json={
+            "title": "Acme-direct-upload",
+            "filename": "direct.pdf",
+            "content_type": "application/pdf",
+            "size": len(PDF),
+        },
+        headers={"Host": acme.host, **a_auth},
+    )
+    assert a_upload.status_code == 201, a_upload.text
 
     b_category = await _term(api, globex, b_auth, "categories", "Globex Category")
     b_audience = await _term(api, globex, b_auth, "audiences", "Globex Audience")
@@ -216,6 +227,8 @@ async def build_world(api: Api, platform_connection: asyncpg.Connection) -> Worl
         "a_domain": "media.acme.example",
         "a_other_file": a_other.json()["id"],
         "a_pending": a_pending.json()["file"]["id"],
+        "a_upload": a_upload.json()["id"],
+        "a_upload_file": a_upload.json()["file_id"],
         "a_category": a_category,
         "a_audience": a_audience,
         "a_owner": str((await _me(api, acme, a_auth))["id"]),
@@ -523,6 +536,31 @@ CASES = [
         raw=B_PDF,
     ),
     Case("file.get-pending", "GET", "/api/v1/files/{a_pending}", 404, "file_not_found"),
+    # direct uploads: A's upload ids are 404 to B, and so is A's pending file
+    Case(
+        "upload-direct.complete",
+        "POST",
+        "/api/v1/uploads/{a_upload}/complete",
+        404,
+        "upload_not_found",
+        json={"parts": [{"number": 1, "etag": '"' + "0" * 32 + '"'}]},
+    ),
+    Case("upload-direct.abort", "DELETE", "/api/v1/uploads/{a_upload}", 404, "upload_not_found"),
+    Case("upload-direct.get-file", "GET", "/api/v1/files/{a_upload_file}", 404, "file_not_found"),
+    Case(
+        "upload-direct.a-category",
+        "POST",
+        "/api/v1/uploads",
+        422,
+        "unknown_category",
+        json={
+            "title": "x",
+            "filename": "x.pdf",
+            "content_type": "application/pdf",
+            "size": 10,
+            "category": "{a_category}",
+        },
+    ),
     # B's own file cannot be pointed at A's taxonomy
     Case(
         "b-file.patch-a-category",

@@ -12,9 +12,9 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from tenantry.app import create_app
-from tenantry.config import S3Settings, Settings
+from tenantry.config import Settings
 from tenantry.storage import S3Store
-from tests.fixtures.s3 import S3Endpoint, open_s3_store
+from tests.fixtures.s3 import S3Endpoint, open_s3_store, s3_settings
 from tests.integration.conftest import Api
 from tests.integration.files_support import pdf_of_size, upload
 
@@ -32,14 +32,7 @@ async def bucket_store(s3_endpoint: S3Endpoint) -> AsyncIterator[S3Store]:
 async def app(
     settings: Settings, s3_endpoint: S3Endpoint, bucket_store: S3Store, clean_database: None
 ) -> Litestar:
-    s3 = S3Settings(
-        bucket=bucket_store.bucket,
-        endpoint_url=s3_endpoint.endpoint_url,
-        region=s3_endpoint.region,
-        access_key_id=s3_endpoint.access_key_id,
-        secret_access_key=s3_endpoint.secret_access_key,
-        part_size=5 * MiB,
-    )
+    s3 = s3_settings(s3_endpoint, bucket_store.bucket)
     return create_app(msgspec.structs.replace(settings, s3=s3))
 
 

@@ -50,6 +50,9 @@ MINIMUM: dict[tuple[str, str], str | Role] = {
     ("PATCH", "/api/v1/files/{file_id:uuid}"): E,
     ("DELETE", "/api/v1/files/{file_id:uuid}"): E,
     ("PUT", "/api/v1/files/{file_id:uuid}/content"): E,
+    ("POST", "/api/v1/uploads"): E,
+    ("POST", "/api/v1/uploads/{upload_id:uuid}/complete"): E,
+    ("DELETE", "/api/v1/uploads/{upload_id:uuid}"): E,
     ("GET", "/api/v1/categories"): V,
     ("GET", "/api/v1/audiences"): V,
     **{
@@ -109,7 +112,7 @@ def test_every_tenant_route_has_a_minimum(app: Litestar) -> None:
 
 
 def _url(path: str) -> str:
-    for name in ("file_id", "term_id", "user_id", "key_id"):
+    for name in ("file_id", "term_id", "user_id", "key_id", "upload_id"):
         path = path.replace("{" + name + ":uuid}", str(uuid.uuid4()))
     return path.replace("{domain:str}", "nothing.example")
 

@@ -203,7 +203,7 @@ async def test_enums_match_check_constraints(owner_connection: asyncpg.Connectio
                 allowed = set(re.findall(r"'([^']*)'", row["definition"]))
                 assert allowed == set(column.type.enums), (table.name, column.name)
                 checked += 1
-    assert checked == 9  # every enumerated column but usage_events.user_role has a CHECK
+    assert checked == 10  # every enumerated column but usage_events.user_role has a CHECK
 
 
 # -- data meets the migrations ---------------------------------------------------------------
@@ -475,6 +475,15 @@ async def _assert_usage_rolled_up(settings: Settings) -> None:
                 assert row["storage"] == row["storage_scanned"], row
 
 
+# 0008: what is reserved is what unsettled direct uploads hold.
+RESERVED_VS_SESSIONS = """
+    SELECT u.tenant_id, u.reserved_bytes,
+        (SELECT COALESCE(sum(reserved_bytes), 0) FROM upload_sessions s
+            WHERE s.tenant_id = u.tenant_id AND s.state <> 'completed') AS held_bytes
+    FROM tenant_usage u
+"""
+
+
 async def _assert_derived_tables_agree_with_scan(connection: asyncpg.Connection) -> None:
     stats = await _stats(connection)
     expected = {tuple(row) for row in await connection.fetch(EXPECTED_STATS)}
@@ -499,6 +508,9 @@ async def test_upgrade_from_revision_with_data(blank_database: Settings, revisio
         now = await _row_counts(platform)
         assert {table: now[table] for table in counts} == counts, "rows lost or made"
         await _assert_derived_tables_agree_with_scan(platform)
+        reserved = await platform.fetch(RESERVED_VS_SESSIONS)
+        assert reserved
+        assert all(row["reserved_bytes"] == row["held_bytes"] for row in reserved), reserved
         if ready_files:
             assert await platform.fetchval("SELECT count(*) FROM file_stats WHERE files > 0")
         # 0007's backfill: the domains the operator had added are verified since they were made.

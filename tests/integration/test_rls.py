@@ -80,6 +80,24 @@ async def _file_audience_row(
     return {"tenant_id": tenant_id, "file_id": file["id"], "audience_id": audience["id"]}
 
 
+async def _upload_session_row(
+    connection: asyncpg.Connection, tenant_id: uuid.UUID
+) -> dict[str, object]:
+    file = await _file_row(connection, tenant_id)
+    if await connection.fetchval("SELECT current_user") == "tenantry_platform":
+        await _insert(connection, "files", file)
+    return {
+        "tenant_id": tenant_id,
+        "id": uuid.uuid4(),
+        "file_id": file["id"],
+        "declared_size": 10,
+        "declared_type": "application/pdf",
+        "part_size": 10,
+        "reserved_bytes": 10,
+        "expires_at": datetime.now(UTC),
+    }
+
+
 async def _usage_event_row(
     connection: asyncpg.Connection, tenant_id: uuid.UUID
 ) -> dict[str, object]:
@@ -183,6 +201,7 @@ ROW_FACTORIES: dict[str, RowFactory] = {
     "audiences": _named_row,
     "files": _file_row,
     "file_audiences": _file_audience_row,
+    "upload_sessions": _upload_session_row,
     "usage_events": _usage_event_row,
     "tenant_usage": _tenant_usage_row,
     "file_stats": _file_stat_row,

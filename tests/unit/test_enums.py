@@ -31,6 +31,7 @@ def test_the_enumerated_columns() -> None:
         "user_tokens.purpose",
         "api_keys.role",
         "audit_log.actor_type",
+        "upload_sessions.state",
     }
 
 

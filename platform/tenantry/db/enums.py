@@ -40,6 +40,15 @@ class FileStatus(StrEnum):
     DELETING = "deleting"
 
 
+class UploadState(StrEnum):
+    """A direct upload's life: open while the client sends parts to the store; completing while
+    one request verifies the object; completed once its file is ready."""
+
+    OPEN = "open"
+    COMPLETING = "completing"
+    COMPLETED = "completed"
+
+
 class UsageKind(StrEnum):
     UPLOAD = "upload"
     DOWNLOAD = "download"

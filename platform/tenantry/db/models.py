@@ -47,6 +47,7 @@ from tenantry.db.enums import (
     Role,
     StatsDimension,
     TenantStatus,
+    UploadState,
     UsageDimension,
     UsageKind,
     UserTokenPurpose,
@@ -350,6 +351,38 @@ class File(Base):
     )
 
 
+class UploadSession(Base):
+    """A direct upload: the client PUTs parts to the store, the API completes and verifies it
+    (migration 0008). Its reserved bytes are in `tenant_usage.reserved_bytes` while it is not
+    settled."""
+
+    __tablename__ = "upload_sessions"
+
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    file_id: Mapped[uuid.UUID]
+    # The store's multipart upload id; null until the store has begun the upload.
+    store_upload_id: Mapped[str | None] = mapped_column(String(1024))
+    declared_size: Mapped[int] = mapped_column(BigInteger)
+    declared_type: Mapped[str] = mapped_column(String(100))
+    part_size: Mapped[int] = mapped_column(BigInteger)
+    reserved_bytes: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[UploadState] = mapped_column(
+        _str_enum(UploadState), server_default=UploadState.OPEN.value
+    )
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = _updated_at()
+
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "file_id"),
+        ForeignKeyConstraint(
+            ["tenant_id", "file_id"], ["files.tenant_id", "files.id"], ondelete="CASCADE"
+        ),
+        Index("ix_upload_sessions_tenant_id_state_expires_at", "tenant_id", "state", "expires_at"),
+    )
+
+
 class FileAudience(Base):
     __tablename__ = "file_audiences"
 
@@ -467,7 +500,8 @@ class UsageRollupState(Base):
 
 
 class TenantUsage(Base):
-    """The quota counter: current stored bytes and file count, changed atomically."""
+    """The quota counter: current stored bytes and file count, changed atomically, and the bytes
+    reserved by open direct uploads (the quota holds for the sum)."""
 
     __tablename__ = "tenant_usage"
 
@@ -475,6 +509,7 @@ class TenantUsage(Base):
     storage_bytes: Mapped[int] = mapped_column(BigInteger, server_default="0")
     file_count: Mapped[int] = mapped_column(BigInteger, server_default="0")
     updated_at: Mapped[datetime] = _updated_at()
+    reserved_bytes: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
 
 class FileStat(Base):

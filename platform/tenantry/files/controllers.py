@@ -10,7 +10,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, RequestBody, Schema
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.response import Redirect
-from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from multipart import parse_options_header
 
 from tenantry.auth.guards import requires_role
@@ -19,12 +19,17 @@ from tenantry.db.enums import Role
 from tenantry.files.deps import (
     provide_audiences,
     provide_categories,
+    provide_direct_uploads,
     provide_file_service,
     provide_file_uploads,
 )
+from tenantry.files.direct import DirectUploads
 from tenantry.files.multipart import read_form
 from tenantry.files.repository import FileFilters
 from tenantry.files.schemas import (
+    DirectUploadComplete,
+    DirectUploadCreate,
+    DirectUploadOut,
     DownloadLink,
     FileMetadata,
     FileOut,
@@ -105,14 +110,20 @@ _METADATA_PROBLEMS = (
 )
 
 
+# What both upload controllers need: the saga, and where the links they answer point.
+_UPLOADS = {
+    "file_uploads": Provide(provide_file_uploads, sync_to_thread=False),
+    "origin": Provide(provide_origin, sync_to_thread=False),
+}
+
+
 class FilesController(Controller):
     path = "/api/v1/files"
     tags = ["files"]
     guards = [requires_role(Role.VIEWER)]
     dependencies = {
         "file_service": Provide(provide_file_service, sync_to_thread=False),
-        "file_uploads": Provide(provide_file_uploads, sync_to_thread=False),
-        "origin": Provide(provide_origin, sync_to_thread=False),
+        **_UPLOADS,
     }
 
     @get("/")
@@ -259,6 +270,79 @@ class FilesController(Controller):
     ) -> None:
         """Delete a file: its object and its row; the usage counters drop by its size."""
         await file_service.delete_file(file_id)
+
+
+class UploadsController(Controller):
+    """Direct uploads: the client PUTs the parts to the store's URLs; the API only authorises
+    (quota reserved up front) and verifies (size, sniffed type, sha256) before the file is
+    ready."""
+
+    path = "/api/v1/uploads"
+    tags = ["files"]
+    guards = [requires_role(Role.EDITOR)]
+    dependencies = {
+        "direct_uploads": Provide(provide_direct_uploads, sync_to_thread=False),
+        **_UPLOADS,
+    }
+
+    @post(
+        "/",
+        status_code=HTTP_201_CREATED,
+        responses=problems(
+            ErrorCode.FILE_TOO_LARGE,
+            ErrorCode.QUOTA_EXCEEDED,
+            ErrorCode.UNSUPPORTED_FILE_TYPE,
+            *_METADATA_PROBLEMS,
+        ),
+    )
+    async def start_upload(
+        self,
+        data: JSONBody[DirectUploadCreate],
+        direct_uploads: NamedDependency[DirectUploads],
+        origin: NamedDependency[str],
+    ) -> DirectUploadOut:
+        """Checks the tenant's rules for the declared size and type, reserves the quota and
+        answers one signed URL per part, valid until `expires_at`: PUT each part's exact bytes
+        there and keep the `ETag` of each answer."""
+        return await direct_uploads.create(data, origin=origin)
+
+    @post(
+        "/{upload_id:uuid}/complete",
+        status_code=HTTP_200_OK,
+        responses=problems(
+            ErrorCode.UPLOAD_NOT_FOUND,
+            ErrorCode.UPLOAD_IN_PROGRESS,
+            ErrorCode.UPLOAD_EXPIRED,
+            ErrorCode.UPLOAD_PARTS_INVALID,
+            ErrorCode.UPLOAD_SIZE_MISMATCH,
+            ErrorCode.UPLOAD_TYPE_MISMATCH,
+            ErrorCode.QUOTA_EXCEEDED,
+        ),
+    )
+    async def complete_upload(
+        self,
+        upload_id: FromPath[uuid.UUID],
+        data: JSONBody[DirectUploadComplete],
+        direct_uploads: NamedDependency[DirectUploads],
+    ) -> FileOut:
+        """Joins the parts and verifies the object before the file is ready: its size is the
+        declared size, its sniffed type the declared type and one the tenant accepts; its sha256
+        is recorded. A refused object is deleted and its quota released. Completing again
+        answers the same file."""
+        return await direct_uploads.complete(upload_id, data)
+
+    @delete(
+        "/{upload_id:uuid}",
+        status_code=HTTP_204_NO_CONTENT,
+        responses=problems(
+            ErrorCode.UPLOAD_NOT_FOUND, ErrorCode.UPLOAD_IN_PROGRESS, ErrorCode.UPLOAD_COMPLETED
+        ),
+    )
+    async def abort_upload(
+        self, upload_id: FromPath[uuid.UUID], direct_uploads: NamedDependency[DirectUploads]
+    ) -> None:
+        """Abort an upload that is not complete: its parts go and its quota is released."""
+        await direct_uploads.abort(upload_id)
 
 
 async def _bounded_body(request: Request[Any, Any, Any]) -> bytes:

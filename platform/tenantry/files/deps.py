@@ -15,7 +15,8 @@ from tenantry.db.models import Audience, Category
 from tenantry.db.reads import TenantReader
 from tenantry.db.tenant_scope import TenantRecord
 from tenantry.db.usage import UsageRecorder
-from tenantry.files.repository import FileRepository
+from tenantry.files.direct import DirectUploads
+from tenantry.files.repository import FileRepository, UploadSessionRepository
 from tenantry.files.services import FileService
 from tenantry.files.taxonomy import AUDIENCES, CATEGORIES, TaxonomyService
 from tenantry.files.uploads import FileUploads
@@ -32,6 +33,7 @@ class FileBackends:
     store: ObjectStore
     recorder: UsageRecorder
     upload_slots: UploadSlots
+    direct_upload_ttl_seconds: int
 
 
 def _files(session: AsyncSession, tenant: TenantRecord, backends: FileBackends) -> FileRepository:
@@ -58,6 +60,18 @@ def provide_file_uploads(
 ) -> FileUploads:
     files = _files(db_session, tenant, file_backends)
     return FileUploads(files, tenant, request.user, file_backends.store, file_backends.upload_slots)
+
+
+def provide_direct_uploads(
+    db_session: NamedDependency[AsyncSession],
+    tenant: NamedDependency[TenantRecord],
+    file_uploads: NamedDependency[FileUploads],
+    file_backends: NamedDependency[FileBackends],
+) -> DirectUploads:
+    sessions = UploadSessionRepository(session=db_session, tenant_id=tenant.id)
+    return DirectUploads(
+        file_uploads, sessions, ttl_seconds=file_backends.direct_upload_ttl_seconds
+    )
 
 
 def provide_categories(

@@ -13,6 +13,32 @@ from tenantry.lib.errors import DomainError, ErrorCode
 from tenantry.storage import SNIFF_BYTES, declared_matches, mime_essence, sniff
 
 
+def accepted_set(allowed_types: list[str] | None) -> set[str] | None:
+    """The tenant's accepted types as sniffed types compare (None: every type sniffed)."""
+    return {mime_essence(t) for t in allowed_types} if allowed_types is not None else None
+
+
+def check_content(head: bytes, declared: str | None, allowed: set[str] | None) -> str:
+    """The real type of a file from its first bytes, or the refusal: empty, a type the platform
+    does not take, not the declared type, or not one the tenant accepts. Every upload path."""
+    if not head:
+        raise DomainError(ErrorCode.EMPTY_FILE, "the file is empty", field="file")
+    sniffed = sniff(head)
+    if sniffed is None:
+        raise DomainError(
+            ErrorCode.UNSUPPORTED_FILE_TYPE, "the file's type is not one the platform accepts"
+        )
+    if not declared_matches(declared, sniffed):
+        raise DomainError(
+            ErrorCode.CONTENT_TYPE_MISMATCH, f"declared {declared}, but the content is {sniffed}"
+        )
+    if allowed is not None and sniffed not in allowed:
+        raise DomainError(
+            ErrorCode.UNSUPPORTED_FILE_TYPE, f"{sniffed} is not allowed for this tenant"
+        )
+    return sniffed
+
+
 class MeteredUpload:
     """Wraps the incoming chunks: `open()` sniffs, `stream()` passes them on, measured."""
 
@@ -27,9 +53,7 @@ class MeteredUpload:
     ) -> None:
         self._chunks = chunks
         self._declared = declared_type
-        self._allowed = (
-            {mime_essence(t) for t in allowed_types} if allowed_types is not None else None
-        )
+        self._allowed = accepted_set(allowed_types)
         self._max_file_bytes = max_file_bytes
         self._quota_left = quota_left
         self._head = b""
@@ -49,24 +73,8 @@ class MeteredUpload:
             if len(head) >= SNIFF_BYTES:
                 break
         self._head = bytes(head)
-        if not self._head:
-            raise DomainError(ErrorCode.EMPTY_FILE, "the file is empty", field="file")
-        sniffed = sniff(self._head)
-        if sniffed is None:
-            raise DomainError(
-                ErrorCode.UNSUPPORTED_FILE_TYPE, "the file's type is not one the platform accepts"
-            )
-        if not declared_matches(self._declared, sniffed):
-            raise DomainError(
-                ErrorCode.CONTENT_TYPE_MISMATCH,
-                f"declared {self._declared}, but the content is {sniffed}",
-            )
-        if self._allowed is not None and sniffed not in self._allowed:
-            raise DomainError(
-                ErrorCode.UNSUPPORTED_FILE_TYPE, f"{sniffed} is not allowed for this tenant"
-            )
-        self.content_type = sniffed
-        return sniffed
+        self.content_type = check_content(self._head, self._declared, self._allowed)
+        return self.content_type
 
     async def stream(self) -> AsyncIterator[bytes]:
         """The bytes, counted and hashed; raises at a limit (the store then aborts)."""

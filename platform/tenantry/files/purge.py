@@ -1,7 +1,7 @@
 """What the files domain offers the operator's offboarding: remove one tenant's files.
 
-Rows go in the offboarding transaction (files, their audiences by cascade, the stats rollup,
-the counters back to zero); the objects go after its commit (`storage.delete_prefix`), and the
+Rows go in the offboarding transaction (files, their audiences and direct upload sessions by
+cascade, the stats rollup, the counters and reservations back to zero); the objects go after its commit (`storage.delete_prefix`), and the
 reconciler finishes that if the store fails.
 """
 
@@ -25,5 +25,5 @@ async def purge_tenant_files(session: Session, tenant_id: uuid.UUID) -> None:
     await session.execute(
         update(TenantUsage)
         .where(TenantUsage.tenant_id == tenant_id)
-        .values(storage_bytes=0, file_count=0)
+        .values(storage_bytes=0, file_count=0, reserved_bytes=0)
     )

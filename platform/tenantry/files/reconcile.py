@@ -1,12 +1,15 @@
 """The storage reconciler: brings the store back in line with the database.
 
 Rows are written before their objects and deleted before them, so an object without a row is
-always garbage, and a row stuck in `pending` past the timeout is an upload that died. Runs
-periodically in every replica and as `tenantry storage reconcile`, one at a time (a session
-advisory lock on a connection of its own, outside any transaction: a scan of the bucket must
-not hold back the usage job's snapshot horizon); the others skip their turn. Memory stays
-bounded at any number of tenants and objects: keys are listed and checked BATCH at a time, stale
-rows removed BATCH at a time, and only tenants offboarded in the last OFFBOARDED_RETRY are
+always garbage, and a row stuck in `pending` past the timeout is an upload that died. A direct
+upload not completed by its `expires_at` (or stuck completing an hour past it) is given up:
+session, file row and reservation in one transaction (after the tenant's write lock, the order
+every upload takes), then the store's multipart upload and any object. Runs periodically in
+every replica and as `tenantry storage reconcile`, one at a time (a session advisory lock on a
+connection of its own, outside any transaction: a scan of the bucket must not hold back the
+usage job's snapshot horizon); the others skip their turn. Memory stays bounded at any number
+of tenants and objects: keys are listed and checked BATCH at a time, stale rows and abandoned
+uploads handled BATCH at a time, and only tenants offboarded in the last OFFBOARDED_RETRY are
 purged by prefix (older ones' objects are orphans the scan finds anyway).
 """
 
@@ -30,10 +33,37 @@ logger = structlog.get_logger("tenantry.reconcile")
 
 _LOCK = "SELECT pg_try_advisory_lock(hashtextextended('tenantry.reconcile', 0))"
 _UNLOCK = "SELECT pg_advisory_unlock(hashtextextended('tenantry.reconcile', 0))"
+# Direct uploads' files are their sessions' to settle (their reservation goes with them).
 _STALE_PENDING = text(
     "DELETE FROM files WHERE (tenant_id, id) IN (SELECT tenant_id, id FROM files "
-    "WHERE status IN ('pending', 'uploading') AND updated_at < :cutoff LIMIT :batch) "
+    "WHERE status IN ('pending', 'uploading') AND updated_at < :cutoff "
+    "AND NOT EXISTS (SELECT 1 FROM upload_sessions s "
+    "WHERE s.tenant_id = files.tenant_id AND s.file_id = files.id) LIMIT :batch) "
     "RETURNING storage_key"
+)
+# A request completing an upload claimed it before it expired; it gets this long to finish.
+COMPLETING_GRACE = timedelta(hours=1)
+_ABANDONED = text(
+    "SELECT tenant_id, id FROM upload_sessions "
+    "WHERE (state = 'open' AND expires_at < now()) "
+    "OR (state = 'completing' AND expires_at < :completing_cutoff) LIMIT :batch"
+)
+_LOCK_COUNTERS = text("SELECT 1 FROM tenant_usage WHERE tenant_id = :tenant_id FOR UPDATE")
+# Found abandoned and not completed since (an expired open upload cannot be claimed any more).
+_GIVE_UP = text(
+    "DELETE FROM upload_sessions WHERE tenant_id = :tenant_id AND id = :id "
+    "AND state <> 'completed' RETURNING file_id, store_upload_id, reserved_bytes"
+)
+_DELETE_FILE = text(
+    "DELETE FROM files WHERE tenant_id = :tenant_id AND id = :file_id RETURNING storage_key"
+)
+_RELEASE = text(
+    "UPDATE tenant_usage SET reserved_bytes = reserved_bytes - :bytes, updated_at = now() "
+    "WHERE tenant_id = :tenant_id"
+)
+# Completed sessions answer a repeated complete until they expire; then they are history.
+_FORGET_COMPLETED = text(
+    "DELETE FROM upload_sessions WHERE state = 'completed' AND expires_at < now()"
 )
 _KNOWN_KEYS = text("SELECT storage_key FROM files WHERE storage_key = ANY(:keys)")
 _OFFBOARDED = text("SELECT id FROM tenants WHERE status = 'deleted' AND deleted_at > :since")
@@ -41,6 +71,7 @@ _OFFBOARDED = text("SELECT id FROM tenants WHERE status = 'deleted' AND deleted_
 
 class ReconcileReport(msgspec.Struct):
     stale_pending_removed: int = 0
+    abandoned_uploads_aborted: int = 0
     orphan_objects_removed: int = 0
     offboarded_objects_removed: int = 0
 
@@ -81,6 +112,7 @@ class Reconciler:
             report.stale_pending_removed += len(stale)
             if len(stale) < BATCH:
                 break
+        report.abandoned_uploads_aborted = await self._give_up_abandoned()
         async with self._db.get_session() as session:
             offboarded = list(await session.scalars(_OFFBOARDED, {"since": now - OFFBOARDED_RETRY}))
         for tenant_id in offboarded:
@@ -97,6 +129,36 @@ class Reconciler:
         if batch:
             report.orphan_objects_removed += await self._remove_orphans(batch)
         return report
+
+    async def _give_up_abandoned(self) -> int:
+        async with self._db.get_session() as session, session.begin():
+            cutoff = datetime.now(UTC) - COMPLETING_GRACE
+            found = (
+                await session.execute(_ABANDONED, {"completing_cutoff": cutoff, "batch": BATCH})
+            ).all()
+            await session.execute(_FORGET_COMPLETED)
+        given_up = 0
+        for tenant_id, upload_id in found:
+            async with self._db.get_session() as session, session.begin():
+                await session.execute(_LOCK_COUNTERS, {"tenant_id": tenant_id})
+                gone = (
+                    await session.execute(_GIVE_UP, {"tenant_id": tenant_id, "id": upload_id})
+                ).one_or_none()
+                if gone is None:  # completed meanwhile
+                    continue
+                file_id, store_upload_id, reserved = gone
+                key = await session.scalar(
+                    _DELETE_FILE, {"tenant_id": tenant_id, "file_id": file_id}
+                )
+                await session.execute(_RELEASE, {"tenant_id": tenant_id, "bytes": reserved})
+            if key is not None:  # after the commit: rows go before their objects
+                if store_upload_id is not None:
+                    await self._store.abort_multipart(key, store_upload_id)
+                await self._store.delete(key)
+            given_up += 1
+        if given_up:
+            logger.info("abandoned_uploads_aborted", count=given_up)
+        return given_up
 
     async def _remove_orphans(self, keys: list[str]) -> int:
         async with self._db.get_session() as session, session.begin():

@@ -24,11 +24,12 @@ from sqlalchemy import (
     literal_column,
     select,
     text,
+    update,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenantry.db.enums import FileStatus, UsageKind
+from tenantry.db.enums import FileStatus, UploadState, UsageKind
 from tenantry.db.models import (
     Audience,
     Category,
@@ -36,6 +37,7 @@ from tenantry.db.models import (
     FileAudience,
     FileStat,
     TenantUsage,
+    UploadSession,
 )
 from tenantry.db.reads import PreparedRead, TenantReader
 from tenantry.db.repository import TenantScopedRepository
@@ -109,18 +111,36 @@ _AUDIENCE_NAMES = PreparedRead(
     .order_by(Audience.name)
 )
 # The quota check and the counter change are one statement: concurrent uploads can never
-# push storage past the quota, whatever order they finish in.
+# push storage past the quota, whatever order they finish in. Bytes reserved by open direct
+# uploads count against the quota on both paths.
 _RESERVE_STORAGE = text(
     "UPDATE tenant_usage SET storage_bytes = storage_bytes + :bytes, file_count = file_count + 1, "
-    "updated_at = now() WHERE tenant_id = :tenant_id AND storage_bytes + :bytes <= "
-    "(SELECT storage_quota_bytes FROM tenants WHERE id = :tenant_id) RETURNING storage_bytes"
+    "updated_at = now() WHERE tenant_id = :tenant_id AND storage_bytes + reserved_bytes + :bytes "
+    "<= (SELECT storage_quota_bytes FROM tenants WHERE id = :tenant_id) RETURNING storage_bytes"
+)
+_RESERVE_UPLOAD = text(
+    "UPDATE tenant_usage SET reserved_bytes = reserved_bytes + :bytes, updated_at = now() "
+    "WHERE tenant_id = :tenant_id AND storage_bytes + reserved_bytes + :bytes "
+    "<= (SELECT storage_quota_bytes FROM tenants WHERE id = :tenant_id) RETURNING reserved_bytes"
+)
+_RELEASE_UPLOAD = text(
+    "UPDATE tenant_usage SET reserved_bytes = reserved_bytes - :bytes, updated_at = now() "
+    "WHERE tenant_id = :tenant_id"
+)
+# A direct upload's reservation becomes stored bytes: the quota was checked when it was made.
+_SETTLE_UPLOAD = text(
+    "UPDATE tenant_usage SET reserved_bytes = reserved_bytes - :reserved, "
+    "storage_bytes = storage_bytes + :bytes, file_count = file_count + 1, updated_at = now() "
+    "WHERE tenant_id = :tenant_id"
 )
 _RELEASE_STORAGE = text(
     "UPDATE tenant_usage SET storage_bytes = storage_bytes - :bytes, file_count = file_count - 1, "
     "updated_at = now() WHERE tenant_id = :tenant_id"
 )
 _LOCK_COUNTERS = text("SELECT 1 FROM tenant_usage WHERE tenant_id = :tenant_id FOR UPDATE")
-_STORAGE_USED = text("SELECT storage_bytes FROM tenant_usage WHERE tenant_id = :tenant_id")
+_STORAGE_USED = text(
+    "SELECT storage_bytes + reserved_bytes FROM tenant_usage WHERE tenant_id = :tenant_id"
+)
 _TENANT_STATUS = text("SELECT status FROM tenants WHERE id = :tenant_id")
 _CLAIM_PENDING = text(
     "UPDATE files SET status = 'uploading', updated_at = now() "
@@ -384,6 +404,23 @@ class FileRepository(TenantScopedRepository[File]):
     async def release_storage(self, size: int) -> None:
         await self.session.execute(_RELEASE_STORAGE, {"tenant_id": self.tenant_id, "bytes": size})
 
+    async def reserve_upload(self, size: int) -> bool:
+        """Reserve quota for a direct upload; False if the quota would be exceeded."""
+        reserved = await self.session.execute(
+            _RESERVE_UPLOAD, {"tenant_id": self.tenant_id, "bytes": size}
+        )
+        return reserved.first() is not None
+
+    async def release_upload(self, reserved: int) -> None:
+        await self.session.execute(
+            _RELEASE_UPLOAD, {"tenant_id": self.tenant_id, "bytes": reserved}
+        )
+
+    async def settle_upload(self, *, reserved: int, size: int) -> None:
+        await self.session.execute(
+            _SETTLE_UPLOAD, {"tenant_id": self.tenant_id, "reserved": reserved, "bytes": size}
+        )
+
     async def record_event(
         self, kind: UsageKind, file: File, facets: Facets, *, user_id: uuid.UUID | None, role: str
     ) -> None:
@@ -399,4 +436,62 @@ class FileRepository(TenantScopedRepository[File]):
             language=facets.language,
             audience_ids=facets.audience_ids,
             content_type=facets.content_type,
+        )
+
+
+class UploadSessionRepository(TenantScopedRepository[UploadSession]):
+    """Direct uploads of one tenant (their quota lives with the files' counters)."""
+
+    model_type = UploadSession
+
+    async def find(self, upload_id: uuid.UUID) -> UploadSession | None:
+        return await self.get_one_or_none(
+            UploadSession.id == upload_id, execution_options={"populate_existing": True}
+        )
+
+    async def lock(self, upload_id: uuid.UUID, *, state: UploadState) -> UploadSession | None:
+        return await self.get_one_or_none(
+            UploadSession.id == upload_id,
+            UploadSession.state == state,
+            with_for_update=True,
+            execution_options={"populate_existing": True},
+        )
+
+    async def claim(self, upload_id: uuid.UUID) -> bool:
+        """`open` and unexpired -> `completing`, atomically: one request completes an upload."""
+        return await self._set_state(
+            upload_id,
+            UploadState.OPEN,
+            UploadState.COMPLETING,
+            UploadSession.expires_at > func.now(),
+        )
+
+    async def release_claim(self, upload_id: uuid.UUID) -> None:
+        await self._set_state(upload_id, UploadState.COMPLETING, UploadState.OPEN)
+
+    async def _set_state(
+        self,
+        upload_id: uuid.UUID,
+        current: UploadState,
+        new: UploadState,
+        *conditions: ColumnElement[bool],
+    ) -> bool:
+        changed = await self.session.execute(
+            update(UploadSession)
+            .where(
+                UploadSession.tenant_id == self.tenant_id,
+                UploadSession.id == upload_id,
+                UploadSession.state == current,
+                *conditions,
+            )
+            .values(state=new, updated_at=func.now())
+            .returning(UploadSession.id)
+        )
+        return changed.first() is not None
+
+    async def remove(self, upload_id: uuid.UUID) -> None:
+        await self.session.execute(
+            delete(UploadSession).where(
+                UploadSession.tenant_id == self.tenant_id, UploadSession.id == upload_id
+            )
         )

@@ -34,6 +34,51 @@ class PendingFileCreate(FileMetadata, kw_only=True, forbid_unknown_fields=True):
     content_type: ContentType | None = None
 
 
+# S3's limits, which every store keeps: at most 10 000 parts, numbered from 1.
+MAX_PARTS = 10_000
+# Sizes are exact byte counts the database stores as bigint.
+Size = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
+PartNumber = Annotated[int, msgspec.Meta(ge=1, le=MAX_PARTS)]
+# A store's ETag for a part, quotes optional: letters, digits and the few marks stores use.
+ETag = Annotated[str, msgspec.Meta(pattern=r'^"?[0-9A-Za-z+/=_-]{1,128}"?$')]
+
+
+class DirectUploadCreate(FileMetadata, kw_only=True, forbid_unknown_fields=True):
+    """A direct upload: the file's metadata, its name, declared type and exact size."""
+
+    filename: Filename
+    content_type: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    size: Size
+
+
+class PartUrl(msgspec.Struct, kw_only=True):
+    """PUT exactly `size` bytes (the part's slice of the file) to `url`; keep the answer's
+    `ETag` for completing."""
+
+    number: int
+    url: str
+    size: int
+
+
+class DirectUploadOut(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    file_id: uuid.UUID
+    part_size: int
+    parts: list[PartUrl]
+    expires_at: datetime
+
+
+class PartDone(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    number: PartNumber
+    etag: ETag
+
+
+class DirectUploadComplete(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Every part, in order, with the ETag the store answered for it."""
+
+    parts: Annotated[list[PartDone], msgspec.Meta(min_length=1, max_length=MAX_PARTS)]
+
+
 class FilePatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Metadata changes; `null` clears category or language, absent fields stay as they are."""
 

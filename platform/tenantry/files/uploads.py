@@ -5,13 +5,14 @@ the first byte goes to the store, so an object without a row is always garbage t
 may remove; (2) no transaction stays open while bytes stream; (3) the last step (quota, row to
 `ready`, stats rollup, usage event) is one transaction that takes the tenant's write lock first
 and reads the row fresh. A failure anywhere removes the row and the object (the two-step form
-puts its row back to `pending` for a retry).
+puts its row back to `pending` for a retry). Direct uploads (`direct`) follow the same order
+and share the last step (`make_ready`).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from tenantry.auth.middleware import Principal
 from tenantry.db.enums import FileStatus, TenantStatus, UsageKind
@@ -45,13 +46,13 @@ class FileUploads:
         self.user = user
         self.store = store
         self.slots = slots
-        self._service = FileService(files, tenant, user, store)
+        self.service = FileService(files, tenant, user, store)
 
     async def create_pending(self, data: PendingFileCreate) -> FileOut:
         """Step one of the raw upload: a pending row (not listed) that the content completes."""
-        file = await self._insert(data, data.filename, status=FileStatus.PENDING)
+        file = await self.insert_file(data, data.filename, status=FileStatus.PENDING)
         await self.session.commit()  # saga step 1: the row, for the PUT that follows
-        return await self._service.read_back(file.id)
+        return await self.service.read_back(file.id)
 
     async def upload(
         self,
@@ -63,14 +64,14 @@ class FileUploads:
         """Multipart upload: a row, the object, then ready; any failure leaves neither. It holds
         one of the tenant's upload slots throughout (429 when they are all taken)."""
         async with self.slots.held(self.tenant):
-            file = await self._insert(metadata, filename, status=FileStatus.UPLOADING)
+            file = await self.insert_file(metadata, filename, status=FileStatus.UPLOADING)
             await self.session.commit()  # saga step 1: the row exists before the object
             try:
                 await self._store_content(file.id, file.storage_key, declared_type, chunks)
             except BaseException:
                 await self._discard(file.id, file.storage_key)
                 raise
-        return await self._service.read_back(file.id)
+        return await self.service.read_back(file.id)
 
     async def upload_content(
         self, file_id: uuid.UUID, declared_type: str | None, chunks: AsyncIterator[bytes]
@@ -80,7 +81,7 @@ class FileUploads:
         and the client may retry. It holds an upload slot, like `upload`."""
         async with self.slots.held(self.tenant):
             await self._claim_and_store(file_id, declared_type, chunks)
-        return await self._service.read_back(file_id)
+        return await self.service.read_back(file_id)
 
     async def _claim_and_store(
         self, file_id: uuid.UUID, declared_type: str | None, chunks: AsyncIterator[bytes]
@@ -124,16 +125,34 @@ class FileUploads:
     ) -> None:
         content_type = await metered.open()
         await self.store.put_stream(key, metered.stream(), content_type=content_type)
-        # Saga step 3, one transaction: the tenant's write lock (offboarding takes it too, so
-        # the status read after it is final for this transaction), the tenant still active,
-        # the quota, the row read fresh, ready, counted, recorded.
+        await self.make_ready(
+            file_id,
+            size=metered.size,
+            sha256=metered.sha256,
+            content_type=content_type,
+            count_storage=lambda: self.files.reserve_storage(metered.size),
+        )
+
+    async def make_ready(
+        self,
+        file_id: uuid.UUID,
+        *,
+        size: int,
+        sha256: str,
+        content_type: str,
+        count_storage: Callable[[], Awaitable[bool]],
+    ) -> None:
+        """Saga step 3, one transaction, for every upload path: the tenant's write lock
+        (offboarding takes it too, so the status read after it is final for this transaction),
+        the tenant still active, the quota (`count_storage`: False if it would be exceeded),
+        the row read fresh, ready, counted, recorded."""
         await self.files.lock_counters()
         status = await self.files.tenant_status()
         if status == TenantStatus.SUSPENDED:
             raise DomainError(ErrorCode.TENANT_SUSPENDED, "the tenant was suspended meanwhile")
         if status != TenantStatus.ACTIVE:
             raise DomainError(ErrorCode.UNKNOWN_TENANT, "the tenant was offboarded meanwhile")
-        if not await self.files.reserve_storage(metered.size):
+        if not await count_storage():
             raise DomainError(
                 ErrorCode.QUOTA_EXCEEDED, "the tenant's storage quota would be exceeded"
             )
@@ -141,8 +160,8 @@ class FileUploads:
         if file is None:  # removed meanwhile (offboarding, or the reconciler after the timeout)
             raise file_not_found(file_id)
         file.status = FileStatus.READY
-        file.size = metered.size
-        file.sha256 = metered.sha256
+        file.size = size
+        file.sha256 = sha256
         file.content_type = content_type
         facets = await self.files.facets(file)
         await rollup.apply(self.session, self.tenant.id, added=facets)
@@ -151,7 +170,9 @@ class FileUploads:
         )
         await self.session.commit()  # saga step 3: the file is ready
 
-    async def _insert(self, metadata: FileMetadata, filename: str, *, status: FileStatus) -> File:
+    async def insert_file(
+        self, metadata: FileMetadata, filename: str, *, status: FileStatus
+    ) -> File:
         await check_category(self.files, metadata.category)
         audiences = await check_audiences(self.files, metadata.audiences)
         file_id = uuid.uuid4()

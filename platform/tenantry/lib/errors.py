@@ -228,6 +228,41 @@ class ErrorCode(Enum):
         "Declared content type does not match the content",
         "The declared type disagrees with the type sniffed from the file's bytes.",
     )
+    UPLOAD_NOT_FOUND = (404, "Upload not found", "No direct upload with this id in this tenant.")
+    UPLOAD_IN_PROGRESS = (
+        409,
+        "Upload being completed",
+        "Another request is completing this upload right now; retry to read its result.",
+    )
+    UPLOAD_COMPLETED = (
+        409,
+        "Upload completed",
+        "The upload is complete and its file is ready; delete the file instead.",
+    )
+    UPLOAD_EXPIRED = (
+        410,
+        "Upload expired",
+        "The upload was not completed before its `expires_at`; start a new one.",
+    )
+    UPLOAD_PARTS_INVALID = (
+        422,
+        "Parts do not match",
+        "The parts listed are not the upload's (numbers 1 to n, each once, in order, with the "
+        "ETag the store answered for each), or the store does not hold them all. The upload "
+        "stays open: send the missing parts and complete again.",
+    )
+    UPLOAD_SIZE_MISMATCH = (
+        422,
+        "Size does not match",
+        "The uploaded object's size is not the size declared; the object was deleted and the "
+        "reserved quota released.",
+    )
+    UPLOAD_TYPE_MISMATCH = (
+        422,
+        "Type does not match",
+        "The uploaded object's bytes are not of the declared type, or not of a type the tenant "
+        "accepts; the object was deleted and the reserved quota released.",
+    )
     INVALID_LANGUAGE = (422, "Invalid language", "Not an ISO 639-1 language code.")
     UNKNOWN_CATEGORY = (422, "Unknown category", "No category with this id in this tenant.")
     UNKNOWN_AUDIENCE = (422, "Unknown audience", "No audience with this id in this tenant.")
@@ -258,6 +293,16 @@ class ErrorCode(Enum):
         "The signed link was altered, has expired, or its tenant no longer serves it.",
     )
     OBJECT_NOT_FOUND = (404, "Object not found", "The signed link names an object that is gone.")
+    PART_REFUSED = (
+        403,
+        "Part upload refused",
+        "The signed part URL was altered or has expired, or its tenant no longer serves it.",
+    )
+    PART_SIZE_MISMATCH = (
+        422,
+        "Part size does not match",
+        "The part's body is not the exact size its signed URL names; nothing was stored.",
+    )
 
     @property
     def code(self) -> str:

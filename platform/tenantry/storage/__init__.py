@@ -11,9 +11,11 @@ from tenantry.storage.keys import (
 from tenantry.storage.local import LocalStore
 from tenantry.storage.local_http import RangeNotSatisfiable, parse_range
 from tenantry.storage.protocol import (
+    CompletedPart,
     ObjectInfo,
     ObjectNotFoundError,
     ObjectStore,
+    PartsRejectedError,
     ServedMeter,
     StoreError,
     StoreUnavailableError,
@@ -25,11 +27,13 @@ from tenantry.storage.sniff import SNIFF_BYTES, declared_matches, mime_essence, 
 
 __all__ = [
     "SNIFF_BYTES",
+    "CompletedPart",
     "InvalidKeyError",
     "LocalStore",
     "ObjectInfo",
     "ObjectNotFoundError",
     "ObjectStore",
+    "PartsRejectedError",
     "RangeNotSatisfiable",
     "S3Store",
     "ServedMeter",

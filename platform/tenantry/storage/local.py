@@ -5,7 +5,11 @@ this store's own route (`tenantry.storage.local_http`, registered through `http_
 carrying an expiry, the download filename and content type, and an HMAC over all of them and the
 key. Every disk operation goes through `_io`, which turns `OSError` into `StoreError`.
 
-Layout under `root`: `objects/<key>` holds the bytes, `content-types/<key>` the content type.
+Layout under `root`: `objects/<key>` holds the bytes, `content-types/<key>` the content type,
+`multipart/<key>/<upload id>/` a direct upload's content type and parts (`part-<n>-<md5>`: the
+ETag is in the name, so a part sent twice keeps both versions and completion takes the one whose
+ETag the client lists). Part URLs are signed like download links, over key, upload, part number,
+size and expiry, and are PUT to the same route (`local_http`).
 """
 
 import asyncio
@@ -15,10 +19,11 @@ import hmac
 import json
 import os
 import re
+import secrets
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import suppress
 from pathlib import Path
 from typing import BinaryIO, TypeVar
@@ -26,6 +31,7 @@ from urllib.parse import quote, urlencode
 
 from litestar.types import ControllerRouterHandler
 
+from tenantry.lib.errors import DomainError, ErrorCode
 from tenantry.storage.keys import (
     KEY_PATTERN,
     validate_key,
@@ -33,9 +39,11 @@ from tenantry.storage.keys import (
     validate_tenant_scoped_prefix,
 )
 from tenantry.storage.protocol import (
+    CompletedPart,
     MiB,
     ObjectInfo,
     ObjectNotFoundError,
+    PartsRejectedError,
     StoreError,
     StoreUnavailableError,
 )
@@ -47,8 +55,13 @@ MIN_SIGNING_KEY_BYTES = 32
 
 # Domain separation: the same secret may sign other things elsewhere in the app.
 _SIGNATURE_CONTEXT = "tenantry.local-store.get.v1"
+_PART_SIGNATURE_CONTEXT = "tenantry.local-store.put-part.v1"
 _EXPIRY = re.compile(r"[0-9]{1,12}")
+_NUMBER = re.compile(r"[1-9][0-9]{0,18}")
+_UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
+_ETAG = re.compile(r'"?([0-9a-f]{32})"?')
 _TEMP_SUFFIX = ".part"
+DEFAULT_PART_SIZE = 8 * MiB
 
 
 async def _io(work: Callable[..., T], *args: object, **kwargs: object) -> T:
@@ -75,11 +88,20 @@ def _flush_and_sync(file: BinaryIO) -> None:
 
 
 class LocalStore:
-    def __init__(self, root: Path, signing_key: bytes, base_url_path: str = "/files-local") -> None:
+    def __init__(
+        self,
+        root: Path,
+        signing_key: bytes,
+        base_url_path: str = "/files-local",
+        *,
+        part_size: int = DEFAULT_PART_SIZE,
+    ) -> None:
         if len(signing_key) < MIN_SIGNING_KEY_BYTES:
             raise ValueError(f"signing_key must be at least {MIN_SIGNING_KEY_BYTES} bytes")
         self._objects = root / "objects"
         self._content_types = root / "content-types"
+        self._multipart = root / "multipart"
+        self._part_size = part_size
         self._signing_key = signing_key
         self._base_url_path = base_url_path.rstrip("/")
 
@@ -122,22 +144,13 @@ class LocalStore:
                 if pending:
                     await _io(file.write, pending)
                 await _io(_flush_and_sync, file)
-            await _io(self._write_content_type, content_type_path, content_type)
-            await _io(os.replace, temp_name, path)
-            await _io(_fsync_directory, path.parent)
+            await _io(_publish, temp_name, path, content_type_path, content_type)
         except BaseException:
             # Synchronous on purpose: must also run when the task is being cancelled.
             with suppress(FileNotFoundError):
                 os.unlink(temp_name)
             raise
         return written
-
-    @staticmethod
-    def _write_content_type(path: Path, content_type: str) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp_path = path.with_name(f".{path.name}{_TEMP_SUFFIX}")
-        temp_path.write_text(content_type, encoding="utf-8")
-        os.replace(temp_path, path)
 
     async def head(self, key: str) -> ObjectInfo | None:
         path = self._object_path(key)
@@ -188,7 +201,7 @@ class LocalStore:
             count += 1
         # Prefixes are whole directories, so removing the directories removes exactly the
         # prefix, including temp files of uploads still in progress.
-        for tree in (self._objects, self._content_types):
+        for tree in (self._objects, self._content_types, self._multipart):
             await _io(_remove_tree, tree / prefix)
         return count
 
@@ -250,19 +263,150 @@ class LocalStore:
     ) -> bool:
         """Whether a signed URL's parameters are authentic and unexpired."""
         expiry = str(exp)
-        if not KEY_PATTERN.fullmatch(key) or not _EXPIRY.fullmatch(expiry) or not sig.isascii():
+        if not KEY_PATTERN.fullmatch(key) or not _EXPIRY.fullmatch(expiry):
             return False
-        expires_at = int(expiry)
-        expected = self._signature(key, expires_at, fn, ct)
-        if not hmac.compare_digest(expected.encode("ascii"), sig.encode("ascii")):
-            return False
-        return (time.time() if now is None else now) < expires_at
+        return _verify(sig, self._signature(key, int(expiry), fn, ct), int(expiry), now)
 
     def _signature(self, key: str, expires_at: int, filename: str, content_type: str) -> str:
-        # JSON makes the message unambiguous whatever characters the filename holds.
-        message = json.dumps([_SIGNATURE_CONTEXT, key, expires_at, filename, content_type])
+        return self._sign(_SIGNATURE_CONTEXT, key, expires_at, filename, content_type)
+
+    def _sign(self, *fields: str | int) -> str:
+        # JSON makes the message unambiguous whatever characters the fields hold.
+        message = json.dumps(fields)
         digest = hmac.new(self._signing_key, message.encode("utf-8"), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+    # -- direct uploads ------------------------------------------------------------------------
+
+    @property
+    def part_size(self) -> int:
+        return self._part_size
+
+    def _upload_dir(self, key: str, upload_id: str) -> Path:
+        if not _UPLOAD_ID.fullmatch(upload_id):
+            raise PartsRejectedError("no such upload")
+        return self._multipart / validate_key(key) / upload_id
+
+    async def start_multipart(self, key: str, *, content_type: str) -> str:
+        upload_id = secrets.token_hex(16)
+        directory = self._upload_dir(key, upload_id)
+
+        def make() -> None:
+            directory.mkdir(parents=True)
+            (directory / "content-type").write_text(content_type, encoding="utf-8")
+
+        await _io(make)
+        return upload_id
+
+    async def presign_part(
+        self, key: str, upload_id: str, number: int, *, size: int, expires_in: int, origin: str
+    ) -> str:
+        validate_key(key)
+        if expires_in < 1:
+            raise ValueError("expires_in must be positive")
+        expires_at = int(time.time()) + expires_in
+        fields = [key, upload_id, str(number), str(size)]
+        query = urlencode(
+            {
+                "upload": upload_id,
+                "part": number,
+                "size": size,
+                "exp": expires_at,
+                "sig": self._sign(_PART_SIGNATURE_CONTEXT, *fields, expires_at),
+            }
+        )
+        return f"{origin.rstrip('/')}{self._base_url_path}/{key}?{query}"
+
+    def verify_part(
+        self,
+        key: str,
+        upload: str,
+        part: str,
+        size: str,
+        exp: str,
+        sig: str,
+        *,
+        now: float | None = None,
+    ) -> bool:
+        """Whether a part URL's parameters are authentic and unexpired (for this key only)."""
+        if not (
+            KEY_PATTERN.fullmatch(key)
+            and _UPLOAD_ID.fullmatch(upload)
+            and _NUMBER.fullmatch(part)
+            and _NUMBER.fullmatch(size)
+            and _EXPIRY.fullmatch(exp)
+        ):
+            return False
+        expected = self._sign(_PART_SIGNATURE_CONTEXT, key, upload, part, size, int(exp))
+        return _verify(sig, expected, int(exp), now)
+
+    async def write_part(
+        self, key: str, upload_id: str, number: int, size: int, chunks: AsyncIterator[bytes]
+    ) -> str:
+        """Store one part of exactly `size` bytes; returns its ETag (the MD5, as S3's)."""
+        directory = self._upload_dir(key, upload_id)
+        if not await _io(directory.is_dir):
+            raise ObjectNotFoundError(key)  # aborted, completed or expired meanwhile
+        fd, temp_name = await _io(tempfile.mkstemp, dir=directory, suffix=_TEMP_SUFFIX)
+        md5 = hashlib.md5(usedforsecurity=False)
+        written = 0
+        try:
+            with os.fdopen(fd, "wb") as file:
+                async for chunk in chunks:
+                    written += len(chunk)
+                    if written > size:
+                        break
+                    md5.update(chunk)
+                    await _io(file.write, chunk)
+                if written != size:
+                    raise DomainError(
+                        ErrorCode.PART_SIZE_MISMATCH, f"part {number} must be {size} bytes"
+                    )
+                await _io(_flush_and_sync, file)
+            etag = md5.hexdigest()
+            await _io(os.replace, temp_name, directory / f"part-{number:05d}-{etag}")
+        except BaseException:
+            with suppress(FileNotFoundError):
+                os.unlink(temp_name)
+            raise
+        return f'"{etag}"'
+
+    async def complete_multipart(
+        self, key: str, upload_id: str, parts: Sequence[CompletedPart]
+    ) -> str | None:
+        """Joins the parts in one pass, which also hashes them: the sha256 comes back."""
+        directory = self._upload_dir(key, upload_id)
+        sources: list[Path] = []
+        for part in parts:
+            etag = _ETAG.fullmatch(part.etag)
+            if etag is None:
+                raise PartsRejectedError(f"part {part.number}: not an ETag this store made")
+            sources.append(directory / f"part-{part.number:05d}-{etag.group(1)}")
+        path = self._object_path(key)
+        return await _io(_join_parts, sources, directory, path, self._content_type_path(key))
+
+    async def abort_multipart(self, key: str, upload_id: str) -> None:
+        await _io(_remove_tree, self._upload_dir(key, upload_id))
+
+    async def read_head(self, key: str, size: int) -> bytes:
+        path = self._object_path(key)
+
+        def read_first() -> bytes:
+            try:
+                with path.open("rb") as file:
+                    return file.read(size)
+            except FileNotFoundError as error:
+                raise ObjectNotFoundError(key) from error
+
+        return await _io(read_first)
+
+    async def read_stream(self, key: str) -> AsyncIterator[bytes]:
+        info = await self.head(key)
+        if info is None:
+            raise ObjectNotFoundError(key)
+        if info.size:
+            async for chunk in self.open_range(key, 0, info.size - 1):
+                yield chunk
 
     async def open_range(self, key: str, start: int, end: int) -> AsyncIterator[bytes]:
         """The bytes from `start` to `end` inclusive (as parse_range returns), in 1 MiB chunks.
@@ -286,6 +430,55 @@ class LocalStore:
                 yield chunk
         finally:
             file.close()
+
+
+def _verify(sig: str, expected: str, expires_at: int, now: float | None) -> bool:
+    if not sig.isascii() or not hmac.compare_digest(expected.encode("ascii"), sig.encode("ascii")):
+        return False
+    return (time.time() if now is None else now) < expires_at
+
+
+def _publish(temp_name: str, path: Path, content_type_path: Path, content_type: str) -> None:
+    """A finished temp file becomes the object: its content type first, then the atomic
+    rename, then the directory synced (the rename itself durable)."""
+    content_type_path.parent.mkdir(parents=True, exist_ok=True)
+    temp_type = content_type_path.with_name(f".{content_type_path.name}{_TEMP_SUFFIX}")
+    temp_type.write_text(content_type, encoding="utf-8")
+    os.replace(temp_type, content_type_path)
+    os.replace(temp_name, path)
+    _fsync_directory(path.parent)
+
+
+def _join_parts(
+    sources: Iterable[Path], directory: Path, path: Path, content_type_path: Path
+) -> str:
+    """The parts, in order, as the object (hashed on the way); then the upload is gone."""
+    try:
+        content_type = (directory / "content-type").read_text(encoding="utf-8")
+    except FileNotFoundError as error:
+        raise PartsRejectedError("no such upload") from error
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_TEMP_SUFFIX)
+    digest = hashlib.sha256()
+    try:
+        with os.fdopen(fd, "wb") as target:
+            for source in sources:
+                try:
+                    part = source.open("rb")
+                except FileNotFoundError as error:
+                    raise PartsRejectedError(f"the store has no {source.name}") from error
+                with part:
+                    while chunk := part.read(IO_CHUNK_SIZE):
+                        digest.update(chunk)
+                        target.write(chunk)
+            _flush_and_sync(target)
+        _publish(temp_name, path, content_type_path, content_type)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(temp_name)
+        raise
+    _remove_tree(directory)
+    return digest.hexdigest()
 
 
 def _remove_tree(directory: Path) -> None:

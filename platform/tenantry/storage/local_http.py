@@ -1,4 +1,5 @@
-"""The local store's HTTP side: its signed download links, with Range.
+"""The local store's HTTP side: its signed download links, with Range, and its signed part URLs
+for direct uploads (PUT the part's exact bytes, answered with its ETag, as S3 answers).
 
 A link is a capability: the HMAC over key, expiry, filename and content type authorises it, and
 the key carries its tenant's prefix. Two more checks make it stop at once when it should: the
@@ -12,7 +13,7 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
-from litestar import Controller, Request, Response, Router, get
+from litestar import Controller, Request, Response, Router, get, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery
 from litestar.response import Stream
@@ -115,6 +116,29 @@ class LocalStoreController(Controller):
             headers=headers,
             status_code=HTTP_206_PARTIAL_CONTENT if byte_range else 200,
         )
+
+    @put("/{key:path}", request_max_body_size=None, status_code=200)
+    async def put_part(
+        self,
+        key: FromPath[str],
+        request: Request[Any, Any, Any],
+        local_store: NamedDependency[LocalStore],
+        tenant_gate: NamedDependency[TenantGate],
+        upload: FromQuery[str],
+        part: FromQuery[str],
+        size: FromQuery[str],
+        exp: FromQuery[str],
+        sig: FromQuery[str],
+    ) -> Response[None]:
+        """The signature names key, upload, part number and size: a URL for one part writes
+        that part of that upload only (tampered with, 403)."""
+        key = key.lstrip("/")
+        if not local_store.verify_part(key, upload, part, size, exp, sig) or not await tenant_gate(
+            request, tenant_of_key(key)
+        ):
+            raise DomainError(ErrorCode.PART_REFUSED, "the part URL was altered or has expired")
+        etag = await local_store.write_part(key, upload, int(part), int(size), request.stream())
+        return Response(None, headers={"ETag": etag})
 
 
 async def _metered(

@@ -40,6 +40,14 @@ class StoreUnavailableError(StoreError):
     """The store cannot be reached or used."""
 
 
+class PartsRejectedError(DomainError):
+    """The store refused to complete a multipart upload with these parts (a part missing, too
+    small, or an ETag that is not the part's): the client's fault, 422 `upload_parts_invalid`."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(ErrorCode.UPLOAD_PARTS_INVALID, detail)
+
+
 class ObjectNotFoundError(DomainError):
     """The object does not exist."""
 
@@ -52,6 +60,15 @@ class ObjectNotFoundError(DomainError):
 TenantGate = Callable[[ASGIConnection[Any, Any, Any, Any], uuid.UUID], Awaitable[bool]]
 # Told how many bytes of an object a signed link actually sent (the local store's metering).
 ServedMeter = Callable[[str, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class CompletedPart:
+    """A part of a multipart upload as the client sent it: its number and the ETag the store
+    answered for it."""
+
+    number: int
+    etag: str
 
 
 @runtime_checkable  # Litestar checks injected values against their declared type
@@ -91,6 +108,44 @@ class ObjectStore(Protocol):
 
     async def delete(self, key: str) -> None:
         """Remove the object; removing a missing object is not an error."""
+        ...
+
+    # -- direct uploads: the client sends the parts, the store keeps them until completed ----
+
+    @property
+    def part_size(self) -> int:
+        """The size of the parts this store prefers (every part but the last)."""
+        ...
+
+    async def start_multipart(self, key: str, *, content_type: str) -> str:
+        """Begin a multipart upload to `key` that clients fill; returns the store's upload id."""
+        ...
+
+    async def presign_part(
+        self, key: str, upload_id: str, number: int, *, size: int, expires_in: int, origin: str
+    ) -> str:
+        """A time-limited URL a client PUTs part `number` (`size` bytes) of the upload to; the
+        answer carries the part's ETag. It can write that part of that upload only."""
+        ...
+
+    async def complete_multipart(
+        self, key: str, upload_id: str, parts: Sequence[CompletedPart]
+    ) -> str | None:
+        """Join the parts into the object at `key`. Returns the object's sha256 when the store
+        computed it on the way (None: the caller must, with `read_stream`). Parts the store
+        does not hold as listed: PartsRejectedError, and the upload stays open."""
+        ...
+
+    async def abort_multipart(self, key: str, upload_id: str) -> None:
+        """Drop the upload and its parts; an upload that is already gone is not an error."""
+        ...
+
+    async def read_head(self, key: str, size: int) -> bytes:
+        """The object's first `size` bytes (fewer if it is shorter): a ranged read."""
+        ...
+
+    def read_stream(self, key: str) -> AsyncIterator[bytes]:
+        """The object's bytes in chunks of bounded size."""
         ...
 
     async def delete_prefix(self, prefix: str) -> int:

@@ -18,8 +18,10 @@ from litestar.types import ControllerRouterHandler
 
 from tenantry.storage.keys import validate_key, validate_prefix, validate_tenant_scoped_prefix
 from tenantry.storage.protocol import (
+    CompletedPart,
     MiB,
     ObjectInfo,
+    PartsRejectedError,
     StoreError,
     StoreUnavailableError,
     content_disposition,
@@ -33,6 +35,9 @@ DEFAULT_PART_SIZE = 8 * MiB
 MIN_PART_SIZE = 5 * MiB  # S3's floor for every part but the last
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4 presigned URLs cannot live longer
 CHECK_TIMEOUT_SECONDS = 5.0
+READ_CHUNK_SIZE = 1 * MiB
+# What S3 answers when the parts a client lists are not the upload's: the client's to fix.
+_PARTS_REJECTED = {"InvalidPart", "InvalidPartOrder", "EntityTooSmall", "NoSuchUpload"}
 
 log = structlog.get_logger(__name__)
 
@@ -53,6 +58,16 @@ async def _translated(action: str, deadline: float | None = None) -> AsyncIterat
         raise StoreUnavailableError(f"{action} failed: {type(error).__name__}") from error
 
 
+async def _create_multipart(
+    client: "S3Client", bucket: str, key: str, content_type: str, deadline: float
+) -> str:
+    async with _translated("starting the upload", deadline):
+        response = await client.create_multipart_upload(
+            Bucket=bucket, Key=key, ContentType=content_type
+        )
+    return response["UploadId"]
+
+
 class _MultipartUpload:
     """One multipart upload with at most one part in flight while the caller buffers the next."""
 
@@ -71,11 +86,8 @@ class _MultipartUpload:
     async def create(
         cls, client: "S3Client", bucket: str, key: str, content_type: str, deadline: float
     ) -> "_MultipartUpload":
-        async with _translated("starting the upload", deadline):
-            response = await client.create_multipart_upload(
-                Bucket=bucket, Key=key, ContentType=content_type
-            )
-        return cls(client, bucket, key, response["UploadId"], deadline)
+        upload_id = await _create_multipart(client, bucket, key, content_type, deadline)
+        return cls(client, bucket, key, upload_id, deadline)
 
     async def wait_in_flight(self) -> None:
         """Wait for the part being sent; raises if sending it failed."""
@@ -307,21 +319,107 @@ class S3Store:
         self, key: str, *, filename: str, content_type: str, expires_in: int, origin: str
     ) -> str:
         """Signed for the bucket's endpoint (`origin` is the API's; S3 links do not use it)."""
+        return await self._presign(
+            "get_object",
+            key,
+            expires_in,
+            ResponseContentDisposition=content_disposition(filename),
+            ResponseContentType=content_type,
+        )
+
+    async def _presign(self, operation: str, key: str, expires_in: int, **params: object) -> str:
         validate_key(key)
         if not 1 <= expires_in <= MAX_PRESIGN_SECONDS:
             raise ValueError(f"expires_in must be between 1 and {MAX_PRESIGN_SECONDS} seconds")
         client = self._presign_client_or_none or self._client
         async with _translated("signing the link"):
             return await client.generate_presigned_url(
-                "get_object",
-                Params={
-                    "Bucket": self._bucket,
-                    "Key": key,
-                    "ResponseContentDisposition": content_disposition(filename),
-                    "ResponseContentType": content_type,
-                },
+                operation,
+                Params={"Bucket": self._bucket, "Key": key, **params},
                 ExpiresIn=expires_in,
             )
+
+    # -- direct uploads ----------------------------------------------------------------------
+
+    @property
+    def part_size(self) -> int:
+        return self._part_size
+
+    async def start_multipart(self, key: str, *, content_type: str) -> str:
+        validate_key(key)
+        return await _create_multipart(
+            self._client, self._bucket, key, content_type, self._deadline
+        )
+
+    async def presign_part(
+        self, key: str, upload_id: str, number: int, *, size: int, expires_in: int, origin: str
+    ) -> str:
+        """Content-Length is a signed header: S3 refuses a body of any other size."""
+        return await self._presign(
+            "upload_part",
+            key,
+            expires_in,
+            UploadId=upload_id,
+            PartNumber=number,
+            ContentLength=size,
+        )
+
+    async def complete_multipart(
+        self, key: str, upload_id: str, parts: Sequence[CompletedPart]
+    ) -> str | None:
+        """None: S3's checksum of a multipart object is a checksum of the parts' checksums
+        (or a CRC), never the sha256 of the whole content."""
+        validate_key(key)
+        async with _translated("completing the upload", self._deadline):
+            try:
+                await self._client.complete_multipart_upload(
+                    Bucket=self._bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    MultipartUpload={
+                        "Parts": [{"PartNumber": p.number, "ETag": p.etag} for p in parts]
+                    },
+                )
+            except ClientError as error:
+                code = _code(error)
+                if code in _PARTS_REJECTED:
+                    raise PartsRejectedError(f"the store refused the parts: {code}") from error
+                raise
+        return None
+
+    async def abort_multipart(self, key: str, upload_id: str) -> None:
+        validate_key(key)
+        async with _translated("aborting the upload", self._deadline):
+            try:
+                await self._client.abort_multipart_upload(
+                    Bucket=self._bucket, Key=key, UploadId=upload_id
+                )
+            except ClientError as error:
+                if _code(error) != "NoSuchUpload":
+                    raise
+
+    async def read_head(self, key: str, size: int) -> bytes:
+        validate_key(key)
+        async with _translated("reading the object", self._deadline):
+            try:
+                response = await self._client.get_object(
+                    Bucket=self._bucket, Key=key, Range=f"bytes=0-{size - 1}"
+                )
+            except ClientError as error:
+                if _code(error) == "InvalidRange":  # an empty object
+                    return b""
+                raise
+            async with response["Body"] as body:
+                data: bytes = await body.read()
+        return data
+
+    async def read_stream(self, key: str) -> AsyncIterator[bytes]:
+        validate_key(key)
+        async with _translated("reading the object", self._deadline):
+            response = await self._client.get_object(Bucket=self._bucket, Key=key)
+            async with response["Body"] as body:
+                async for chunk in body.content.iter_chunked(READ_CHUNK_SIZE):
+                    yield chunk
 
     async def head(self, key: str) -> ObjectInfo | None:
         validate_key(key)
@@ -340,7 +438,7 @@ class S3Store:
             try:
                 response = await self._client.get_object(Bucket=self._bucket, Key=key)
             except ClientError as error:
-                if error.response.get("Error", {}).get("Code") == "NoSuchKey":
+                if _code(error) == "NoSuchKey":
                     return None
                 raise
             async with response["Body"] as body:
@@ -384,7 +482,7 @@ class S3Store:
                             UploadId=in_progress["UploadId"],
                         )
                     except ClientError as error:  # completed or aborted since it was listed
-                        if error.response.get("Error", {}).get("Code") != "NoSuchUpload":
+                        if _code(error) != "NoSuchUpload":
                             raise
         return deleted
 
@@ -400,6 +498,10 @@ class S3Store:
         async with _translated(f"reaching bucket {self._bucket}"):
             async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
                 await self._client.head_bucket(Bucket=self._bucket)
+
+
+def _code(error: ClientError) -> str | None:
+    return error.response.get("Error", {}).get("Code")
 
 
 def _status(error: ClientError) -> int | None:
