@@ -1,0 +1,67 @@
+"""The tenant cache drops only the tenant a notification names (and misses it makes stale)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import asyncpg
+from litestar import Litestar
+
+from tenantry.config import Settings
+from tenantry.db.engines import tenant_db_config
+from tenantry.lib.metrics import tenant_cache_hits, tenant_cache_misses
+from tenantry.tenancy.cache import TenantCache
+from tests.integration.conftest import Api
+
+
+def _counts() -> tuple[float, float]:
+    return tenant_cache_hits._value.get(), tenant_cache_misses._value.get()  # type: ignore[attr-defined]
+
+
+async def test_a_change_drops_its_tenant_and_keeps_the_others(
+    api: Api, app: Litestar, settings: Settings, platform_connection: asyncpg.Connection
+) -> None:
+    changed, kept = await api.provision("changed"), await api.provision("kept")
+    config = tenant_db_config(settings)
+    cache = TenantCache(config.get_engine(), ttl_seconds=60)
+    cache.listening(True)
+    try:
+        for slug in ("changed", "kept", "future"):  # "future" is cached as a miss
+            await cache.by_slug(slug)
+        assert await cache.by_id(uuid.UUID(changed.id)) is not None
+        # What the trigger sends when "changed" is renamed to "future".
+        cache.notified(json.dumps({"tenant_id": changed.id, "slugs": ["changed", "future"]}))
+        hits, misses = _counts()
+        assert (await cache.by_slug("kept")) is not None
+        assert _counts() == (hits + 1, misses), "the other tenant's entry was dropped"
+        await cache.by_slug("changed")
+        await cache.by_slug("future")
+        await cache.by_id(uuid.UUID(changed.id))
+        assert _counts() == (hits + 1, misses + 3), "the changed tenant's entries stayed"
+        # A payload of before 0008 (the id alone) still clears everything.
+        cache.notified(kept.id)
+        assert len(cache) == 0
+    finally:
+        await config.get_engine().dispose()
+
+
+async def test_the_trigger_names_the_tenant_and_its_keys(
+    api: Api, platform_connection: asyncpg.Connection
+) -> None:
+    tenant = await api.provision("notified")
+    heard: list[str] = []
+    await platform_connection.add_listener("tenant_changed", lambda *args: heard.append(args[3]))
+    await platform_connection.execute(
+        "UPDATE tenants SET slug = 'renamed' WHERE id = $1", uuid.UUID(tenant.id)
+    )
+    await platform_connection.execute(
+        "INSERT INTO tenant_domains (domain, tenant_id) VALUES ('learn.renamed.example', $1)",
+        uuid.UUID(tenant.id),
+    )
+    await platform_connection.execute("SELECT 1")  # notifications arrive with the next message
+    changes = [json.loads(payload) for payload in heard]
+    assert changes == [
+        {"tenant_id": tenant.id, "slugs": ["notified", "renamed"]},
+        {"tenant_id": tenant.id, "domains": ["learn.renamed.example"]},
+    ]
