@@ -8,30 +8,17 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import asyncpg
 import httpx
-import pytest
 
 from tenantry.config import Settings
 from tenantry.db.engines import asyncpg_dsn, role_url
-from tests.conftest import empty_database
 from tests.e2e.production_server import WORKERS, ProductionServer
 from tests.integration.files_support import pdf_of_size
 from tests.integration.live import LiveTenant, operator_token, provision
 
 BURST = 20
-
-
-@pytest.fixture
-def server(settings: Settings, tmp_path: Path, project_root: Path) -> Iterator[ProductionServer]:
-    running = ProductionServer(settings, tmp_path, project_root)
-    try:
-        yield running
-    finally:
-        running.close()
-        asyncio.run(empty_database(settings))
 
 
 def _limit(server: ProductionServer, operator: str, tenant: LiveTenant, **limits: object) -> None:

@@ -13,15 +13,12 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
-import pytest
 
 from tenantry.config import Settings
-from tests.conftest import empty_database
 from tests.e2e.production_server import (
     DRAIN_SECONDS,
     GRACE_SECONDS,
@@ -32,16 +29,6 @@ from tests.integration.files_support import pdf_of_size
 from tests.integration.live import LiveTenant, operator_token, provision
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
-
-
-@pytest.fixture
-def server(settings: Settings, tmp_path: Path, project_root: Path) -> Iterator[ProductionServer]:
-    running = ProductionServer(settings, tmp_path, project_root)
-    try:
-        yield running
-    finally:
-        running.close()
-        asyncio.run(empty_database(settings))
 
 
 def _metric(text: str, name: str, **labels: str) -> float:
