@@ -63,6 +63,7 @@ from tenantry.files.controllers import (
     CategoriesAdminController,
     CategoriesController,
     FilesController,
+    TusController,
     UploadsController,
 )
 from tenantry.files.deps import FileBackends
@@ -293,6 +294,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             AudiencesController,
             FilesController,
             UploadsController,
+            TusController,
             UsageController,
             PlatformUsageController,
             *services.store.http_handlers(),

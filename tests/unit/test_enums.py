@@ -32,6 +32,7 @@ def test_the_enumerated_columns() -> None:
         "api_keys.role",
         "audit_log.actor_type",
         "upload_sessions.state",
+        "upload_sessions.protocol",
     }
 
 

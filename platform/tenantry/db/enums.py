@@ -49,6 +49,14 @@ class UploadState(StrEnum):
     COMPLETED = "completed"
 
 
+class UploadProtocol(StrEnum):
+    """How an upload session's bytes arrive: direct (parts PUT to signed URLs) or tus (PATCHes
+    to the API, appended to the store's staging)."""
+
+    DIRECT = "direct"
+    TUS = "tus"
+
+
 class UsageKind(StrEnum):
     UPLOAD = "upload"
     DOWNLOAD = "download"

@@ -47,6 +47,7 @@ from tenantry.db.enums import (
     Role,
     StatsDimension,
     TenantStatus,
+    UploadProtocol,
     UploadState,
     UsageDimension,
     UsageKind,
@@ -353,7 +354,7 @@ class File(Base):
 
 class UploadSession(Base):
     """A direct upload: the client PUTs parts to the store, the API completes and verifies it
-    (migration 0008). Its reserved bytes are in `tenant_usage.reserved_bytes` while it is not
+    (migration 0009). Its reserved bytes are in `tenant_usage.reserved_bytes` while it is not
     settled."""
 
     __tablename__ = "upload_sessions"
@@ -371,6 +372,12 @@ class UploadSession(Base):
         _str_enum(UploadState), server_default=UploadState.OPEN.value
     )
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # tus uploads (migration 0010): the offset, durable in the store; the appending PATCH's lease.
+    protocol: Mapped[UploadProtocol] = mapped_column(
+        _str_enum(UploadProtocol), server_default=UploadProtocol.DIRECT.value
+    )
+    received_bytes: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    writing_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()
 

@@ -2,15 +2,18 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, delete, get, patch, post, put
+from litestar import Controller, Request, Response, delete, get, head, patch, post, put, route
+from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency, Provide
+from litestar.handlers import BaseRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, RequestBody, Schema
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody
 from litestar.response import Redirect
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from multipart import parse_options_header
 
 from tenantry.auth.guards import requires_role
@@ -22,6 +25,7 @@ from tenantry.files.deps import (
     provide_direct_uploads,
     provide_file_service,
     provide_file_uploads,
+    provide_tus_uploads,
 )
 from tenantry.files.direct import DirectUploads
 from tenantry.files.multipart import read_form
@@ -41,6 +45,15 @@ from tenantry.files.schemas import (
 )
 from tenantry.files.services import FileService
 from tenantry.files.taxonomy import TaxonomyService, TermIn, TermOut
+from tenantry.files.tus import (
+    CHECKSUM_ALGORITHMS,
+    OFFSET_STREAM,
+    TUS_EXTENSIONS,
+    TUS_VERSION,
+    TusState,
+    TusUploads,
+    parse_checksum,
+)
 from tenantry.files.uploads import FileUploads
 from tenantry.lib.errors import DomainError, ErrorCode
 from tenantry.lib.openapi import problems, schema_ref, with_request_body
@@ -343,6 +356,199 @@ class UploadsController(Controller):
     ) -> None:
         """Abort an upload that is not complete: its parts go and its quota is released."""
         await direct_uploads.abort(upload_id)
+
+
+TUS_PATH = "/api/v1/uploads/tus"
+_TUS_HEADERS = (ErrorCode.TUS_VERSION_UNSUPPORTED,)
+PATCH_BODY = RequestBody(
+    required=True,
+    description="The upload's next bytes, from `Upload-Offset` on.",
+    content={
+        OFFSET_STREAM: OpenAPIMediaType(
+            schema=Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+        )
+    },
+)
+UploadLength = Annotated[int, HeaderParameter(name="Upload-Length", ge=1, le=2**63 - 1)]
+UploadOffset = Annotated[int, HeaderParameter(name="Upload-Offset", ge=0, le=2**63 - 1)]
+
+
+def requires_tus(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Every tus request but OPTIONS says the version it speaks (412 otherwise)."""
+    if connection.scope.get("method") == "OPTIONS":
+        return
+    if connection.headers.get("tus-resumable") != TUS_VERSION:
+        raise DomainError(
+            ErrorCode.TUS_VERSION_UNSUPPORTED,
+            f"send Tus-Resumable: {TUS_VERSION}",
+            headers={"Tus-Version": TUS_VERSION},
+        )
+
+
+def tus_resumable(app: ASGIApp) -> ASGIApp:
+    """`Tus-Resumable` on every answer of the tus routes (their problems included)."""
+
+    async def with_version(scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_with(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [*message.get("headers", []), (b"tus-resumable", TUS_VERSION.encode())]
+                message["headers"] = headers
+            await send(message)
+
+        await app(scope, receive, send_with)
+
+    return with_version
+
+
+def _tus_headers(state: TusState) -> dict[str, str]:
+    return {
+        "Upload-Offset": str(state.offset),
+        "Upload-Expires": state.expires_at.strftime("%a, %d %b %Y %H:%M:%S GMT"),
+        "Cache-Control": "no-store",
+    }
+
+
+class TusController(Controller):
+    """Resumable uploads, tus 1.0.0: core, creation, termination, expiration and checksum
+    (sha1). Each upload is a direct upload's session with its quota reserved at creation; the
+    last PATCH verifies the whole file (size, sniffed type, sha256) and makes it ready."""
+
+    path = TUS_PATH
+    tags = ["files"]
+    guards = [requires_role(Role.EDITOR), requires_tus]
+    middleware = [tus_resumable]
+    dependencies = {
+        "tus_uploads": Provide(provide_tus_uploads, sync_to_thread=False),
+        **_UPLOADS,
+    }
+
+    # Named to sort before `tus_create`: Litestar registers a controller's handlers in name
+    # order, and a path registered without OPTIONS gets its default OPTIONS handler first.
+    @route("/", http_method="OPTIONS", status_code=HTTP_204_NO_CONTENT)
+    async def tus_capabilities(self, tus_uploads: NamedDependency[TusUploads]) -> Response[None]:
+        """What this server speaks: version, extensions, the tenant's largest file."""
+        return Response(
+            None,
+            status_code=HTTP_204_NO_CONTENT,
+            headers={
+                "Tus-Version": TUS_VERSION,
+                "Tus-Extension": TUS_EXTENSIONS,
+                "Tus-Max-Size": str(tus_uploads.max_size),
+                "Tus-Checksum-Algorithm": CHECKSUM_ALGORITHMS,
+            },
+        )
+
+    @post(
+        "/",
+        status_code=HTTP_201_CREATED,
+        responses={
+            201: ResponseSpec(None, description="The upload's URL, in `Location`."),
+            **problems(
+                *_TUS_HEADERS,
+                ErrorCode.FILE_TOO_LARGE,
+                ErrorCode.QUOTA_EXCEEDED,
+                ErrorCode.UNSUPPORTED_FILE_TYPE,
+                ErrorCode.MISSING_FIELD,
+                ErrorCode.INVALID_FIELD,
+                ErrorCode.RESUMABLE_UNAVAILABLE,
+                *_METADATA_PROBLEMS,
+            ),
+        },
+    )
+    async def tus_create(
+        self,
+        upload_length: UploadLength,
+        tus_uploads: NamedDependency[TusUploads],
+        origin: NamedDependency[str],
+        upload_metadata: Annotated[str | None, HeaderParameter(name="Upload-Metadata")] = None,
+    ) -> Response[None]:
+        """Creation: `Upload-Length` bytes, reserved against the quota now; `Upload-Metadata`
+        carries `title` (required), `filename`, `filetype` (or `content_type`), `description`,
+        `language`, `category` and `audiences` (comma-separated ids), each base64."""
+        state = await tus_uploads.create(upload_length, upload_metadata)
+        return Response(
+            None,
+            status_code=HTTP_201_CREATED,
+            headers={
+                **_tus_headers(state),
+                "Location": f"{origin}{TUS_PATH}/{state.id}",
+                "Tenantry-File-Id": str(state.file_id),
+            },
+        )
+
+    @head(
+        "/{upload_id:uuid}",
+        responses=problems(*_TUS_HEADERS, ErrorCode.UPLOAD_NOT_FOUND, ErrorCode.UPLOAD_EXPIRED),
+    )
+    async def tus_offset(
+        self, upload_id: FromPath[uuid.UUID], tus_uploads: NamedDependency[TusUploads]
+    ) -> Response[None]:
+        """The upload's offset (`Upload-Offset`: the bytes the server holds) and length."""
+        state = await tus_uploads.state(upload_id)
+        return Response(None, headers={**_tus_headers(state), "Upload-Length": str(state.length)})
+
+    @patch(
+        "/{upload_id:uuid}",
+        request_max_body_size=None,
+        status_code=HTTP_204_NO_CONTENT,
+        operation_class=with_request_body(PATCH_BODY),
+        responses=problems(
+            *_TUS_HEADERS,
+            ErrorCode.UPLOAD_NOT_FOUND,
+            ErrorCode.UPLOAD_EXPIRED,
+            ErrorCode.UPLOAD_COMPLETED,
+            ErrorCode.UPLOAD_IN_PROGRESS,
+            ErrorCode.UPLOAD_OFFSET_MISMATCH,
+            ErrorCode.UPLOAD_LOCKED,
+            ErrorCode.UPLOAD_LENGTH_EXCEEDED,
+            ErrorCode.CHECKSUM_MISMATCH,
+            ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode.UNSUPPORTED_FILE_TYPE,
+            ErrorCode.CONTENT_TYPE_MISMATCH,
+            ErrorCode.EMPTY_FILE,
+            ErrorCode.UPLOAD_SIZE_MISMATCH,
+            ErrorCode.UPLOAD_TYPE_MISMATCH,
+            ErrorCode.QUOTA_EXCEEDED,
+            ErrorCode.TOO_MANY_UPLOADS,
+        ),
+    )
+    async def tus_append(
+        self,
+        upload_id: FromPath[uuid.UUID],
+        upload_offset: UploadOffset,
+        request: Request[Principal, Any, Any],
+        tus_uploads: NamedDependency[TusUploads],
+        upload_checksum: Annotated[str | None, HeaderParameter(name="Upload-Checksum")] = None,
+    ) -> Response[None]:
+        """The bytes at `Upload-Offset` (`Content-Type: application/offset+octet-stream`),
+        streamed to the store; the new offset comes back. The PATCH that completes the upload
+        answers once the file is verified and ready. `Upload-Checksum: sha1 <base64>` is
+        checked (460 on a mismatch, nothing kept)."""
+        if request.headers.get("content-type") != OFFSET_STREAM:
+            raise DomainError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, f"send {OFFSET_STREAM}")
+        state = await tus_uploads.append(
+            upload_id,
+            upload_offset,
+            request.stream(),
+            checksum=parse_checksum(upload_checksum),
+        )
+        return Response(None, status_code=HTTP_204_NO_CONTENT, headers=_tus_headers(state))
+
+    @delete(
+        "/{upload_id:uuid}",
+        status_code=HTTP_204_NO_CONTENT,
+        responses=problems(
+            *_TUS_HEADERS,
+            ErrorCode.UPLOAD_NOT_FOUND,
+            ErrorCode.UPLOAD_IN_PROGRESS,
+            ErrorCode.UPLOAD_COMPLETED,
+        ),
+    )
+    async def tus_terminate(
+        self, upload_id: FromPath[uuid.UUID], tus_uploads: NamedDependency[TusUploads]
+    ) -> None:
+        """Termination: the upload's bytes go and its quota is released."""
+        await tus_uploads.terminate(upload_id)
 
 
 async def _bounded_body(request: Request[Any, Any, Any]) -> bytes:

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.auth.middleware import Principal, actor_of
 from tenantry.db.audit import AuditWriter
+from tenantry.db.enums import UploadProtocol
 from tenantry.db.models import Audience, Category
 from tenantry.db.reads import TenantReader
 from tenantry.db.tenant_scope import TenantRecord
@@ -19,6 +20,7 @@ from tenantry.files.direct import DirectUploads
 from tenantry.files.repository import FileRepository, UploadSessionRepository
 from tenantry.files.services import FileService
 from tenantry.files.taxonomy import AUDIENCES, CATEGORIES, TaxonomyService
+from tenantry.files.tus import TusUploads
 from tenantry.files.uploads import FileUploads
 from tenantry.storage import ObjectStore
 from tenantry.tenancy.limits import UploadSlots
@@ -72,6 +74,22 @@ def provide_direct_uploads(
     return DirectUploads(
         file_uploads, sessions, ttl_seconds=file_backends.direct_upload_ttl_seconds
     )
+
+
+def provide_tus_uploads(
+    db_session: NamedDependency[AsyncSession],
+    tenant: NamedDependency[TenantRecord],
+    file_uploads: NamedDependency[FileUploads],
+    file_backends: NamedDependency[FileBackends],
+) -> TusUploads:
+    sessions = UploadSessionRepository(session=db_session, tenant_id=tenant.id)
+    direct = DirectUploads(
+        file_uploads,
+        sessions,
+        ttl_seconds=file_backends.direct_upload_ttl_seconds,
+        protocol=UploadProtocol.TUS,
+    )
+    return TusUploads(direct, file_backends.upload_slots)
 
 
 def provide_categories(

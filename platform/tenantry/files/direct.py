@@ -22,7 +22,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from tenantry.db.enums import FileStatus, UploadState
+from tenantry.db.enums import FileStatus, UploadProtocol, UploadState
 from tenantry.db.models import UploadSession
 from tenantry.files.pipeline import accepted_set, check_content
 from tenantry.files.repository import UploadSessionRepository
@@ -31,6 +31,7 @@ from tenantry.files.schemas import (
     DirectUploadComplete,
     DirectUploadCreate,
     DirectUploadOut,
+    FileMetadata,
     FileOut,
     PartUrl,
 )
@@ -68,7 +69,12 @@ def plan_parts(size: int, preferred: int) -> tuple[int, int]:
 
 class DirectUploads:
     def __init__(
-        self, uploads: FileUploads, sessions: UploadSessionRepository, *, ttl_seconds: int
+        self,
+        uploads: FileUploads,
+        sessions: UploadSessionRepository,
+        *,
+        ttl_seconds: int,
+        protocol: UploadProtocol = UploadProtocol.DIRECT,
     ) -> None:
         self._uploads = uploads
         self.files = uploads.files
@@ -77,51 +83,15 @@ class DirectUploads:
         self.store = uploads.store
         self.sessions = sessions
         self._ttl = ttl_seconds
+        self.protocol = protocol
 
     async def create(self, data: DirectUploadCreate, *, origin: str) -> DirectUploadOut:
         """Checks the tenant's rules, reserves the quota, begins the upload, signs the parts."""
-        allowed, max_file_bytes = effective_upload_limits(
-            self.tenant.settings, self.tenant.max_file_bytes
-        )
-        if data.size > max_file_bytes:
-            raise DomainError(
-                ErrorCode.FILE_TOO_LARGE,
-                f"files may be at most {max_file_bytes} bytes",
-                field="size",
-            )
-        declared = mime_essence(data.content_type)
-        if allowed is not None and not any(declared_matches(declared, t) for t in allowed):
-            raise DomainError(
-                ErrorCode.UNSUPPORTED_FILE_TYPE,
-                f"{declared} is not allowed for this tenant",
-                field="content_type",
-            )
         part_size, count = plan_parts(data.size, self.store.part_size)
-        file = await self._uploads.insert_file(data, data.filename, status=FileStatus.UPLOADING)
-        if not await self.files.reserve_upload(data.size):
-            raise DomainError(
-                ErrorCode.QUOTA_EXCEEDED, "the tenant's storage quota would be exceeded"
-            )
-        upload = UploadSession(
-            tenant_id=self.tenant.id,
-            id=uuid.uuid4(),
-            file_id=file.id,
-            declared_size=data.size,
-            declared_type=declared,
-            part_size=part_size,
-            reserved_bytes=data.size,
-            expires_at=datetime.now(UTC) + timedelta(seconds=self._ttl),
+        upload, store_upload_id = await self.open(
+            data, data.filename, data.content_type, data.size, part_size=part_size
         )
-        await self.sessions.add(upload)
-        await self.session.commit()  # saga step 1: row, session and reservation first
-        plan = _Plan.of(upload)
-        try:
-            store_upload_id = await self.store.start_multipart(plan.key, content_type=declared)
-        except BaseException:
-            await self._release(plan)
-            raise
-        upload.store_upload_id = store_upload_id
-        await self.session.commit()  # saga step 1b: the store's upload id
+        plan = Plan.of(upload)
         parts = [
             PartUrl(
                 number=number,
@@ -145,17 +115,73 @@ class DirectUploads:
             expires_at=upload.expires_at,
         )
 
+    async def open(
+        self,
+        metadata: FileMetadata,
+        filename: str,
+        content_type: str,
+        size: int,
+        *,
+        part_size: int,
+    ) -> tuple[UploadSession, str]:
+        """Checks the tenant's rules for the declared size and type; commits the file row, the
+        session and the reservation; then the store begins the upload (its id comes back with
+        the session). Every protocol."""
+        allowed, max_file_bytes = effective_upload_limits(
+            self.tenant.settings, self.tenant.max_file_bytes
+        )
+        if size > max_file_bytes:
+            raise DomainError(
+                ErrorCode.FILE_TOO_LARGE,
+                f"files may be at most {max_file_bytes} bytes",
+                field="size",
+            )
+        declared = mime_essence(content_type)
+        if allowed is not None and not any(declared_matches(declared, t) for t in allowed):
+            raise DomainError(
+                ErrorCode.UNSUPPORTED_FILE_TYPE,
+                f"{declared} is not allowed for this tenant",
+                field="content_type",
+            )
+        file = await self._uploads.insert_file(metadata, filename, status=FileStatus.UPLOADING)
+        if not await self.files.reserve_upload(size):
+            raise DomainError(
+                ErrorCode.QUOTA_EXCEEDED, "the tenant's storage quota would be exceeded"
+            )
+        upload = UploadSession(
+            tenant_id=self.tenant.id,
+            id=uuid.uuid4(),
+            file_id=file.id,
+            declared_size=size,
+            declared_type=declared,
+            part_size=part_size,
+            reserved_bytes=size,
+            expires_at=datetime.now(UTC) + timedelta(seconds=self._ttl),
+            protocol=self.protocol,
+        )
+        await self.sessions.add(upload)
+        await self.session.commit()  # saga step 1: row, session and reservation first
+        plan = Plan.of(upload)
+        try:
+            store_upload_id = await self.store.start_multipart(plan.key, content_type=declared)
+        except BaseException:
+            await self.release(plan)
+            raise
+        upload.store_upload_id = store_upload_id
+        await self.session.commit()  # saga step 1b: the store's upload id
+        return upload, store_upload_id
+
     async def complete(self, upload_id: uuid.UUID, data: DirectUploadComplete) -> FileOut:
         """Joins the parts, verifies the object (size, type, sha256), makes the file ready.
         Completing a completed upload answers its file again; counted once."""
-        upload = await self._session_of(upload_id)
+        upload = await self.session_of(upload_id)
         if upload.state == UploadState.COMPLETED:
             return await self._uploads.service.read_back(upload.file_id)
         if upload.state == UploadState.OPEN and upload.expires_at <= datetime.now(UTC):
             raise DomainError(
                 ErrorCode.UPLOAD_EXPIRED, f"the upload expired at {upload.expires_at}"
             )
-        plan = _Plan.of(upload)
+        plan = Plan.of(upload)
         _, count = plan_parts(plan.size, upload.part_size)
         if [part.number for part in data.parts] != list(range(1, count + 1)):
             raise DomainError(
@@ -175,6 +201,11 @@ class DirectUploads:
             await self.sessions.release_claim(upload_id)
             await self.session.commit()  # compensation: open again, for another try
             raise
+        return await self.finish(plan, sha256)
+
+    async def finish(self, plan: Plan, sha256: str | None) -> FileOut:
+        """The object is whole (the session claimed `completing`): verified, then the file is
+        ready, in the saga's last step; a refused object is deleted, its quota released."""
         try:
             content_type, sha256 = await self._verify(plan, sha256)
             await self._uploads.make_ready(
@@ -182,11 +213,11 @@ class DirectUploads:
                 size=plan.size,
                 sha256=sha256,
                 content_type=content_type,
-                count_storage=lambda: self._settle(upload_id),
+                count_storage=lambda: self._settle(plan.id),
             )
         except BaseException:
             await self.session.rollback()
-            await self._release(plan)
+            await self.release(plan)
             await delete_object_later(self.store, plan.key)
             raise
         return await self._uploads.service.read_back(plan.file_id)
@@ -194,15 +225,15 @@ class DirectUploads:
     async def abort(self, upload_id: uuid.UUID) -> None:
         """An open upload's end (expired or not): its row, its file row and its reservation,
         then the store's multipart upload."""
-        upload = await self._session_of(upload_id)
+        upload = await self.session_of(upload_id)
         if upload.state == UploadState.COMPLETED:
             raise DomainError(ErrorCode.UPLOAD_COMPLETED, "the file is ready; delete it instead")
-        plan = _Plan.of(upload)
+        plan = Plan.of(upload)
         store_upload_id = upload.store_upload_id
         await self.files.lock_counters()
         if await self.sessions.lock(upload_id, state=UploadState.OPEN) is None:
             raise _in_progress()
-        await self._release(plan)
+        await self.release(plan)
         if store_upload_id is not None:
             try:
                 await self.store.abort_multipart(plan.key, store_upload_id)
@@ -211,15 +242,16 @@ class DirectUploads:
 
     # -- steps ---------------------------------------------------------------------------
 
-    async def _session_of(self, upload_id: uuid.UUID) -> UploadSession:
-        upload = await self.sessions.find(upload_id)
+    async def session_of(self, upload_id: uuid.UUID) -> UploadSession:
+        """This protocol's session (404 otherwise), unless a request is completing it."""
+        upload = await self.sessions.find(upload_id, self.protocol)
         if upload is None:
             raise upload_not_found(upload_id)
         if upload.state == UploadState.COMPLETING:
             raise _in_progress()
         return upload
 
-    async def _verify(self, plan: _Plan, sha256: str | None) -> tuple[str, str]:
+    async def _verify(self, plan: Plan, sha256: str | None) -> tuple[str, str]:
         """(sniffed type, sha256) of the completed object, or its refusal."""
         info = await self.store.head(plan.key)
         size = info.size if info is not None else 0
@@ -253,7 +285,7 @@ class DirectUploads:
         upload.updated_at = datetime.now(UTC)
         return True
 
-    async def _release(self, plan: _Plan) -> None:
+    async def release(self, plan: Plan) -> None:
         """One transaction: the session, its file row and its reservation gone."""
         await self.files.lock_counters()
         await self.sessions.remove(plan.id)
@@ -263,7 +295,7 @@ class DirectUploads:
 
 
 @dataclass(frozen=True, slots=True)
-class _Plan:
+class Plan:
     """What a session says, as plain values (they outlive the session's transactions)."""
 
     id: uuid.UUID
@@ -274,7 +306,7 @@ class _Plan:
     reserved: int
 
     @classmethod
-    def of(cls, upload: UploadSession) -> _Plan:
+    def of(cls, upload: UploadSession) -> Plan:
         return cls(
             upload.id,
             upload.file_id,

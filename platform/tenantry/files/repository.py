@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -22,6 +22,7 @@ from sqlalchemy import (
     exists,
     func,
     literal_column,
+    or_,
     select,
     text,
     update,
@@ -29,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenantry.db.enums import FileStatus, UploadState, UsageKind
+from tenantry.db.enums import FileStatus, UploadProtocol, UploadState, UsageKind
 from tenantry.db.models import (
     Audience,
     Category,
@@ -444,9 +445,11 @@ class UploadSessionRepository(TenantScopedRepository[UploadSession]):
 
     model_type = UploadSession
 
-    async def find(self, upload_id: uuid.UUID) -> UploadSession | None:
+    async def find(self, upload_id: uuid.UUID, protocol: UploadProtocol) -> UploadSession | None:
         return await self.get_one_or_none(
-            UploadSession.id == upload_id, execution_options={"populate_existing": True}
+            UploadSession.id == upload_id,
+            UploadSession.protocol == protocol,
+            execution_options={"populate_existing": True},
         )
 
     async def lock(self, upload_id: uuid.UUID, *, state: UploadState) -> UploadSession | None:
@@ -468,6 +471,43 @@ class UploadSessionRepository(TenantScopedRepository[UploadSession]):
 
     async def release_claim(self, upload_id: uuid.UUID) -> None:
         await self._set_state(upload_id, UploadState.COMPLETING, UploadState.OPEN)
+
+    async def claim_append(self, upload_id: uuid.UUID, offset: int, lease: timedelta) -> bool:
+        """A tus upload's one appender: open, unexpired, at `offset`, and no other PATCH's lease
+        running (one whose process died ends by itself)."""
+        claimed = await self.session.execute(
+            update(UploadSession)
+            .where(
+                UploadSession.tenant_id == self.tenant_id,
+                UploadSession.id == upload_id,
+                UploadSession.state == UploadState.OPEN,
+                UploadSession.received_bytes == offset,
+                UploadSession.expires_at > func.now(),
+                or_(
+                    UploadSession.writing_until.is_(None),
+                    UploadSession.writing_until < func.now(),
+                ),
+            )
+            .values(writing_until=func.now() + lease, updated_at=func.now())
+            .returning(UploadSession.id)
+        )
+        return claimed.first() is not None
+
+    async def record_append(self, upload_id: uuid.UUID, received: int, *, whole: bool) -> bool:
+        """The appender's end: the new offset (durable in the store by now), the lease given
+        back, and `completing` when the upload is whole. False: the session is gone."""
+        state = UploadState.COMPLETING if whole else UploadState.OPEN
+        recorded = await self.session.execute(
+            update(UploadSession)
+            .where(
+                UploadSession.tenant_id == self.tenant_id,
+                UploadSession.id == upload_id,
+                UploadSession.state == UploadState.OPEN,
+            )
+            .values(received_bytes=received, writing_until=None, state=state, updated_at=func.now())
+            .returning(UploadSession.id)
+        )
+        return recorded.first() is not None
 
     async def _set_state(
         self,

@@ -263,6 +263,39 @@ class ErrorCode(Enum):
         "The uploaded object's bytes are not of the declared type, or not of a type the tenant "
         "accepts; the object was deleted and the reserved quota released.",
     )
+    UPLOAD_OFFSET_MISMATCH = (
+        409,
+        "Offset does not match",
+        "A tus PATCH's `Upload-Offset` is not the upload's offset: ask with HEAD and resume "
+        "from there.",
+    )
+    UPLOAD_LENGTH_EXCEEDED = (
+        413,
+        "Beyond the upload's length",
+        "The PATCH carries bytes beyond the tus upload's `Upload-Length`; none of them was kept.",
+    )
+    UPLOAD_LOCKED = (
+        423,
+        "Upload locked",
+        "Another PATCH is appending to this tus upload right now; retry after it ends.",
+    )
+    CHECKSUM_MISMATCH = (
+        460,
+        "Checksum mismatch",
+        "The PATCH body's sha1 is not its `Upload-Checksum`; nothing of it was kept: send it "
+        "again.",
+    )
+    TUS_VERSION_UNSUPPORTED = (
+        412,
+        "tus version not supported",
+        "The request's `Tus-Resumable` is not a version this server speaks (`Tus-Version`).",
+    )
+    RESUMABLE_UNAVAILABLE = (
+        501,
+        "Resumable uploads unavailable",
+        "This deployment's object store does not take tus uploads (S3 does not yet); use a "
+        "direct upload (`POST /api/v1/uploads`) instead.",
+    )
     INVALID_LANGUAGE = (422, "Invalid language", "Not an ISO 639-1 language code.")
     UNKNOWN_CATEGORY = (422, "Unknown category", "No category with this id in this tenant.")
     UNKNOWN_AUDIENCE = (422, "Unknown audience", "No audience with this id in this tenant.")

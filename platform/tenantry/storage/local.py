@@ -8,12 +8,14 @@ key. Every disk operation goes through `_io`, which turns `OSError` into `StoreE
 Layout under `root`: `objects/<key>` holds the bytes, `content-types/<key>` the content type,
 `multipart/<key>/<upload id>/` a direct upload's content type and parts (`part-<n>-<md5>`: the
 ETag is in the name, so a part sent twice keeps both versions and completion takes the one whose
-ETag the client lists). Part URLs are signed like download links, over key, upload, part number,
+ETag the client lists) or, for a resumable upload, its bytes so far (`staged`: appended, synced,
+locked with `flock` while one request appends; published by a rename). Part URLs are signed like download links, over key, upload, part number,
 size and expiry, and are PUT to the same route (`local_http`).
 """
 
 import asyncio
 import base64
+import fcntl
 import hashlib
 import hmac
 import json
@@ -61,6 +63,7 @@ _NUMBER = re.compile(r"[1-9][0-9]{0,18}")
 _UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 _ETAG = re.compile(r'"?([0-9a-f]{32})"?')
 _TEMP_SUFFIX = ".part"
+_STAGED = "staged"
 DEFAULT_PART_SIZE = 8 * MiB
 
 
@@ -388,6 +391,38 @@ class LocalStore:
     async def abort_multipart(self, key: str, upload_id: str) -> None:
         await _io(_remove_tree, self._upload_dir(key, upload_id))
 
+    # -- resumable uploads ---------------------------------------------------------------------
+
+    @property
+    def appendable(self) -> bool:
+        return True
+
+    async def append(
+        self, key: str, upload_id: str, offset: int, chunks: AsyncIterator[bytes]
+    ) -> None:
+        directory = self._upload_dir(key, upload_id)
+        if not await _io(directory.is_dir):
+            raise ObjectNotFoundError(key)  # terminated or given up meanwhile
+        file = await _io(_open_staged, directory / _STAGED, offset)
+        try:
+            pending = bytearray()
+            try:
+                async for chunk in chunks:
+                    pending += chunk
+                    if len(pending) >= IO_CHUNK_SIZE:
+                        await _io(file.write, pending)
+                        pending = bytearray()
+            finally:  # what was taken from `chunks` is durable, however they ended
+                await _io(file.write, pending)
+                await _io(_flush_and_sync, file)
+        finally:
+            file.close()  # and the lock with it
+
+    async def finish_append(self, key: str, upload_id: str) -> None:
+        directory = self._upload_dir(key, upload_id)
+        path = self._object_path(key)
+        await _io(_publish_staged, directory, path, self._content_type_path(key))
+
     async def read_head(self, key: str, size: int) -> bytes:
         path = self._object_path(key)
 
@@ -479,6 +514,35 @@ def _join_parts(
         raise
     _remove_tree(directory)
     return digest.hexdigest()
+
+
+def _open_staged(path: Path, offset: int) -> BinaryIO:
+    """The staged bytes, locked for this append, cut back to `offset` and positioned there."""
+    file = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT, 0o600), "r+b")
+    try:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as busy:
+            raise DomainError(ErrorCode.UPLOAD_LOCKED, "another request is appending") from busy
+        held = os.fstat(file.fileno()).st_size
+        if held < offset:
+            raise StoreError(f"the store holds {held} bytes of the upload, not {offset}")
+        file.truncate(offset)
+        file.seek(offset)
+    except BaseException:
+        file.close()
+        raise
+    return file
+
+
+def _publish_staged(directory: Path, path: Path, content_type_path: Path) -> None:
+    try:
+        content_type = (directory / "content-type").read_text(encoding="utf-8")
+    except FileNotFoundError as error:
+        raise ObjectNotFoundError(path.name) from error
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _publish(str(directory / _STAGED), path, content_type_path, content_type)
+    _remove_tree(directory)
 
 
 def _remove_tree(directory: Path) -> None:

@@ -140,6 +140,28 @@ class ObjectStore(Protocol):
         """Drop the upload and its parts; an upload that is already gone is not an error."""
         ...
 
+    # -- resumable (tus) uploads: the API appends what it receives to the upload's staging ---
+
+    @property
+    def appendable(self) -> bool:
+        """Whether this store takes resumable uploads (`append`, `finish_append`)."""
+        ...
+
+    async def append(
+        self, key: str, upload_id: str, offset: int, chunks: AsyncIterator[bytes]
+    ) -> None:
+        """Append `chunks` to the bytes staged for an upload begun by `start_multipart`, right
+        after its first `offset` bytes (any beyond them, from an append whose end was never
+        recorded, are dropped first, so nothing is stored twice). When it returns, and when an
+        exception that `chunks` raised propagates, every byte taken from `chunks` is durable;
+        when the store itself fails (StoreError), only the first `offset` are known to be. A
+        second append to the same upload at the same time: DomainError `upload_locked`."""
+        ...
+
+    async def finish_append(self, key: str, upload_id: str) -> None:
+        """The staged bytes become the object at `key`; the upload is gone."""
+        ...
+
     async def read_head(self, key: str, size: int) -> bytes:
         """The object's first `size` bytes (fewer if it is shorter): a ranged read."""
         ...
