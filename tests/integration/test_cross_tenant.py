@@ -24,6 +24,7 @@ starts from a new one. Attacks that share it still take their own snapshots befo
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -58,6 +59,7 @@ from tests.integration.files_support import (
     user_with_role,
 )
 
+TUS = {"Tus-Resumable": "1.0.0"}
 B_PDF = pdf_of_size(len(PDF) + 1234)  # B's content differs from A's (size and sha256)
 A_OTHER_PDF = pdf_of_size(len(PDF) + 99)
 # Logos: bytes after a PNG's end are still a PNG, so each tenant's differs.
@@ -94,6 +96,7 @@ class World:
             a_reset=secrets.token_urlsafe(32),
             a_domain=f"never-{uuid.uuid4().hex[:8]}.example",
         )
+        decoy["a_category_b64"] = _b64(decoy["a_category"])
         return {**self.values, **decoy}
 
     def secrets(self) -> list[str]:
@@ -103,6 +106,10 @@ class World:
             self.a_file["sha256"],
             hashlib.sha256(A_LOGO).hexdigest(),
         ]
+
+
+def _b64(value: str) -> str:
+    return base64.b64encode(value.encode()).decode()
 
 
 async def _login(api: Api, tenant: Tenant) -> tuple[dict[str, str], str]:
@@ -175,6 +182,17 @@ async def build_world(api: Api, platform_connection: asyncpg.Connection) -> Worl
         headers={"Host": acme.host, **a_auth},
     )
     assert a_upload.status_code == 201, a_upload.text
+    a_tus = await api.client.post(
+        "/api/v1/uploads/tus",
+        headers={
+            "Host": acme.host,
+            **a_auth,
+            **TUS,
+            "Upload-Length": str(len(PDF)),
+            "Upload-Metadata": "title QWNtZS10dXMtdXBsb2Fk",  # "Acme-tus-upload"
+        },
+    )
+    assert a_tus.status_code == 201, a_tus.text
 
     b_category = await _term(api, globex, b_auth, "categories", "Globex Category")
     b_audience = await _term(api, globex, b_auth, "audiences", "Globex Audience")
@@ -229,7 +247,10 @@ async def build_world(api: Api, platform_connection: asyncpg.Connection) -> Worl
         "a_pending": a_pending.json()["file"]["id"],
         "a_upload": a_upload.json()["id"],
         "a_upload_file": a_upload.json()["file_id"],
+        "a_tus": a_tus.headers["location"].rsplit("/", 1)[1],
+        "a_tus_file": a_tus.headers["tenantry-file-id"],
         "a_category": a_category,
+        "a_category_b64": _b64(a_category),  # as tus metadata carries it
         "a_audience": a_audience,
         "a_owner": str((await _me(api, acme, a_auth))["id"]),
         "a_editor": str(a_other.json()["uploaded_by"]),
@@ -362,6 +383,7 @@ class Case:
     form: dict[str, Any] | None = None  # multipart upload: these fields, then a PDF part
     raw: bytes | None = None  # a raw body (the two-step upload's content, a logo)
     raw_type: str = "application/pdf"
+    headers: dict[str, str] | None = None  # more request headers (tus's)
     check: Check | None = None  # more about a successful answer
     # The expected answer changes B's data (a new term, user, revoked tokens): a world of its own.
     writes: bool = False
@@ -547,6 +569,38 @@ CASES = [
     ),
     Case("upload-direct.abort", "DELETE", "/api/v1/uploads/{a_upload}", 404, "upload_not_found"),
     Case("upload-direct.get-file", "GET", "/api/v1/files/{a_upload_file}", 404, "file_not_found"),
+    # tus uploads: A's upload URLs are 404 to B (HEAD too: test_tus_uploads)
+    Case(
+        "upload-tus.patch",
+        "PATCH",
+        "/api/v1/uploads/tus/{a_tus}",
+        404,
+        "upload_not_found",
+        raw=PDF,
+        raw_type="application/offset+octet-stream",
+        headers={**TUS, "Upload-Offset": "0"},
+    ),
+    Case(
+        "upload-tus.terminate",
+        "DELETE",
+        "/api/v1/uploads/tus/{a_tus}",
+        404,
+        "upload_not_found",
+        headers=TUS,
+    ),
+    Case("upload-tus.get-file", "GET", "/api/v1/files/{a_tus_file}", 404, "file_not_found"),
+    Case(
+        "upload-tus.a-category",
+        "POST",
+        "/api/v1/uploads/tus",
+        422,
+        "unknown_category",
+        headers={
+            **TUS,
+            "Upload-Length": "10",
+            "Upload-Metadata": "title eA==,category {a_category_b64}",
+        },
+    ),
     Case(
         "upload-direct.a-category",
         "POST",
@@ -931,6 +985,7 @@ async def send(
     if case.raw is not None:
         kwargs["content"] = case.raw
         headers = {**headers, "Content-Type": case.raw_type}
+    headers = {**headers, **_fill(case.headers or {}, values)}
     return await api.client.request(
         case.method,
         _fill(case.path, values),
@@ -942,8 +997,18 @@ async def send(
 
 
 def _request_text(case: Case, values: dict[str, str]) -> str:
+    headers = _fill(case.headers or {}, values)
+    metadata = [  # tus metadata names its values in base64
+        base64.b64decode(item.partition(" ")[2]).decode()
+        for item in headers.get("Upload-Metadata", "").split(",")
+    ]
     return json.dumps(
-        [_fill(case.path, values), _fill([case.params, case.json, case.form], values)]
+        [
+            _fill(case.path, values),
+            _fill([case.params, case.json, case.form], values),
+            headers,
+            metadata,
+        ]
     )
 
 

@@ -53,6 +53,9 @@ MINIMUM: dict[tuple[str, str], str | Role] = {
     ("POST", "/api/v1/uploads"): E,
     ("POST", "/api/v1/uploads/{upload_id:uuid}/complete"): E,
     ("DELETE", "/api/v1/uploads/{upload_id:uuid}"): E,
+    ("POST", "/api/v1/uploads/tus"): E,
+    ("PATCH", "/api/v1/uploads/tus/{upload_id:uuid}"): E,
+    ("DELETE", "/api/v1/uploads/tus/{upload_id:uuid}"): E,
     ("GET", "/api/v1/categories"): V,
     ("GET", "/api/v1/audiences"): V,
     **{
