@@ -424,7 +424,8 @@ class TusController(Controller):
 
     # Named to sort before `tus_create`: Litestar registers a controller's handlers in name
     # order, and a path registered without OPTIONS gets its default OPTIONS handler first.
-    @route("/", http_method="OPTIONS", status_code=HTTP_204_NO_CONTENT)
+    # Protocol discovery, outside the document (like Litestar's own OPTIONS answers).
+    @route("/", http_method="OPTIONS", status_code=HTTP_204_NO_CONTENT, include_in_schema=False)
     async def tus_capabilities(self, tus_uploads: NamedDependency[TusUploads]) -> Response[None]:
         """What this server speaks: version, extensions, the tenant's largest file."""
         return Response(

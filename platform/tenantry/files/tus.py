@@ -147,70 +147,64 @@ class TusUploads:
         *,
         checksum: bytes | None,
     ) -> TusState:
-        """One PATCH: the bytes at `offset`, appended; the file made ready when whole."""
+        """One PATCH, holding one of the tenant's upload slots: the bytes at `offset`,
+        appended; the file made ready when whole."""
         async with self.slots.held(self.tenant):
-            return await self._append(upload_id, offset, chunks, checksum)
+            upload = await self.direct.session_of(upload_id)
+            if upload.state == UploadState.COMPLETED:
+                raise DomainError(ErrorCode.UPLOAD_COMPLETED, "the file is ready")
+            if upload.expires_at <= datetime.now(UTC):
+                raise _expired(upload.expires_at)
+            if offset != upload.received_bytes:
+                raise DomainError(
+                    ErrorCode.UPLOAD_OFFSET_MISMATCH,
+                    f"the upload's offset is {upload.received_bytes}, not {offset}",
+                )
+            plan = Plan.of(upload)
+            expires_at = upload.expires_at
+            store_upload_id = upload.store_upload_id
+            if store_upload_id is None or not await self.sessions.claim_append(
+                upload_id, offset, WRITE_LEASE
+            ):
+                raise DomainError(ErrorCode.UPLOAD_LOCKED, "another PATCH is appending to it")
+            await self.session.commit()  # saga step 1: the claim, before any byte
+            allowed, _ = effective_upload_limits(self.tenant.settings, self.tenant.max_file_bytes)
+            body = _Body(
+                chunks,
+                plan,
+                offset,
+                accepted=accepted_set(allowed),
+                hashed=checksum is not None,
+            )
+            try:
+                await self.store.append(plan.key, store_upload_id, offset, body.stream())
+            except StoreError:
+                await self._record(plan, offset)
+                raise
+            except DomainError as refusal:
+                if refusal is body.refused_type:  # the first bytes: not a type it may be
+                    await self.terminate(upload_id)
+                else:
+                    await self._record(plan, offset)
+                raise
+            except BaseException:  # cut off: what arrived is durable, and counts if not checked
+                await self._record(plan, offset if checksum is not None else offset + body.sent)
+                raise
+            if checksum is not None and body.sha1 != checksum:
+                await self._record(plan, offset)
+                raise DomainError(
+                    ErrorCode.CHECKSUM_MISMATCH, "the body's sha1 is not its checksum"
+                )
+            received = offset + body.sent
+            await self._record(plan, received)
+            if received == plan.size:
+                await self._finish(plan, store_upload_id)
+            return TusState(plan.id, plan.file_id, received, plan.size, expires_at)
 
     async def terminate(self, upload_id: uuid.UUID) -> None:
         await self.direct.abort(upload_id)
 
     # -- steps ---------------------------------------------------------------------------
-
-    async def _append(
-        self,
-        upload_id: uuid.UUID,
-        offset: int,
-        chunks: AsyncIterator[bytes],
-        checksum: bytes | None,
-    ) -> TusState:
-        upload = await self.direct.session_of(upload_id)
-        if upload.state == UploadState.COMPLETED:
-            raise DomainError(ErrorCode.UPLOAD_COMPLETED, "the file is ready")
-        if upload.expires_at <= datetime.now(UTC):
-            raise _expired(upload.expires_at)
-        if offset != upload.received_bytes:
-            raise DomainError(
-                ErrorCode.UPLOAD_OFFSET_MISMATCH,
-                f"the upload's offset is {upload.received_bytes}, not {offset}",
-            )
-        plan = Plan.of(upload)
-        expires_at = upload.expires_at
-        store_upload_id = upload.store_upload_id
-        if store_upload_id is None or not await self.sessions.claim_append(
-            upload_id, offset, WRITE_LEASE
-        ):
-            raise DomainError(ErrorCode.UPLOAD_LOCKED, "another PATCH is appending to it")
-        await self.session.commit()  # saga step 1: the claim, before any byte
-        allowed, _ = effective_upload_limits(self.tenant.settings, self.tenant.max_file_bytes)
-        body = _Body(
-            chunks,
-            plan,
-            offset,
-            accepted=accepted_set(allowed),
-            hashed=checksum is not None,
-        )
-        try:
-            await self.store.append(plan.key, store_upload_id, offset, body.stream())
-        except StoreError:
-            await self._record(plan, offset)
-            raise
-        except DomainError as refusal:
-            if refusal is body.refused_type:  # the first bytes: not a type it may be
-                await self.terminate(upload_id)
-            else:
-                await self._record(plan, offset)
-            raise
-        except BaseException:  # cut off: what arrived is durable, and counts if not checked
-            await self._record(plan, offset if checksum is not None else offset + body.sent)
-            raise
-        if checksum is not None and body.sha1 != checksum:
-            await self._record(plan, offset)
-            raise DomainError(ErrorCode.CHECKSUM_MISMATCH, "the body's sha1 is not its checksum")
-        received = offset + body.sent
-        await self._record(plan, received)
-        if received == plan.size:
-            await self._finish(plan, store_upload_id)
-        return TusState(plan.id, plan.file_id, received, plan.size, expires_at)
 
     async def _record(self, plan: Plan, received: int) -> None:
         whole = received == plan.size
