@@ -1,29 +1,33 @@
 """Tenant count (issue 10): one tenant's read path as the deployment grows to many tenants.
 
     uv run python benchmarks/bench_tenants.py [--counts 10,1000,10000,100000] [--duration 10]
-        [--provision 50]
+        [--provision 50] [--repeats 3]
 
-One embedded Postgres and one database, grown step by step: at each count the idle tenants are
-added with `tenantry tenants import` (owners invited, as a provider migrating in would), then a
-fresh `tenantry serve` (two workers) is started and timed to ready, `wrk -t2 -c50` reads one
-file's metadata of the measured tenant, and `--provision` tenants are created one at a time
-through `POST /platform/v1/tenants` with an invited owner (p50, p95). Reported per count:
-read req/s and p99 with their ratio to the first count, import ms per tenant, API provisioning
-p50/p95, database bytes per idle tenant added, start-up seconds.
+One embedded Postgres with one database per count. Each is filled with its idle tenants by
+`tenantry tenants import` (owners invited, as a provider migrating in would), then a fresh
+`tenantry serve` (two workers) is timed to ready and `--provision` tenants are created one at a
+time through `POST /platform/v1/tenants` with an invited owner (p50, p95). Then the reads, in
+interleaved rounds over the counts (this machine's noise spreads over all of them alike): a
+server on that count's database and `wrk -t2 -c50` on one file's metadata of its measured
+tenant. Reported per count: median read req/s and p99 with their ratios to the first count,
+every round, import ms per tenant, API provisioning p50/p95, database bytes per idle tenant,
+start-up seconds.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -42,6 +46,10 @@ from harness import (
     server_process,
 )
 
+from tenantry.config import Settings
+from tenantry.db.bootstrap import create_database_if_missing
+from tenantry.db.embedded import with_database
+
 PDF = (Path(__file__).resolve().parents[1] / "examples" / "guide.pdf").read_bytes()
 
 
@@ -55,6 +63,7 @@ class Step:
     provision_p50_ms: float
     provision_p95_ms: float
     bytes_per_tenant: float
+    rounds: list[tuple[float, float]] = field(default_factory=list)
 
 
 def _import(env: dict[str, str], cwd: Path, first: int, last: int) -> float:
@@ -145,60 +154,76 @@ async def _database_state(dsn: str) -> tuple[int, int]:
         await connection.close()
 
 
-def run(counts: list[int], duration: float, provision: int) -> list[Step]:
-    import asyncio
-
+def run(counts: list[int], duration: float, provision: int, repeats: int) -> list[Step]:
+    """Builds one database per count, then reads them in interleaved rounds (the machine's
+    noise spreads over every count alike); medians of the rounds."""
     steps: list[Step] = []
     with tempfile.TemporaryDirectory(prefix="tenantry-bench-tenants-") as tmp:
         root = Path(tmp)
         os.chmod(root, 0o755)  # pgserver runs Postgres as its own user when we are root
-        with embedded_postgres(root) as database_url:
-            env = prepare(database_url, root, bcrypt_rounds=4)
-            platform_dsn = role_dsn(database_url, root / ".tenantry", "platform")
+        with embedded_postgres(root) as server_url:
+            envs: dict[int, dict[str, str]] = {}
+            reads: dict[int, tuple[str, str]] = {}
             for count in counts:
-                have, before = asyncio.run(_database_state(platform_dsn))
-                added = max(0, count - have)
-                seconds = _import(env, root, have, have + added) if added else 0.0
+                database_url = with_database(server_url, f"bench_{count}")
+                asyncio.run(
+                    create_database_if_missing(Settings(database_url=server_url), f"bench_{count}")
+                )
+                env = envs[count] = prepare(database_url, root, bcrypt_rounds=4)
+                platform_dsn = role_dsn(database_url, root / ".tenantry", "platform")
+                _, before = asyncio.run(_database_state(platform_dsn))
+                seconds = _import(env, root, 0, count - 1) if count > 1 else 0.0
                 grown = asyncio.run(_database_state(platform_dsn))[1] - before
                 started = time.perf_counter()
                 with server_process(env, root, free_port(), workers=2) as base_url:
                     startup = time.perf_counter() - started
-                    if not steps:
-                        create_tenant(base_url)
-                    token, file_id = _measured_tenant(base_url)
-                    rate, p99 = _wrk(base_url, token, file_id, duration)
+                    create_tenant(base_url)
+                    reads[count] = _measured_tenant(base_url)
                     made = _provision(base_url, provision, count)
-                step = Step(
-                    tenants=count,
-                    import_ms_per_tenant=seconds / added * 1000 if added else 0.0,
-                    startup_seconds=startup,
-                    reads_per_second=rate,
-                    read_p99_ms=p99,
-                    provision_p50_ms=percentile(made, 0.5),
-                    provision_p95_ms=percentile(made, 0.95),
-                    bytes_per_tenant=grown / added if added else 0.0,
+                steps.append(
+                    Step(
+                        tenants=count,
+                        import_ms_per_tenant=seconds / max(1, count - 1) * 1000,
+                        startup_seconds=startup,
+                        reads_per_second=0.0,
+                        read_p99_ms=0.0,
+                        provision_p50_ms=percentile(made, 0.5),
+                        provision_p95_ms=percentile(made, 0.95),
+                        bytes_per_tenant=grown / max(1, count - 1),
+                    )
                 )
-                steps.append(step)
-                print(step, flush=True)
+                print(steps[-1], flush=True)
+            rounds: dict[int, list[tuple[float, float]]] = {count: [] for count in counts}
+            for _ in range(repeats):
+                for count in counts:
+                    with server_process(envs[count], root, free_port(), workers=2) as base_url:
+                        rounds[count].append(_wrk(base_url, *reads[count], duration))
+                    print(count, rounds[count][-1], flush=True)
+            for step in steps:
+                step.reads_per_second = statistics.median(r for r, _ in rounds[step.tenants])
+                step.read_p99_ms = statistics.median(p for _, p in rounds[step.tenants])
+                step.rounds = rounds[step.tenants]
     return steps
 
 
-def report(steps: list[Step], duration: float, provision: int) -> str:
+def report(steps: list[Step], duration: float, provision: int, repeats: int) -> str:
     base = steps[0]
     lines = [
         f"`uv run python benchmarks/bench_tenants.py --counts {','.join(str(s.tenants) for s in steps)} "
-        f"--duration {duration:g} --provision {provision}` on {platform.node()} "
+        f"--duration {duration:g} --provision {provision} --repeats {repeats}` on "
+        f"{platform.node()} "
         f"({os.cpu_count()} cores), {datetime.now(UTC):%Y-%m-%d}",
         "",
-        "| tenants | reads req/s | vs first | p99 ms | vs first | import ms/tenant | "
-        "API provision p50 / p95 ms | DB bytes per idle tenant | start-up s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| tenants | reads req/s (median) | vs first | p99 ms (median) | vs first | rounds req/s | "
+        "import ms/tenant | API provision p50 / p95 ms | DB bytes per idle tenant | start-up s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for step in steps:
         lines.append(
             f"| {step.tenants:,} | {step.reads_per_second:,.0f} | "
             f"{step.reads_per_second / base.reads_per_second:.2f} | {step.read_p99_ms:.1f} | "
-            f"{step.read_p99_ms / base.read_p99_ms:.2f} | {step.import_ms_per_tenant:.2f} | "
+            f"{step.read_p99_ms / base.read_p99_ms:.2f} | "
+            f"{', '.join(f'{r:,.0f}' for r, _ in step.rounds)} | {step.import_ms_per_tenant:.2f} | "
             f"{step.provision_p50_ms:.1f} / {step.provision_p95_ms:.1f} | "
             f"{step.bytes_per_tenant:,.0f} | {step.startup_seconds:.1f} |"
         )
@@ -210,10 +235,11 @@ def main() -> None:
     parser.add_argument("--counts", default="10,1000,10000,100000")
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--provision", type=int, default=50)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     counts = [int(part) for part in args.counts.split(",")]
-    steps = run(counts, args.duration, args.provision)
-    print(report(steps, args.duration, args.provision))
+    steps = run(counts, args.duration, args.provision, args.repeats)
+    print(report(steps, args.duration, args.provision, args.repeats))
 
 
 if __name__ == "__main__":
