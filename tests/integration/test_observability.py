@@ -4,10 +4,14 @@ test `tests/e2e/test_production_server.py` covers several workers and the logs).
 from __future__ import annotations
 
 import re
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
+import anyio
+import httpx
 import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
@@ -16,6 +20,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from tenantry.app import create_app
 from tenantry.config import Settings
 from tests.integration.conftest import Api
+from tests.integration.live import serve
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 PARENT_ID = "b7ad6b7169203331"
@@ -140,3 +145,36 @@ async def test_spans_continue_the_callers_trace_over_otlp(
         for item in received[0].resource_spans[0].resource.attributes
     }
     assert service["service.name"] == "tenantry"
+
+
+async def test_a_client_that_hangs_up_mid_body_is_counted_as_499_not_500(
+    settings: Settings, clean_database: None
+) -> None:
+    app = create_app(settings)
+    series = (
+        'tenantry_http_requests_total{method="POST",route="/platform/v1/auth/login",'
+        'status="{status}",tenant=""}'
+    )
+
+    def hang_up_and_scrape(base_url: str) -> str:
+        host, port = base_url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port))) as sock:
+            sock.sendall(
+                b"POST /platform/v1/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b'Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"email": '
+            )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            text = httpx.get(f"{base_url}/metrics").text
+            if series.replace("{status}", "499") in text:
+                return text
+            time.sleep(0.05)
+        return text
+
+    def run() -> str:
+        with serve(app) as base_url:
+            return hang_up_and_scrape(base_url)
+
+    text = await anyio.to_thread.run_sync(run)
+    assert _sample(text, series.replace("{status}", "499")) >= 1
+    assert series.replace("{status}", "500") not in text

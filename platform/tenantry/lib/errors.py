@@ -64,6 +64,12 @@ class ErrorCode(Enum):
         "The request's Content-Type is not one this route accepts.",
     )
     INVALID_HOST = (400, "Invalid host", "The Host header is not a valid host name.")
+    CLIENT_DISCONNECTED = (
+        499,
+        "Client closed the request",
+        "The client went away before its request was read whole; nothing was kept. No client "
+        "sees it: it is what the access log and the metrics record (nginx's 499).",
+    )
     INTERNAL_ERROR = (
         500,
         "Internal server error",
@@ -508,6 +514,11 @@ def _body_validation_error(exc: HTTPException) -> list[FieldError] | None:
     return [FieldError(field=match.group(1) or "body", message=message[:200])]
 
 
+# Litestar's words when the body's sender hangs up (`Request.stream`): the client's doing,
+# not a server error, and counted as such.
+_CLIENT_GONE = "client disconnected prematurely"
+
+
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:
     """Errors the framework raises itself (routing, body limits)."""
     if (body_errors := _body_validation_error(exc)) is not None:
@@ -515,6 +526,9 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
         return problem_response(
             request, ErrorCode.VALIDATION_ERROR, detail=detail, errors=body_errors
         )
+    if isinstance(exc, InternalServerException) and exc.detail == _CLIENT_GONE:
+        logger.info("client_disconnected", path=request.url.path)
+        return problem_response(request, ErrorCode.CLIENT_DISCONNECTED)
     if exc.status_code >= 500:
         return _unhandled(request, exc)
     if isinstance(exc, NotAuthorizedException):
