@@ -384,7 +384,52 @@ async def _seed(connection: asyncpg.Connection, revision: str, rng: random.Rando
                 "VALUES ($1, $2, $3, $4, $5)",
                 [(tenant_id, d, k, files, size) for (d, k), (files, size) in stats.items()],
             )
+        if _at_least(revision, "0008"):
+            # The limits' live bookkeeping: a bucket mid-refill, an upload slot held.
+            await connection.execute(
+                "INSERT INTO rate_buckets (tenant_id, bucket, tokens, granted, refreshed_at) "
+                "VALUES ($1, 'api', 123.5, 4, $2)",
+                tenant_id,
+                now,
+            )
+            await connection.execute(
+                "INSERT INTO upload_slots (tenant_id, id, expires_at) VALUES ($1, $2, $3)",
+                tenant_id,
+                uuid.uuid4(),
+                now + timedelta(minutes=1),
+            )
+        if _at_least(revision, "0009"):
+            await _seed_direct_upload(connection, tenant_id, now)
     return ready_files
+
+
+async def _seed_direct_upload(
+    connection: asyncpg.Connection, tenant_id: uuid.UUID, now: datetime
+) -> None:
+    """A direct upload in flight: its file uploading, its bytes reserved on the counter."""
+    declared = 1_000
+    file_id = uuid.uuid4()
+    await connection.execute(
+        "INSERT INTO files (tenant_id, id, title, original_filename, storage_key, status, size) "
+        "VALUES ($1, $2, 'In flight', 'big.pdf', $3, 'uploading', 0)",
+        tenant_id,
+        file_id,
+        f"tenants/{tenant_id}/files/{file_id}",
+    )
+    await connection.execute(
+        "INSERT INTO upload_sessions (tenant_id, file_id, store_upload_id, declared_size, "
+        "declared_type, part_size, reserved_bytes, expires_at) "
+        "VALUES ($1, $2, 'multipart-1', $3, 'application/pdf', 8388608, $3, $4)",
+        tenant_id,
+        file_id,
+        declared,
+        now + timedelta(hours=1),
+    )
+    await connection.execute(
+        "UPDATE tenant_usage SET reserved_bytes = reserved_bytes + $2 WHERE tenant_id = $1",
+        tenant_id,
+        declared,
+    )
 
 
 # What the rollup must say, from the files themselves: ready files per tenant, dimension and
@@ -523,6 +568,12 @@ async def test_upgrade_from_revision_with_data(blank_database: Settings, revisio
         assert await platform.fetchval("SELECT count(*) FROM users WHERE token_epoch <> 0") == 0
         # 0008: every tenant keeps its plan's limits (no overrides).
         assert await platform.fetchval("SELECT count(*) FROM tenants WHERE limits <> '{}'") == 0
+        # 0010: the direct uploads in flight stay direct, nothing received through tus.
+        assert not await platform.fetchval(
+            "SELECT count(*) FROM upload_sessions WHERE protocol <> 'direct' OR received_bytes <> 0"
+        )
+        if _at_least(revision, "0009"):
+            assert await platform.fetchval("SELECT count(*) FROM upload_sessions")
     if _at_least(revision, "0002"):
         await _assert_usage_rolled_up(blank_database)
     async with connect_as(role_url(blank_database, "owner")) as owner:
