@@ -160,18 +160,12 @@ class RateLimiter:
             now = self._clock()
             if now < lease.empty_until:
                 raise _rate_limited(bucket, lease.empty_until - now)
-            await self._renew(lease, tenant.id, bucket, rate, burst, now)
+            await self._renew(lease, key, now)
         lease.tokens -= 1
 
-    async def _renew(
-        self,
-        lease: _Lease,
-        tenant_id: uuid.UUID,
-        bucket: Bucket,
-        rate: float,
-        burst: int,
-        now: float,
-    ) -> None:
+    async def _renew(self, lease: _Lease, key: tuple[uuid.UUID, Bucket], now: float) -> None:
+        tenant_id, bucket = key
+        rate, burst = lease.rate, lease.burst
         batch = max(1, min(burst, math.ceil(rate * _LEASE_SECONDS)))
         try:
             async with self._reader.transaction(read_only=False) as connection:
