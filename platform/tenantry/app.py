@@ -94,7 +94,7 @@ from tenantry.tenancy.controllers import BrandingController
 from tenantry.tenancy.cors import CorsMiddleware
 from tenantry.tenancy.deps import provide_tenant
 from tenantry.tenancy.domains import DnsVerifier
-from tenantry.tenancy.limits import RateLimiter, UploadSlots
+from tenantry.tenancy.limits import RateLimiter, UploadLimits, UploadSlots
 from tenantry.tenancy.middleware import TenancyMiddleware, TenantResolver
 from tenantry.usage.controllers import PlatformUsageController, UsageController
 from tenantry.usage.meter import ServedBytesMeter
@@ -341,7 +341,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
                     services.reader,
                     services.store,
                     services.recorder,
-                    UploadSlots(services.reader, enabled=settings.rate_limits),
+                    UploadLimits(
+                        UploadSlots(services.reader, enabled=settings.rate_limits),
+                        services.rate_limiter,
+                    ),
                     settings.direct_upload_ttl_seconds,
                 )
             ),

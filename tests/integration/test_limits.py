@@ -6,6 +6,7 @@ them across processes (two limiters on one database stand for two workers here; 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -22,9 +23,10 @@ from tenantry.db.engines import asyncpg_dsn, role_url
 from tenantry.db.reads import TenantReader
 from tenantry.db.tenant_scope import TenantRecord, current_tenant
 from tenantry.lib.errors import DomainError, ErrorCode
+from tenantry.storage.protocol import MiB
 from tenantry.tenancy.limits import PLAN_LIMITS, RateLimiter, UploadSlots
 from tests.integration.conftest import Api, Tenant
-from tests.integration.files_support import upload
+from tests.integration.files_support import pdf_of_size, upload
 
 
 @pytest.fixture
@@ -146,6 +148,51 @@ async def test_two_processes_share_one_bucket(api: Api, settings: Settings) -> N
                     admitted += await _admitted(limiter, record)
     # The bucket refills at 40/s during the loop: allow for its duration.
     assert 100 <= admitted <= 100 + 2 * 4 + 40, admitted
+
+
+async def test_uploads_go_at_the_tenants_bandwidth_and_a_neighbours_own(api: Api) -> None:
+    slow, neighbour = await api.provision("bulk"), await api.provision("quiet")
+    slow_auth, neighbour_auth = await api.token(slow), await api.token(neighbour)
+    assert (await _limit(api, slow, upload_mib_per_second=1))["upload_mib_per_second"] == 1
+    content = pdf_of_size(2 * MiB + MiB // 2)
+
+    async def timed(tenant: Tenant, auth: dict[str, str]) -> float:
+        started = time.monotonic()
+        response = await upload(api, tenant, auth, content)
+        assert response.status_code == 201, response.text
+        assert response.json()["size"] == len(content)
+        return time.monotonic() - started
+
+    slow_seconds = await timed(slow, slow_auth)
+    quiet_seconds = await timed(neighbour, neighbour_auth)
+    # A second's worth is the burst; the rest waits for the bucket at 1 MiB/s. The neighbour's
+    # bucket (its plan's 20 MiB/s) holds its whole file.
+    assert slow_seconds >= 1.3, slow_seconds
+    assert quiet_seconds < slow_seconds / 2, (quiet_seconds, slow_seconds)
+
+
+async def test_two_processes_pace_uploads_from_one_bucket(api: Api, settings: Settings) -> None:
+    """Bytes paced by two limiters (two workers) together stay within the tenant's bandwidth:
+    each would pass its own bytes in half the time alone."""
+    tenant = await api.provision("paced")
+    await _limit(api, tenant, upload_mib_per_second=2)  # burst 2 MiB, batches of 205 KiB
+    record = await _record(api, tenant)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(48):
+            yield bytes(64 * 1024)  # 3 MiB
+
+    async def drain(limiter: RateLimiter) -> int:
+        return sum([len(chunk) async for chunk in limiter.paced(record, chunks())])
+
+    async with _reader(settings) as reader:
+        with _as_tenant(record):
+            started = time.monotonic()
+            sizes = await asyncio.gather(drain(RateLimiter(reader)), drain(RateLimiter(reader)))
+            elapsed = time.monotonic() - started
+    assert sizes == [3 * MiB, 3 * MiB]
+    # 6 MiB, 2 MiB of burst, then 2 MiB/s; each process may hold one batch beyond the bucket.
+    assert elapsed >= (6 * MiB - 2 * MiB - 2 * 205 * 1024) / (2 * MiB), elapsed
 
 
 async def _record(api: Api, tenant: Tenant) -> TenantRecord:

@@ -23,7 +23,7 @@ from tenantry.files.taxonomy import AUDIENCES, CATEGORIES, TaxonomyService
 from tenantry.files.tus import TusUploads
 from tenantry.files.uploads import FileUploads
 from tenantry.storage import ObjectStore
-from tenantry.tenancy.limits import UploadSlots
+from tenantry.tenancy.limits import UploadLimits
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +34,7 @@ class FileBackends:
     reader: TenantReader
     store: ObjectStore
     recorder: UsageRecorder
-    upload_slots: UploadSlots
+    upload_limits: UploadLimits
     direct_upload_ttl_seconds: int
 
 
@@ -61,7 +61,9 @@ def provide_file_uploads(
     file_backends: NamedDependency[FileBackends],
 ) -> FileUploads:
     files = _files(db_session, tenant, file_backends)
-    return FileUploads(files, tenant, request.user, file_backends.store, file_backends.upload_slots)
+    return FileUploads(
+        files, tenant, request.user, file_backends.store, file_backends.upload_limits
+    )
 
 
 def provide_direct_uploads(
@@ -89,7 +91,7 @@ def provide_tus_uploads(
         ttl_seconds=file_backends.direct_upload_ttl_seconds,
         protocol=UploadProtocol.TUS,
     )
-    return TusUploads(direct, file_backends.upload_slots)
+    return TusUploads(direct, file_backends.upload_limits)
 
 
 def provide_categories(

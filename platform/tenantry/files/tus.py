@@ -32,7 +32,7 @@ from tenantry.files.schemas import ContentType, FileMetadata, Filename
 from tenantry.lib.errors import DomainError, ErrorCode
 from tenantry.lib.schemas import convert_or_invalid
 from tenantry.storage import SNIFF_BYTES, StoreError
-from tenantry.tenancy.limits import UploadSlots
+from tenantry.tenancy.limits import UploadLimits
 from tenantry.tenancy.schemas import effective_upload_limits
 
 TUS_VERSION = "1.0.0"
@@ -103,13 +103,13 @@ def parse_checksum(header: str | None) -> bytes | None:
 
 
 class TusUploads:
-    def __init__(self, direct: DirectUploads, slots: UploadSlots) -> None:
+    def __init__(self, direct: DirectUploads, limits: UploadLimits) -> None:
         self.direct = direct
         self.sessions = direct.sessions
         self.session = direct.session
         self.store = direct.store
         self.tenant = direct.tenant
-        self.slots = slots
+        self.limits = limits
 
     @property
     def max_size(self) -> int:
@@ -149,7 +149,7 @@ class TusUploads:
     ) -> TusState:
         """One PATCH, holding one of the tenant's upload slots: the bytes at `offset`,
         appended; the file made ready when whole."""
-        async with self.slots.held(self.tenant):
+        async with self.limits.held(self.tenant):
             upload = await self.direct.session_of(upload_id)
             if upload.state == UploadState.COMPLETED:
                 raise DomainError(ErrorCode.UPLOAD_COMPLETED, "the file is ready")
@@ -170,7 +170,7 @@ class TusUploads:
             await self.session.commit()  # saga step 1: the claim, before any byte
             allowed, _ = effective_upload_limits(self.tenant.settings, self.tenant.max_file_bytes)
             body = _Body(
-                chunks,
+                self.limits.paced(self.tenant, chunks),
                 plan,
                 offset,
                 accepted=accepted_set(allowed),

@@ -27,7 +27,7 @@ from tenantry.files.services import FileService, delete_object_later, file_not_f
 from tenantry.lib.errors import DomainError, ErrorCode
 from tenantry.lib.metrics import observed_upload
 from tenantry.storage import ObjectStore, file_key
-from tenantry.tenancy.limits import UploadSlots
+from tenantry.tenancy.limits import UploadLimits
 from tenantry.tenancy.schemas import effective_upload_limits
 
 
@@ -38,14 +38,14 @@ class FileUploads:
         tenant: TenantRecord,
         user: Principal,
         store: ObjectStore,
-        slots: UploadSlots,
+        limits: UploadLimits,
     ) -> None:
         self.files = files
         self.session = files.session
         self.tenant = tenant
         self.user = user
         self.store = store
-        self.slots = slots
+        self.limits = limits
         self.service = FileService(files, tenant, user, store)
 
     async def create_pending(self, data: PendingFileCreate) -> FileOut:
@@ -62,8 +62,9 @@ class FileUploads:
         chunks: AsyncIterator[bytes],
     ) -> FileOut:
         """Multipart upload: a row, the object, then ready; any failure leaves neither. It holds
-        one of the tenant's upload slots throughout (429 when they are all taken)."""
-        async with self.slots.held(self.tenant):
+        one of the tenant's upload slots throughout (429 when they are all taken) and goes at
+        no more than the tenant's upload bandwidth."""
+        async with self.limits.held(self.tenant):
             file = await self.insert_file(metadata, filename, status=FileStatus.UPLOADING)
             await self.session.commit()  # saga step 1: the row exists before the object
             try:
@@ -79,7 +80,7 @@ class FileUploads:
         """Step two of the raw upload. The row is claimed first (`pending` -> `uploading`), so
         two concurrent PUTs cannot both write the object; on failure it is `pending` again,
         and the client may retry. It holds an upload slot, like `upload`."""
-        async with self.slots.held(self.tenant):
+        async with self.limits.held(self.tenant):
             await self._claim_and_store(file_id, declared_type, chunks)
         return await self.service.read_back(file_id)
 
@@ -110,7 +111,7 @@ class FileUploads:
             self.tenant.settings, self.tenant.max_file_bytes
         )
         metered = MeteredUpload(
-            chunks,
+            self.limits.paced(self.tenant, chunks),
             declared_type=declared_type,
             allowed_types=allowed_types,
             max_file_bytes=max_file_bytes,

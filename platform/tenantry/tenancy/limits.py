@@ -12,6 +12,10 @@ tenant's RLS covers these rows like any other. What keeps it off the hot path:
   hold a token, so a flood of refused requests costs no queries. Across processes at most one
   batch per process is in hand beyond the bucket, which bounds how far the limit can be
   overshot.
+- **Upload bytes** go through a bucket of their own (in KiB), leased the same way; an upload
+  that has spent its tenant's bytes waits for the bucket to refill instead of being refused, so
+  the client is slowed down by TCP's own back-pressure. A bulk migration then costs the node at
+  most its plan's bandwidth of CPU (parse, sniff, hash, write), whatever its concurrency.
 - **Uploads in flight** are leases that their process renews while the upload runs: a process
   that dies frees its slots when the leases expire, without anyone cleaning up.
 """
@@ -35,7 +39,8 @@ from tenantry.db.reads import TenantReader
 from tenantry.db.tenant_scope import TenantRecord
 from tenantry.lib.errors import DomainError, ErrorCode
 
-Bucket = Literal["api", "auth"]
+RequestBucket = Literal["api", "auth"]
+Bucket = RequestBucket | Literal["upload"]
 logger = structlog.get_logger("tenantry.limits")
 
 # Processes whose lease is spent ask for a tenth of a second of the rate at once.
@@ -46,13 +51,16 @@ UPLOAD_SLOT_SECONDS = 60.0
 
 
 class TenantLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Rates in requests per second with a burst (the bucket's size); None: no limit."""
+    """Rates in requests per second with a burst (the bucket's size), uploads in flight, and
+    the upload bandwidth in MiB/s of all the tenant's uploads through the API together (a
+    second's worth of burst); None: no limit."""
 
     api_rate: float | None
     api_burst: int | None
     auth_rate: float | None
     auth_burst: int | None
     concurrent_uploads: int | None
+    upload_mib_per_second: float | None
 
 
 Rate = Annotated[float, msgspec.Meta(gt=0, le=1_000_000)]
@@ -68,18 +76,36 @@ class LimitsPatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     auth_rate: Rate | msgspec.UnsetType | None = msgspec.UNSET
     auth_burst: Count | msgspec.UnsetType | None = msgspec.UNSET
     concurrent_uploads: Count | msgspec.UnsetType | None = msgspec.UNSET
+    upload_mib_per_second: Rate | msgspec.UnsetType | None = msgspec.UNSET
 
 
-# Logins cost a bcrypt hash (about 0.3 s of a core at cost 12): the auth rates protect the CPU.
+# Logins cost a bcrypt hash (about 0.3 s of a core at cost 12) and an upload through the API
+# about 3 CPU seconds per GiB: the auth and upload rates protect the CPU. 20 MiB/s is 1.6 TiB a
+# day; bulk migrations beyond that go direct to the store (`POST /api/v1/uploads`), unpaced.
 PLAN_LIMITS: dict[str, TenantLimits] = {
     "standard": TenantLimits(
-        api_rate=200, api_burst=400, auth_rate=2, auth_burst=20, concurrent_uploads=10
+        api_rate=200,
+        api_burst=400,
+        auth_rate=2,
+        auth_burst=20,
+        concurrent_uploads=10,
+        upload_mib_per_second=20,
     ),
     "business": TenantLimits(
-        api_rate=500, api_burst=1000, auth_rate=5, auth_burst=50, concurrent_uploads=25
+        api_rate=500,
+        api_burst=1000,
+        auth_rate=5,
+        auth_burst=50,
+        concurrent_uploads=25,
+        upload_mib_per_second=50,
     ),
     "enterprise": TenantLimits(
-        api_rate=2000, api_burst=4000, auth_rate=10, auth_burst=100, concurrent_uploads=50
+        api_rate=2000,
+        api_burst=4000,
+        auth_rate=10,
+        auth_burst=100,
+        concurrent_uploads=50,
+        upload_mib_per_second=100,
     ),
 }
 DEFAULT_PLAN = "standard"
@@ -122,7 +148,8 @@ class _Lease:
 
 
 class RateLimiter:
-    """Admits a tenant's request or refuses it with 429 `rate_limited` and `Retry-After`."""
+    """Admits a tenant's request or refuses it with 429 `rate_limited` and `Retry-After`, and
+    paces its uploads."""
 
     def __init__(
         self,
@@ -136,7 +163,7 @@ class RateLimiter:
         self._clock = clock
         self._leases: OrderedDict[tuple[uuid.UUID, Bucket], _Lease] = OrderedDict()
 
-    async def admit(self, tenant: TenantRecord, bucket: Bucket) -> None:
+    async def admit(self, tenant: TenantRecord, bucket: RequestBucket) -> None:
         """Spends one token of the tenant's bucket. The request's tenant must be `tenant`
         (the lease runs under its RLS)."""
         if not self._enabled:
@@ -150,39 +177,82 @@ class RateLimiter:
         if rate is None or burst is None:
             return
         key = (tenant.id, bucket)
+        lease = self._lease(key, rate, burst)
+        if lease.tokens == 0:
+            now = self._clock()
+            if now < lease.empty_until:
+                raise _rate_limited(bucket, lease.empty_until - now)
+            if not await self._renew(lease, key, now, wanted=1):
+                raise _rate_limited(bucket, lease.empty_until - now)
+        lease.tokens -= 1
+
+    async def paced(
+        self, tenant: TenantRecord, chunks: AsyncIterator[bytes]
+    ) -> AsyncIterator[bytes]:
+        """`chunks`, no faster than the tenant's upload bandwidth allows all its uploads
+        together: a chunk waits for its bytes rather than being refused."""
+        rate = effective_limits(tenant.plan, tenant.limits).upload_mib_per_second
+        if not self._enabled or rate is None:
+            async for chunk in chunks:
+                yield chunk
+            return
+        kib_rate = rate * 1024
+        key: tuple[uuid.UUID, Bucket] = (tenant.id, "upload")
+        async for chunk in chunks:
+            await self._spend(key, kib_rate, math.ceil(kib_rate), -(-len(chunk) // 1024))
+            yield chunk
+
+    async def _spend(
+        self, key: tuple[uuid.UUID, Bucket], rate: float, burst: int, amount: int
+    ) -> None:
+        lease = self._lease(key, rate, burst)
+        while amount > lease.tokens:
+            amount -= lease.tokens
+            lease.tokens = 0
+            now = self._clock()
+            if now < lease.empty_until:
+                await asyncio.sleep(lease.empty_until - now)
+            else:
+                await self._renew(lease, key, now, wanted=_batch(rate, burst))
+        lease.tokens -= amount
+
+    def _lease(self, key: tuple[uuid.UUID, Bucket], rate: float, burst: int) -> _Lease:
         lease = self._leases.get(key)
         if lease is None or (lease.rate, lease.burst) != (rate, burst):
             lease = self._leases[key] = _Lease(rate, burst)
             if len(self._leases) > _MAX_LOCAL_BUCKETS:
                 self._leases.popitem(last=False)
         self._leases.move_to_end(key)
-        if lease.tokens == 0:
-            now = self._clock()
-            if now < lease.empty_until:
-                raise _rate_limited(bucket, lease.empty_until - now)
-            await self._renew(lease, key, now)
-        lease.tokens -= 1
+        return lease
 
-    async def _renew(self, lease: _Lease, key: tuple[uuid.UUID, Bucket], now: float) -> None:
+    async def _renew(
+        self, lease: _Lease, key: tuple[uuid.UUID, Bucket], now: float, *, wanted: int
+    ) -> bool:
+        """Leases a batch from the shared bucket; False when it is empty (then it is not
+        asked again until it would hold `wanted` tokens)."""
         tenant_id, bucket = key
         rate, burst = lease.rate, lease.burst
-        batch = max(1, min(burst, math.ceil(rate * _LEASE_SECONDS)))
         try:
             async with self._reader.transaction(read_only=False) as connection:
                 granted, left = await connection.fetchrow(
-                    _LEASE, tenant_id, bucket, float(burst), float(rate), batch
+                    _LEASE, tenant_id, bucket, float(burst), float(rate), _batch(rate, burst)
                 )
         except DomainError as exc:  # the database is down: serve rather than refuse everyone
             logger.warning("rate_limit_unchecked", tenant_id=str(tenant_id), reason=exc.code)
-            lease.tokens = 1
-            return
+            lease.tokens += _batch(rate, burst)
+            return True
         if granted == 0:
-            lease.empty_until = now + (1 - left) / rate
-            raise _rate_limited(bucket, lease.empty_until - now)
-        lease.tokens = granted
+            lease.empty_until = now + (wanted - left) / rate
+            return False
+        lease.tokens += granted  # concurrent renewals in one process add up
+        return True
 
 
-def _rate_limited(bucket: Bucket, wait_seconds: float) -> DomainError:
+def _batch(rate: float, burst: int) -> int:
+    return max(1, min(burst, math.ceil(rate * _LEASE_SECONDS)))
+
+
+def _rate_limited(bucket: RequestBucket, wait_seconds: float) -> DomainError:
     what = "login, signup and password-reset requests" if bucket == "auth" else "requests"
     return DomainError(
         ErrorCode.RATE_LIMITED,
@@ -264,3 +334,17 @@ class UploadSlots:
     async def _free(self, tenant_id: uuid.UUID, slot: uuid.UUID) -> None:
         async with self._reader.transaction(read_only=False) as connection:
             await connection.execute(_FREE_SLOT, tenant_id, slot)
+
+
+@dataclass(frozen=True, slots=True)
+class UploadLimits:
+    """What bounds a tenant's uploads through the API: its uploads in flight and its bandwidth."""
+
+    slots: UploadSlots
+    limiter: RateLimiter
+
+    def held(self, tenant: TenantRecord) -> contextlib.AbstractAsyncContextManager[None]:
+        return self.slots.held(tenant)
+
+    def paced(self, tenant: TenantRecord, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        return self.limiter.paced(tenant, chunks)

@@ -27,7 +27,7 @@ from tenantry.lib.errors import DomainError, ErrorCode
 from tenantry.lib.http import is_valid_host, request_host
 from tenantry.lib.zones import TENANT_PUBLIC, rate_bucket, route_zone, zone_needs_tenant
 from tenantry.tenancy.cache import TenantCache
-from tenantry.tenancy.limits import Bucket, RateLimiter
+from tenantry.tenancy.limits import RateLimiter, RequestBucket
 
 MAX_SLUG_HEADER = 63
 
@@ -151,7 +151,7 @@ class TenancyMiddleware(ASGIMiddleware):
         try:
             if tenant is not None:
                 bind_log_tenant(tenant)
-                await self._limiter.admit(tenant, cast("Bucket", rate_bucket(scope)))
+                await self._limiter.admit(tenant, cast("RequestBucket", rate_bucket(scope)))
             await next_app(scope, receive, send)
         finally:
             verified_tenant_claims.reset(claims_token)
