@@ -4,7 +4,8 @@
         [--logins 20]
 
 One `tenantry serve` (two workers, limits on, bcrypt at cost 12, the local store) and two
-tenants on the standard plan, B's request rate lifted (its reads are the measurement). Tenant B is measured twice in the same run, with A idle and with
+tenants on the standard plan, B's request rate and upload bandwidth lifted (its reads and its
+upload are the measurement). Tenant B is measured twice in the same run, with A idle and with
 A flooding: `GET /api/v1/files/{id}` from 8 concurrent clients for `--seconds` (p50, p99), and
 one 100 MiB upload (MiB/s). A's flood, from a process of its own: `--uploads` concurrent
 100 MiB uploads (each retried after `Retry-After` when refused) and `--logins` concurrent login
@@ -201,9 +202,10 @@ def main() -> None:
         with embedded_postgres(root) as database_url:
             env = {**prepare(database_url, root, bcrypt_rounds=12), "TENANTRY_RATE_LIMITS": "true"}
             with server_process(env, root, free_port(), workers=2) as base_url:
-                # B reads as fast as the machine allows: its own rate must not be what limits it.
+                # B reads and uploads as fast as the machine allows: its own limits must not be
+                # what is measured.
                 flooder = _provision(base_url, "flood")
-                measured = _provision(base_url, "calm", api_rate=None)
+                measured = _provision(base_url, "calm", api_rate=None, upload_mib_per_second=None)
                 idle = _measure(base_url, measured, args.seconds, size)
                 results: multiprocessing.Queue[dict[str, int]] = multiprocessing.Queue()
                 flood = multiprocessing.Process(
