@@ -539,6 +539,59 @@ async def _assert_derived_tables_agree_with_scan(connection: asyncpg.Connection)
         assert (row["storage_bytes"], row["file_count"]) == (row["ready_bytes"], row["ready"]), row
 
 
+async def _assert_tenant_functions_read_what_tables_hold(settings: Settings) -> None:
+    """0011: on the data the older schema held, the one-round-trip functions read, as the app,
+    what the tables hold, and only under their own tenant's setting."""
+    async with (
+        connect_as(role_url(settings, "platform")) as platform,
+        connect_as(role_url(settings, "app")) as app,
+    ):
+        tenants = [row["id"] for row in await platform.fetch("SELECT id FROM tenants")]
+        assert len(tenants) >= 2
+        for tenant in tenants:
+            setting, other = str(tenant), str(next(t for t in tenants if t != tenant))
+            expected = await platform.fetch(
+                "SELECT f.id, (SELECT coalesce(array_agg(a.audience_id), '{}') FROM"
+                " file_audiences a WHERE a.file_id = f.id) AS audiences FROM files f"
+                " WHERE f.tenant_id = $1 AND f.status = 'ready'"
+                " ORDER BY f.created_at DESC, f.id DESC LIMIT 50",
+                tenant,
+            )
+            total = await platform.fetchval(
+                "SELECT file_count FROM tenant_usage WHERE tenant_id = $1", tenant
+            )
+            page = await app.fetch(
+                "SELECT * FROM tenant_file_page($1, $2, '-created_at', 50, 0)", setting, tenant
+            )
+            assert page[0]["total"] == total
+            got = [(row["id"], set(row["audiences"])) for row in page if row["id"] is not None]
+            assert got == [(row["id"], set(row["audiences"])) for row in expected]
+            assert not await app.fetch(
+                "SELECT * FROM tenant_file_page($1, $2, '-created_at', 50, 0)", other, tenant
+            )
+            for file_id, _ in got[:3]:
+                one = await app.fetch(
+                    "SELECT * FROM tenant_file($1, $2, $3)", setting, tenant, file_id
+                )
+                assert [row["id"] for row in one] == [file_id]
+                assert not await app.fetch(
+                    "SELECT * FROM tenant_file($1, $2, $3)", other, tenant, file_id
+                )
+            users = await platform.fetch(
+                "SELECT id, email FROM users WHERE tenant_id = $1 AND NOT disabled", tenant
+            )
+            for user in users:
+                me = await app.fetch(
+                    "SELECT * FROM tenant_me($1, $2, $3)", setting, tenant, user["id"]
+                )
+                assert [row["email"] for row in me] == [user["email"]]
+                assert not await app.fetch(
+                    "SELECT * FROM tenant_me($1, $2, $3)", "", tenant, user["id"]
+                )
+            # The setting ended with the statement: the connection sees no tenant after it.
+            assert await app.fetchval("SELECT current_setting('app.tenant_id', true)") in ("", None)
+
+
 @pytest.mark.parametrize("revision", CHAIN[:-1])
 async def test_upgrade_from_revision_with_data(blank_database: Settings, revision: str) -> None:
     await _upgrade(blank_database, revision)
@@ -576,6 +629,7 @@ async def test_upgrade_from_revision_with_data(blank_database: Settings, revisio
             assert await platform.fetchval("SELECT count(*) FROM upload_sessions")
     if _at_least(revision, "0002"):
         await _assert_usage_rolled_up(blank_database)
+    await _assert_tenant_functions_read_what_tables_hold(blank_database)
     async with connect_as(role_url(blank_database, "owner")) as owner:
         assert await owner.fetchval("SELECT version_num FROM alembic_version") == HEAD
         # Whatever the migrations did to read tenant rows, it is undone: RLS is forced on

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,7 +16,7 @@ from tenantry.auth.tokens import TokenIssuer, hash_refresh_token, new_refresh_to
 from tenantry.config import Settings
 from tenantry.db.enums import Role, UsageKind
 from tenantry.db.models import PlatformAdmin, RefreshToken, User
-from tenantry.db.reads import PreparedRead, TenantReader
+from tenantry.db.reads import TenantFunction, TenantReader
 from tenantry.db.repository import TenantScopedRepository
 from tenantry.db.tenant_scope import TenantRecord
 from tenantry.db.usage import UsageRecorder
@@ -24,13 +24,7 @@ from tenantry.lib.errors import DomainError, ErrorCode
 from tenantry.lib.metrics import login_failures
 from tenantry.lib.schemas import normalize_email
 
-_ME = PreparedRead(
-    select(User.id, User.email, User.role, User.display_name).where(
-        User.tenant_id == bindparam("tenant_id"),
-        User.id == bindparam("user_id"),
-        User.disabled.is_(False),
-    )
-)
+_ME = TenantFunction("tenant_me", 2)  # an enabled user's profile, one round trip
 
 
 class UserRepository(TenantScopedRepository[User]):
@@ -192,9 +186,10 @@ class TenantAuthService:
         )
 
     async def me(self, user_id: uuid.UUID) -> MeResponse:
-        row = await self.reader.fetch_one(_ME, tenant_id=self.tenant.id, user_id=user_id)
-        if row is None:
+        rows = await self.reader.call(_ME, self.tenant.id, user_id)
+        if not rows:
             raise DomainError(ErrorCode.INVALID_TOKEN, "account not found or disabled")
+        row = rows[0]
         tenant = TenantSummary(id=self.tenant.id, slug=self.tenant.slug, name=self.tenant.name)
         return MeResponse(
             id=row["id"],

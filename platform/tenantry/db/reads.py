@@ -2,11 +2,14 @@
 
 `/auth/me`, single-file reads, the plain listing and the stats run on every page of every app.
 Through an ORM session they pay for the session, the greenlet bridge and the event hooks on each
-request (benchmarks/RESULTS.md); here a read-only transaction is BEGIN with the tenant setting in
-one round trip (`tenant_setting_sql`, the same statement the tenant engine runs), the queries,
-COMMIT. The setting is transaction-local, so a pooled connection never carries a tenant on,
-whether asyncpg's pool or a transaction-mode PgBouncer hands it out. Statements are prepared and
-kept per connection (asyncpg's statement cache), except behind a pooler (`connect_args`).
+request (benchmarks/RESULTS.md). Here the hottest ones (`call`) are one round trip: a database
+function (migration 0011) sets the tenant and selects in one statement, whose implicit
+transaction ends with it. The others run in a read-only transaction: BEGIN with the tenant
+setting in one round trip (`tenant_setting_sql`, the same statement the tenant engine runs), the
+queries, COMMIT. Either way the setting is transaction-local, so a pooled connection never
+carries a tenant on, whether asyncpg's pool or a transaction-mode PgBouncer hands it out.
+Statements are prepared and kept per connection (asyncpg's statement cache), except behind a
+pooler (`connect_args`).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from sqlalchemy import Select
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 
 from tenantry.db.errors import translate_database_error
-from tenantry.db.tenant_scope import current_tenant_id, tenant_setting_sql
+from tenantry.db.tenant_scope import current_tenant_id, tenant_setting, tenant_setting_sql
 from tenantry.lib.metrics import PoolUse
 
 _DIALECT = asyncpg_dialect.dialect()  # type: ignore[no-untyped-call]
@@ -43,6 +46,15 @@ class PreparedRead:
 
     def arguments(self, **values: object) -> list[object]:
         return [values[name] if name in values else self._defaults[name] for name in self._names]
+
+
+class TenantFunction:
+    """A tenant function of migration 0011: its first argument is the tenant setting, which
+    `TenantReader.call` supplies from the request's context."""
+
+    def __init__(self, name: str, arity: int) -> None:
+        placeholders = ", ".join(f"${n}" for n in range(1, arity + 2))
+        self.sql = f"SELECT * FROM {name}({placeholders})"  # noqa: S608 - our constants
 
 
 class TenantReader:
@@ -77,20 +89,33 @@ class TenantReader:
         """A transaction that sees the request's tenant only (nothing without one); read-only
         unless asked (the limits' bookkeeping writes). Database failures leave as the
         catalogue's errors (503, or 422 for a bad value)."""
-        assert self._pool is not None, "TenantReader.start() was not awaited"
         begin = ("BEGIN READ ONLY; " if read_only else "BEGIN; ") + tenant_setting_sql(
             current_tenant_id()
         )
+        async with self._connection() as connection:
+            await connection.execute(begin)
+            try:
+                yield connection
+            except BaseException:
+                if not connection.is_closed():
+                    await connection.execute("ROLLBACK")
+                raise
+            await connection.execute("COMMIT")
+
+    async def call(self, function: TenantFunction, *arguments: object) -> list[asyncpg.Record]:
+        """The rows of a tenant function, given the request's tenant setting: one round trip."""
+        async with self._connection() as connection:
+            rows: list[asyncpg.Record] = await connection.fetch(
+                function.sql, tenant_setting(current_tenant_id()), *arguments
+            )
+            return rows
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        assert self._pool is not None, "TenantReader.start() was not awaited"
         try:
             async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as connection:
-                await connection.execute(begin)
-                try:
-                    yield connection
-                except BaseException:
-                    if not connection.is_closed():
-                        await connection.execute("ROLLBACK")
-                    raise
-                await connection.execute("COMMIT")
+                yield connection
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
             translated = translate_database_error(exc)
             if translated is None:

@@ -37,10 +37,9 @@ from tenantry.db.models import (
     File,
     FileAudience,
     FileStat,
-    TenantUsage,
     UploadSession,
 )
-from tenantry.db.reads import PreparedRead, TenantReader
+from tenantry.db.reads import PreparedRead, TenantFunction, TenantReader
 from tenantry.db.repository import TenantScopedRepository
 from tenantry.db.usage import UsageRecorder
 from tenantry.files.rollup import Facets, Session
@@ -78,24 +77,9 @@ SORTS: dict[str, tuple[UnaryExpression[Any], ...]] = {
     "-size": (File.size.desc(), File.id.desc()),
 }
 _IS_READY = File.status == FileStatus.READY
-_GET_READY_FILE = PreparedRead(
-    select(*FILE_COLUMNS).where(
-        File.tenant_id == bindparam("tenant_id"), File.id == bindparam("file_id"), _IS_READY
-    )
-)
-_LIST_READY = {
-    sort: PreparedRead(
-        select(*FILE_COLUMNS)
-        .where(File.tenant_id == bindparam("tenant_id"), _IS_READY)
-        .order_by(*order)
-        .limit(bindparam("limit"))
-        .offset(bindparam("offset"))
-    )
-    for sort, order in SORTS.items()
-}
-_READY_COUNT = PreparedRead(
-    select(TenantUsage.file_count).where(TenantUsage.tenant_id == bindparam("tenant_id"))
-)
+# One round trip each (migration 0011): the same columns as FILE_COLUMNS.
+_READY_FILE = TenantFunction("tenant_file", 2)
+_READY_PAGE = TenantFunction("tenant_file_page", 4)
 _STATS_ROWS = PreparedRead(
     select(FileStat.dimension, FileStat.key, FileStat.files, FileStat.bytes).where(
         FileStat.tenant_id == bindparam("tenant_id")
@@ -241,23 +225,19 @@ class FileRepository(TenantScopedRepository[File]):
     # -- reads on the fast path (committed state) -------------------------------------------
 
     async def ready_row(self, file_id: uuid.UUID) -> asyncpg.Record | None:
-        return await self.reader.fetch_one(
-            _GET_READY_FILE, tenant_id=self.tenant_id, file_id=file_id
-        )
+        rows = await self.reader.call(_READY_FILE, self.tenant_id, file_id)
+        return rows[0] if rows else None
 
     async def ready_page(
         self, *, sort: FileSort, limit: int, offset: int
     ) -> tuple[list[asyncpg.Record], int]:
-        """The unfiltered listing; the total is the usage counter, which counts ready files."""
-        read = _LIST_READY[sort]
-        async with self.reader.transaction() as connection:
-            rows = await connection.fetch(
-                read.sql, *read.arguments(tenant_id=self.tenant_id, limit=limit, offset=offset)
-            )
-            total = await connection.fetchval(
-                _READY_COUNT.sql, *_READY_COUNT.arguments(tenant_id=self.tenant_id)
-            )
-        return list(rows), int(total or 0)
+        """The unfiltered listing; the total is the usage counter, which counts ready files.
+        The first row carries the total even when the page is empty (its file is null then)."""
+        rows = await self.reader.call(_READY_PAGE, self.tenant_id, sort, limit, offset)
+        if not rows:  # no usage counter: a tenant being provisioned or offboarded
+            return [], 0
+        files = rows if rows[0]["id"] is not None else []
+        return files, int(rows[0]["total"])
 
     async def stats_rows(self) -> StatsRows:
         tenant = {"tenant_id": self.tenant_id}
