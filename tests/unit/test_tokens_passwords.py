@@ -80,6 +80,91 @@ def test_hs512_token_with_same_secret_is_refused(issuer: TokenIssuer) -> None:
         issuer.verify(jwt.encode(claims, SECRET, algorithm="HS512"), "tenant")
 
 
+def _claims(**changes: object) -> dict[str, object]:
+    now = int(time.time())
+    claims: dict[str, object] = {
+        "iss": "tenantry",
+        "aud": "tenant",
+        "sub": str(uuid.uuid4()),
+        "role": "owner",
+        "tid": str(uuid.uuid4()),
+        "iat": now,
+        "exp": now + 60,
+        "jti": "j",
+        "ep": 3,
+    }
+    claims.update(changes)
+    return {k: v for k, v in claims.items() if v is not None}
+
+
+def test_tokens_pyjwt_signs_are_verified_and_read_as_pyjwt_reads_them(issuer: TokenIssuer) -> None:
+    claims = _claims()
+    verified = issuer.verify(jwt.encode(claims, SECRET, algorithm="HS256"), "tenant")
+    assert (str(verified.sub), str(verified.tid), verified.role, verified.ep) == (
+        claims["sub"],
+        claims["tid"],
+        "owner",
+        3,
+    )
+    ours = issuer.issue(
+        subject=uuid.uuid4(), role="viewer", audience="tenant", tenant_id=uuid.uuid4()
+    )
+    assert jwt.decode(ours, SECRET, algorithms=["HS256"], audience="tenant")["role"] == "viewer"
+
+
+def _tampered(token: str, part: int, replace: str) -> str:
+    parts = token.split(".")
+    parts[part] = replace
+    return ".".join(parts)
+
+
+GOOD = jwt.encode(_claims(), SECRET, algorithm="HS256")
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        pytest.param(jwt.encode(_claims(exp=None), SECRET, algorithm="HS256"), id="no-exp"),
+        pytest.param(jwt.encode(_claims(jti=None), SECRET, algorithm="HS256"), id="no-jti"),
+        pytest.param(jwt.encode(_claims(iat=None), SECRET, algorithm="HS256"), id="no-iat"),
+        pytest.param(
+            jwt.encode(_claims(iat=int(time.time()) + 600), SECRET, algorithm="HS256"),
+            id="issued-in-the-future",
+        ),
+        pytest.param(
+            jwt.encode(_claims(nbf=int(time.time()) + 600), SECRET, algorithm="HS256"),
+            id="not-yet-valid",
+        ),
+        pytest.param(
+            jwt.encode(_claims(aud=["tenant", "platform"]), SECRET, algorithm="HS256"),
+            id="audience-list",
+        ),
+        pytest.param(jwt.encode(_claims(exp=1.5e12), SECRET, algorithm="HS256"), id="float-exp"),
+        pytest.param(jwt.encode(_claims(sub="not-a-uuid"), SECRET, algorithm="HS256"), id="sub"),
+        pytest.param(jwt.encode(_claims(), SECRET, algorithm="HS256") + "!", id="sig-not-base64"),
+        pytest.param(_tampered(GOOD, 0, "eyJhbGciOiJub25lIn0"), id="header-alg-none"),
+        pytest.param(GOOD + ".x", id="four-parts"),
+        pytest.param("caf\u00e9.b.c", id="not-ascii"),
+        pytest.param("", id="empty"),
+        pytest.param(
+            jwt.encode(_claims(), SECRET, algorithm="HS256", headers={"alg": "HS256"})[:-2],
+            id="truncated",
+        ),
+    ],
+)
+def test_malformed_or_unsigned_tokens_are_401s(issuer: TokenIssuer, token: str) -> None:
+    with pytest.raises(DomainError) as caught:
+        issuer.verify(token, "tenant")
+    assert caught.value.code == "invalid_token"
+
+
+def test_a_signed_payload_that_is_not_a_claims_object_is_a_401(issuer: TokenIssuer) -> None:
+    token = jwt.api_jws.encode(b"[1, 2]", SECRET, algorithm="HS256")
+    with pytest.raises(DomainError) as caught:
+        issuer.verify(token, "tenant")
+    assert caught.value.code == "invalid_token"
+
+
 @pytest.mark.parametrize(
     ("header", "expected"),
     [
