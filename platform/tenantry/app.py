@@ -56,6 +56,7 @@ from tenantry.db.engines import (
 from tenantry.db.errors import DATABASE_ERRORS, translate_database_error
 from tenantry.db.listener import ChangeListener
 from tenantry.db.reads import TenantReader
+from tenantry.db.tenant_scope import request_tenant
 from tenantry.db.usage import Clock, UsageRecorder, utc_now
 from tenantry.files.controllers import (
     AudiencesAdminController,
@@ -92,7 +93,6 @@ from tenantry.storage.factory import build_store
 from tenantry.tenancy.cache import TenantCache, track_tenant_changes
 from tenantry.tenancy.controllers import BrandingController
 from tenantry.tenancy.cors import CorsMiddleware
-from tenantry.tenancy.deps import provide_tenant
 from tenantry.tenancy.domains import DnsVerifier
 from tenantry.tenancy.limits import RateLimiter, UploadLimits, UploadSlots
 from tenantry.tenancy.middleware import TenancyMiddleware, TenantResolver
@@ -320,7 +320,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             "platform_db_session": Provide(
                 session_provider(services.platform_db, services.after_commit)
             ),
-            "tenant": Provide(provide_tenant, sync_to_thread=False),
+            "tenant": Provide(request_tenant, sync_to_thread=False),
             "settings": _singleton(settings),
             "drain": _singleton(Drain(settings.runtime_dir)),
             "store": _singleton(services.store),
@@ -336,28 +336,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             "key_hasher": _singleton(services.key_hasher),
             "dns_verifier": _singleton(DnsVerifier(settings.dns_nameservers, settings.dns_port)),
             "tenant_purges": _singleton(TENANT_PURGES),
-            "file_backends": _singleton(
-                FileBackends(
-                    services.reader,
-                    services.store,
-                    services.recorder,
-                    UploadLimits(
-                        UploadSlots(services.reader, enabled=settings.rate_limits),
-                        services.rate_limiter,
-                    ),
-                    settings.direct_upload_ttl_seconds,
-                )
-            ),
-            "auth_backends": _singleton(
-                AuthBackends(
-                    settings,
-                    services.tokens,
-                    services.passwords,
-                    services.reader,
-                    services.recorder,
-                    services.mailer,
-                )
-            ),
         },
         exception_handlers={
             **EXCEPTION_HANDLERS,
@@ -389,6 +367,24 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
     )
     document_app(app)
     app.state.services = services
+    # Read by the providers of the hottest routes rather than injected (see tenantry.files.deps).
+    app.state.file_backends = FileBackends(
+        services.reader,
+        services.store,
+        services.recorder,
+        UploadLimits(
+            UploadSlots(services.reader, enabled=settings.rate_limits), services.rate_limiter
+        ),
+        settings.direct_upload_ttl_seconds,
+    )
+    app.state.auth_backends = AuthBackends(
+        settings,
+        services.tokens,
+        services.passwords,
+        services.reader,
+        services.recorder,
+        services.mailer,
+    )
     # Around Litestar's whole handler, not in its middleware list (see tenantry.lib.observe);
     # tracing outside it, so every log line of a request names the request's span.
     app.asgi_handler = ObservedApp(

@@ -1,7 +1,12 @@
+"""Providers of the auth services. The tenant's have one injected leaf, the session; the tenant
+and the backends are read from the request (why: `tenantry.files.deps`)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from litestar import Request
 from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -11,15 +16,14 @@ from tenantry.auth.services import PlatformAuthService, TenantAuthService
 from tenantry.auth.tokens import TokenIssuer
 from tenantry.config import Settings
 from tenantry.db.reads import TenantReader
-from tenantry.db.tenant_scope import TenantRecord
+from tenantry.db.tenant_scope import request_tenant
 from tenantry.db.usage import UsageRecorder
 from tenantry.lib.mail import Mailer
 
 
 @dataclass(frozen=True, slots=True)
 class AuthBackends:
-    """What the tenant's auth service runs on, injected as one value (the app builds it once):
-    `/auth/me` is on every page, and each injected value costs a resolution per request."""
+    """What the tenant's auth service runs on (the app builds it once, in its state)."""
 
     settings: Settings
     tokens: TokenIssuer
@@ -29,29 +33,31 @@ class AuthBackends:
     mailer: Mailer | None
 
 
+def _backends(request: Request[Any, Any, Any]) -> AuthBackends:
+    backends: AuthBackends = request.app.state.auth_backends
+    return backends
+
+
 def provide_tenant_auth_service(
-    db_session: NamedDependency[AsyncSession],
-    tenant: NamedDependency[TenantRecord],
-    auth_backends: NamedDependency[AuthBackends],
+    request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession]
 ) -> TenantAuthService:
+    backends = _backends(request)
     return TenantAuthService(
         db_session,
-        tenant,
-        settings=auth_backends.settings,
-        tokens=auth_backends.tokens,
-        passwords=auth_backends.passwords,
-        reader=auth_backends.reader,
-        recorder=auth_backends.recorder,
+        request_tenant(),
+        settings=backends.settings,
+        tokens=backends.tokens,
+        passwords=backends.passwords,
+        reader=backends.reader,
+        recorder=backends.recorder,
     )
 
 
 def provide_account_service(
-    db_session: NamedDependency[AsyncSession],
-    tenant: NamedDependency[TenantRecord],
-    auth_backends: NamedDependency[AuthBackends],
+    request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession]
 ) -> AccountService:
     return AccountService(
-        provide_tenant_auth_service(db_session, tenant, auth_backends), auth_backends.mailer
+        provide_tenant_auth_service(request, db_session), _backends(request).mailer
     )
 
 

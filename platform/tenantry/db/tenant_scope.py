@@ -16,6 +16,8 @@ from typing import Any
 import msgspec
 from sqlalchemy import text
 
+from tenantry.lib.errors import DomainError, ErrorCode
+
 
 class TenantRecord(msgspec.Struct, frozen=True):
     """What a request needs to know about its tenant: a snapshot of its `tenants` row."""
@@ -36,6 +38,14 @@ class TenantRecord(msgspec.Struct, frozen=True):
 
 
 current_tenant: ContextVar[TenantRecord | None] = ContextVar("current_tenant", default=None)
+
+
+def request_tenant() -> TenantRecord:
+    """The request's tenant, as TenancyMiddleware resolved it, for tenant routes."""
+    tenant = current_tenant.get()
+    if tenant is None:  # unreachable behind TenancyMiddleware; fail closed all the same
+        raise DomainError(ErrorCode.UNKNOWN_TENANT, "no tenant")
+    return tenant
 
 
 def current_tenant_id() -> uuid.UUID | None:

@@ -6,17 +6,7 @@ from litestar import Request
 from litestar.di import NamedDependency
 
 from tenantry.config import Settings
-from tenantry.db.tenant_scope import TenantRecord, current_tenant
-from tenantry.lib.errors import DomainError, ErrorCode
 from tenantry.lib.http import request_origin
-
-
-def provide_tenant() -> TenantRecord:
-    """The request's tenant, as TenancyMiddleware resolved it."""
-    tenant = current_tenant.get()
-    if tenant is None:  # unreachable behind TenancyMiddleware; fail closed all the same
-        raise DomainError(ErrorCode.UNKNOWN_TENANT, "no tenant")
-    return tenant
 
 
 def provide_origin(request: Request[Any, Any, Any], settings: NamedDependency[Settings]) -> str:
