@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-import structlog
 from advanced_alchemy.filters import LimitOffset, OrderBy
 from sqlalchemy import insert
 
@@ -21,6 +20,7 @@ from tenantry.db.enums import ActorType
 from tenantry.db.models import AuditEntry
 from tenantry.db.repository import TenantScopedRepository
 from tenantry.db.usage import Clock, Session, utc_now
+from tenantry.lib.logging import request_context
 from tenantry.lib.schemas import Page
 
 _SECRET_WORDS = ("password", "secret", "token", "hash", "key")
@@ -56,7 +56,7 @@ def scrub(values: dict[str, Any]) -> dict[str, Any]:
 def current_origin() -> RequestOrigin:
     """The request being served, as the request-context middleware bound it (its peer's
     address: behind a proxy, the proxy's)."""
-    bound = structlog.contextvars.get_contextvars()
+    bound = request_context()
     request_id, client = bound.get("request_id"), bound.get("client_address")
     return RequestOrigin(str(request_id) if request_id else None, str(client) if client else None)
 

@@ -24,6 +24,8 @@ from litestar.exceptions import (
 )
 from litestar.types import ExceptionHandlersMap
 
+from tenantry.lib.logging import request_context
+
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_TYPE_PATH = "/problems"
 logger = structlog.get_logger("tenantry.errors")
@@ -453,7 +455,7 @@ def problem_response(
         detail=detail,
         instance=request.url.path,
         errors=errors,
-        request_id=structlog.contextvars.get_contextvars().get("request_id"),
+        request_id=request_context().get("request_id"),
     )
     return Response(problem, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 

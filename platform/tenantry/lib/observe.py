@@ -3,7 +3,7 @@
 It wraps Litestar's whole ASGI handler rather than sitting in its middleware list: Litestar
 runs middleware per route handler, so a 404 or 405 from the router would pass unseen (no
 request id, no log line, no metric). It keeps no state between requests: the request's own
-values live in structlog's contextvars, which every line of the request (and the problem
+values live in the request's log context (`lib.logging`), which every line of the request (and the problem
 details of an error) reads.
 """
 
@@ -19,6 +19,7 @@ import structlog
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
+from tenantry.lib.logging import request_context, start_request_context
 from tenantry.lib.metrics import (
     OTHER_TENANT,
     UNMATCHED_ROUTE,
@@ -94,8 +95,7 @@ class ObservedApp:
                 traceparent = value.decode("latin-1")
         request_id = request_id or uuid.uuid4().hex
         client = scope.get("client")
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(
+        start_request_context(
             request_id=request_id,
             client_address=client[0] if client else None,
             **(
@@ -129,7 +129,7 @@ class ObservedApp:
     def _record(self, scope: HTTPScope, status: int, seconds: float) -> None:
         method = scope["method"]
         route = _route(scope)
-        tenant = structlog.contextvars.get_contextvars().get("tenant")
+        tenant = request_context().get("tenant")
         http_requests.labels(method, route, str(status), self._tenant_label(tenant)).inc()
         http_request_seconds.labels(method, route).observe(seconds)
         principal: _Principal | None = scope.get("user")

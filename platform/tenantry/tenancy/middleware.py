@@ -13,7 +13,6 @@ from __future__ import annotations
 import uuid
 from typing import Any, cast
 
-import structlog
 from litestar.connection import ASGIConnection
 from litestar.datastructures import Headers
 from litestar.middleware import ASGIMiddleware
@@ -25,6 +24,7 @@ from tenantry.db.enums import TenantStatus
 from tenantry.db.tenant_scope import TenantRecord, current_tenant
 from tenantry.lib.errors import DomainError, ErrorCode
 from tenantry.lib.http import is_valid_host, request_host
+from tenantry.lib.logging import bind_request_context
 from tenantry.lib.zones import TENANT_PUBLIC, rate_bucket, route_zone, zone_needs_tenant
 from tenantry.tenancy.cache import TenantCache
 from tenantry.tenancy.limits import RateLimiter, RequestBucket
@@ -34,7 +34,7 @@ MAX_SLUG_HEADER = 63
 
 def bind_log_tenant(tenant: TenantRecord) -> None:
     """Every later log line of the request (its access line too) names the tenant."""
-    structlog.contextvars.bind_contextvars(tenant_id=str(tenant.id), tenant=tenant.slug)
+    bind_request_context(tenant_id=str(tenant.id), tenant=tenant.slug)
 
 
 class TenantResolver:
