@@ -200,7 +200,8 @@ def main() -> None:
         os.chmod(root, 0o755)  # pgserver runs Postgres as its own user when we are root
         with embedded_postgres(root) as database_url:
             env = {**prepare(database_url, root, bcrypt_rounds=12), "TENANTRY_RATE_LIMITS": "true"}
-            with server_process(env, root, free_port(), workers=2) as base_url:
+            with server_process(env, root, free_port(), workers=2) as server:
+                base_url = server.base_url
                 # B reads as fast as the machine allows: its own rate must not be what limits it.
                 flooder = _provision(base_url, "flood")
                 measured = _provision(base_url, "calm", api_rate=None)
