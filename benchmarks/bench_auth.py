@@ -1,37 +1,73 @@
-"""Issue 2 benchmark: login throughput against the raw bcrypt limit, `/me` latency during a
-login storm, and `/me` throughput against a raw asyncpg loop doing the same transaction.
+"""Issue 2 and 11 benchmark: login throughput against the raw bcrypt limit, `/me` latency during
+a login storm, `/me` throughput with its CPU per request, against a baseline build, the framework
+floor and a raw asyncpg loop doing the same transaction, in interleaved rounds.
 
-    uv run python benchmarks/bench_auth.py [--duration S] [--repeats N]
+    uv run python benchmarks/bench_auth.py [--baseline REF] [--rounds N] [--duration S]
 
-Sets everything up itself (embedded Postgres in a temp dir, `tenantry serve` with 2 granian
-workers, one tenant), runs every measurement `--repeats` times and prints medians; ratios are
-taken within each repeat (same conditions), then their median is reported.
+Sets everything up itself (embedded Postgres in a temp dir, one tenant created by this tree;
+with `--baseline`, REF in a temporary worktree with its own locked environment). Each round
+measures raw bcrypt first (no server running), then in turn (reversed every other round) each
+build's `tenantry serve` on the same database, the floor (floor_app.py) and the raw asyncpg
+loop, one at a time. Medians over the rounds; ratios are taken within each round, then their
+median is reported.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
-import re
 import statistics
-import subprocess
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing import get_context
+from pathlib import Path
 
 import asyncpg
 import bcrypt
 import httpx
-from harness import TENANT_ADMIN, Target, percentile, running_target
+from harness import (
+    SLUG,
+    TENANT_ADMIN,
+    Build,
+    Server,
+    WrkResult,
+    add_comparison_options,
+    baseline_build,
+    create_tenant,
+    current_build,
+    embedded_postgres,
+    floor_server,
+    free_port,
+    loadavg,
+    markdown_table,
+    median_ratio,
+    met,
+    percentile,
+    prepare,
+    role_dsn,
+    round_order,
+    run_header,
+    server_process,
+    wrk,
+)
 
 SET_TENANT = "SELECT set_config('app.tenant_id', $1, true)"
 SELECT_ME = "SELECT id, email, role FROM users WHERE tenant_id = $1 AND id = $2 AND NOT disabled"
 WARMUP_SECONDS = 3.0
+HOST = f"{SLUG}.localhost"
+FLOOR = "floor"
+RAW = "raw"  # measured with no server running: raw bcrypt, the raw asyncpg loop
+# Not measured here: logins at bcrypt cost 12 of the NestJS reference service and of Tenantry
+# 2ce128d side by side on 2026-12-01, this machine type, interleaved, medians of 3. Printed
+# beside this run's figures; no goal is computed from them.
+SIDE_BY_SIDE_2026_12_01 = {"reference (NestJS)": "6.93 logins/s", "Tenantry 2ce128d": "6.26/s"}
 
 
 @dataclass(frozen=True)
@@ -68,12 +104,12 @@ def bcrypt_rate(threads: int, duration: float, rounds: int) -> float:
 # --- 2 + 3. login storm, with a steady /me probe -------------------------------------------
 
 
-def _client(target: Target, connections: int, token: str | None = None) -> httpx.AsyncClient:
-    headers = {"Host": target.host_header}
+def _client(base_url: str, connections: int, token: str | None = None) -> httpx.AsyncClient:
+    headers = {"Host": HOST}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    return httpx.AsyncClient(base_url=target.base_url, headers=headers, limits=limits, timeout=60)
+    return httpx.AsyncClient(base_url=base_url, headers=headers, limits=limits, timeout=60)
 
 
 def login_payload() -> dict[str, str]:
@@ -106,11 +142,14 @@ async def probe_me(client: httpx.AsyncClient, rate: float, duration: float) -> l
 
 
 async def login_storm(
-    target: Target, session: Session, *, clients: int, probe_rate: float, duration: float
+    base_url: str, session: Session, *, clients: int, probe_rate: float, duration: float
 ) -> tuple[float, list[float]]:
     """Logins/s completed by `clients` looping clients, and probe latencies meanwhile."""
     completions: list[float] = []
-    async with _client(target, clients) as logins, _client(target, 8, session.token) as probe:
+    async with (
+        _client(base_url, clients) as logins,
+        _client(base_url, 8, session.token) as probe,
+    ):
         storm = [asyncio.create_task(_login_forever(logins, completions)) for _ in range(clients)]
         try:
             await asyncio.sleep(WARMUP_SECONDS)
@@ -128,50 +167,12 @@ async def login_storm(
     return done / (window_end - window_start), latencies
 
 
-async def idle_probe(target: Target, session: Session, rate: float, duration: float) -> list[float]:
-    async with _client(target, 8, session.token) as probe:
+async def idle_probe(base_url: str, session: Session, rate: float, duration: float) -> list[float]:
+    async with _client(base_url, 8, session.token) as probe:
         return await probe_me(probe, rate, duration)
 
 
-# --- 4. /me throughput: the app under wrk vs a raw asyncpg loop ------------------------------
-
-_WRK_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-
-@dataclass(frozen=True)
-class WrkResult:
-    requests_per_second: float
-    p50_ms: float
-    p99_ms: float
-
-
-def _wrk_latency(output: str, label: str) -> float:
-    match = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
-    if match is None:
-        raise RuntimeError(f"no {label} latency in wrk output:\n{output}")
-    return float(match.group(1)) * _WRK_UNITS_MS[match.group(2)]
-
-
-def wrk_me(target: Target, session: Session, connections: int, duration: float) -> WrkResult:
-    command = [
-        "wrk",
-        "-t2",
-        f"-c{connections}",
-        f"-d{duration:g}s",
-        "--latency",
-        "-H",
-        f"Host: {target.host_header}",
-        "-H",
-        f"Authorization: Bearer {session.token}",
-        f"{target.base_url}/api/v1/auth/me",
-    ]
-    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    if "Non-2xx" in output or "Socket errors" in output:
-        raise RuntimeError(f"wrk saw failures:\n{output}")
-    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
-    if rate is None:
-        raise RuntimeError(f"no Requests/sec in wrk output:\n{output}")
-    return WrkResult(float(rate.group(1)), _wrk_latency(output, "50%"), _wrk_latency(output, "99%"))
+# --- 4. /me throughput: the raw asyncpg loop (the app and the floor are under wrk) -------
 
 
 async def _raw_task(connection: asyncpg.Connection, session: Session, end: float) -> int:
@@ -202,15 +203,14 @@ def _raw_process(dsn: str, session: Session, tasks: int, start_at: float, end: f
 
 
 def raw_asyncpg_rate(
-    target: Target, session: Session, *, processes: int, tasks: int, duration: float
+    dsn: str, session: Session, *, processes: int, tasks: int, duration: float
 ) -> float:
     """Transactions/s of `processes` x `tasks` connections, all starting at the same instant."""
     start_at = time.time() + 8.0  # spawn, imports, connects
     end = start_at + duration
     with ProcessPoolExecutor(processes, mp_context=get_context("spawn")) as pool:
         futures = [
-            pool.submit(_raw_process, target.app_dsn, session, tasks, start_at, end)
-            for _ in range(processes)
+            pool.submit(_raw_process, dsn, session, tasks, start_at, end) for _ in range(processes)
         ]
         return sum(future.result() for future in futures) / duration
 
@@ -218,8 +218,8 @@ def raw_asyncpg_rate(
 # --- orchestration -----------------------------------------------------------------------------
 
 
-def tenant_session(target: Target) -> Session:
-    with httpx.Client(base_url=target.base_url, headers={"Host": target.host_header}) as client:
+def tenant_session(base_url: str) -> Session:
+    with httpx.Client(base_url=base_url, headers={"Host": HOST}) as client:
         login = client.post("/api/v1/auth/login", json=login_payload(), timeout=60)
         login.raise_for_status()
         token = login.json()["access_token"]
@@ -229,93 +229,236 @@ def tenant_session(target: Target) -> Session:
     return Session(token, uuid.UUID(body["id"]), uuid.UUID(body["tenant"]["id"]))
 
 
-def run_repeat(target: Target, args: argparse.Namespace, index: int) -> dict[str, float]:
-    session = tenant_session(target)  # fresh token: the run outlives one access-token TTL
-    row: dict[str, float] = {}
-    for threads in (2, 4):
-        row[f"bcrypt_{threads}t"] = bcrypt_rate(threads, args.duration, args.bcrypt_rounds)
+@dataclass
+class Results:
+    """(side, measurement) -> one value per round, in round order; each round's side order."""
+
+    values: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    orders: list[list[str]] = field(default_factory=list)
+
+    def add(self, side: str, **measured: float) -> None:
+        for key, value in measured.items():
+            self.values.setdefault((side, key), []).append(value)
+
+    def add_wrk(self, side: str, result: WrkResult) -> None:
+        self.add(
+            side,
+            me_wrk=result.rps,
+            me_wrk_p50=result.p50_ms,
+            me_wrk_p99=result.p99_ms,
+            me_app_ms=result.app_ms or 0.0,
+            me_db_ms=result.db_ms or 0.0,
+        )
+        print(f"    {side} /me under wrk: {result.summary()}", flush=True)
+
+    def get(self, side: str, key: str) -> list[float]:
+        return self.values.get((side, key), [])
+
+
+@dataclass(frozen=True)
+class Setup:
+    env: dict[str, str]
+    root: Path
+    app_dsn: str  # tenantry_app: the raw loop's transaction, RLS and all
+    platform_dsn: str  # the floor's role: no tenant setting, its policy is `true`
+    user: Session  # the tenant admin, as a build's /me sees them
+
+
+def measure_build(
+    server: Server, setup: Setup, side: str, args: argparse.Namespace, results: Results
+) -> None:
+    session = tenant_session(server.base_url)  # fresh token: the run outlives one access-token TTL
+    bcrypt_2t = results.get(RAW, "bcrypt_2t")[-1]
+    bcrypt_4t = results.get(RAW, "bcrypt_4t")[-1]
     logins, during = asyncio.run(
         login_storm(
-            target,
+            server.base_url,
             session,
             clients=args.login_clients,
             probe_rate=args.probe_rate,
             duration=args.duration,
         )
     )
-    idle = asyncio.run(idle_probe(target, session, args.probe_rate, min(args.duration, 10.0)))
-    row |= {
-        "logins": logins,
-        "login_vs_bcrypt_2t": logins / row["bcrypt_2t"],
-        "login_vs_bcrypt_4t": logins / row["bcrypt_4t"],
-        "me_storm_p50": percentile(during, 0.50),
-        "me_storm_p99": percentile(during, 0.99),
-        "me_idle_p50": percentile(idle, 0.50),
-        "me_idle_p99": percentile(idle, 0.99),
-    }
-    # Alternate which side of the throughput pair goes first, so drift hits both alike.
-    pair = (_measure_app, _measure_raw)
-    for measure in pair if index % 2 == 0 else reversed(pair):
-        row |= measure(target, session, args)
-    row["me_vs_raw"] = row["me_wrk"] / row["raw_asyncpg"]
-    return row
-
-
-def _measure_app(target: Target, session: Session, args: argparse.Namespace) -> dict[str, float]:
-    wrk_me(target, session, args.connections, WARMUP_SECONDS)  # fill the pools
-    result = wrk_me(target, session, args.connections, args.duration)
-    return {
-        "me_wrk": result.requests_per_second,
-        "me_wrk_p50": result.p50_ms,
-        "me_wrk_p99": result.p99_ms,
-    }
-
-
-def _measure_raw(target: Target, session: Session, args: argparse.Namespace) -> dict[str, float]:
-    rate = raw_asyncpg_rate(
-        target,
-        session,
-        processes=args.raw_processes,
-        tasks=args.connections // args.raw_processes,
-        duration=args.duration,
+    idle = asyncio.run(
+        idle_probe(server.base_url, session, args.probe_rate, min(args.duration, 10.0))
     )
-    return {"raw_asyncpg": rate}
+    results.add(
+        side,
+        logins=logins,
+        login_vs_bcrypt_2t=logins / bcrypt_2t,
+        login_vs_bcrypt_4t=logins / bcrypt_4t,
+        me_storm_p50=percentile(during, 0.50),
+        me_storm_p99=percentile(during, 0.99),
+        me_idle_p50=percentile(idle, 0.50),
+        me_idle_p99=percentile(idle, 0.99),
+    )
+    print(
+        f"    {side}: {logins:.2f} logins/s ({logins / bcrypt_2t:.1%} of raw bcrypt), /me p99 "
+        f"{percentile(during, 0.99):.1f} ms during the storm",
+        flush=True,
+    )
+    headers = {"Host": HOST, "Authorization": f"Bearer {session.token}"}
+    results.add_wrk(
+        side,
+        wrk(
+            f"{server.base_url}/api/v1/auth/me",
+            duration=args.duration,
+            headers=headers,
+            connections=args.connections,
+            warmup=WARMUP_SECONDS,  # fills the pools
+            meter=server.meter(setup.root),
+        ),
+    )
 
 
+def run_round(
+    index: int, builds: list[Build], setup: Setup, args: argparse.Namespace, results: Results
+) -> None:
+    rounds = args.rounds
+    print(f"round {index + 1}/{rounds}", flush=True)
+    results.add(
+        RAW,
+        bcrypt_2t=bcrypt_rate(2, args.duration, args.bcrypt_rounds),
+        bcrypt_4t=bcrypt_rate(4, args.duration, args.bcrypt_rounds),
+    )
+    by_name = {build.name: build for build in builds}
+    order = round_order([*by_name, FLOOR, RAW], index)
+    results.orders.append(order)
+    for side in order:
+        if side == RAW:
+            rate = raw_asyncpg_rate(
+                setup.app_dsn,
+                setup.user,
+                processes=args.raw_processes,
+                tasks=args.connections // args.raw_processes,
+                duration=args.duration,
+            )
+            results.add(RAW, raw_asyncpg=rate)
+            print(f"    raw asyncpg: {rate:,.0f} tx/s", flush=True)
+        elif side == FLOOR:
+            user = setup.user
+            with floor_server(
+                setup.env, setup.root, free_port(), args.workers, setup.platform_dsn
+            ) as server:
+                results.add_wrk(
+                    FLOOR,
+                    wrk(
+                        f"{server.base_url}/floor/{user.tenant_id}/users/{user.user_id}",
+                        duration=args.duration,
+                        connections=args.connections,
+                        warmup=WARMUP_SECONDS,
+                        meter=server.meter(setup.root),
+                    ),
+                )
+        else:
+            with server_process(
+                setup.env, setup.root, free_port(), args.workers, by_name[side]
+            ) as server:
+                measure_build(server, setup, side, args, results)
+
+
+# --- report ------------------------------------------------------------------------------------
+
+PERCENT = "{:.1%}".format
 ROWS: list[tuple[str, str, str, Callable[[float], str]]] = [
-    ("bcrypt_2t", "raw bcrypt, 2 threads", "checks/s", "{:.2f}".format),
-    ("bcrypt_4t", "raw bcrypt, 4 threads", "checks/s", "{:.2f}".format),
     ("logins", "API logins", "logins/s", "{:.2f}".format),
-    ("login_vs_bcrypt_2t", "logins / raw bcrypt (2 threads)", "ratio", "{:.1%}".format),
-    ("login_vs_bcrypt_4t", "logins / raw bcrypt (4 threads)", "ratio", "{:.1%}".format),
+    ("login_vs_bcrypt_2t", "logins / raw bcrypt (2 threads)", "ratio", PERCENT),
+    ("login_vs_bcrypt_4t", "logins / raw bcrypt (4 threads)", "ratio", PERCENT),
     ("me_storm_p50", "`/me` p50 during the login storm", "ms", "{:.1f}".format),
     ("me_storm_p99", "`/me` p99 during the login storm", "ms", "{:.1f}".format),
     ("me_idle_p50", "`/me` p50, same probe, no storm", "ms", "{:.1f}".format),
     ("me_idle_p99", "`/me` p99, same probe, no storm", "ms", "{:.1f}".format),
-    ("me_wrk", "`/me` via the app (wrk)", "req/s", "{:.0f}".format),
-    ("me_wrk_p50", "`/me` via the app (wrk), p50", "ms", "{:.1f}".format),
-    ("me_wrk_p99", "`/me` via the app (wrk), p99", "ms", "{:.1f}".format),
-    ("raw_asyncpg", "same transaction, raw asyncpg", "tx/s", "{:.0f}".format),
-    ("me_vs_raw", "app / raw asyncpg", "ratio", "{:.1%}".format),
+    ("me_wrk", "`/me` under wrk (floor: one query by id)", "req/s", "{:,.0f}".format),
+    ("me_wrk_p50", "`/me` under wrk, p50", "ms", "{:.1f}".format),
+    ("me_wrk_p99", "`/me` under wrk, p99", "ms", "{:.1f}".format),
+    ("me_app_ms", "`/me` under wrk, app CPU per request", "ms", "{:.3f}".format),
+    ("me_db_ms", "`/me` under wrk, db CPU per request", "ms", "{:.3f}".format),
+]
+RAW_ROWS: list[tuple[str, str, str, Callable[[float], str]]] = [
+    ("bcrypt_2t", "raw bcrypt, 2 threads", "checks/s", "{:.2f}".format),
+    ("bcrypt_4t", "raw bcrypt, 4 threads", "checks/s", "{:.2f}".format),
+    ("raw_asyncpg", "the `/me` transaction on raw asyncpg", "tx/s", "{:,.0f}".format),
 ]
 
 
-def report(rows: list[dict[str, float]]) -> str:
-    header = "| measurement | unit | median | " + " | ".join(
-        f"run {i + 1}" for i in range(len(rows))
-    )
-    lines = [header + " |", "|---|---|---|" + "---|" * len(rows)]
+def _cell(values: list[float], fmt: Callable[[float], str]) -> str:
+    if not values:
+        return "-"
+    return f"**{fmt(statistics.median(values))}** ({', '.join(fmt(v) for v in values)})"
+
+
+def _ratio(numerators: list[float], denominators: list[float]) -> str:
+    if not numerators or not denominators:
+        return "-"
+    return f"{median_ratio(numerators, denominators):.2f}x"
+
+
+def report(builds: list[Build], results: Results) -> str:
+    has_baseline = len(builds) > 1
+    header = ["measurement", "unit", *(build.label for build in builds)]
+    header += ["current / baseline"] if has_baseline else []
+    header += ["floor (bare Litestar)", "current / floor"]
+    rows = []
     for key, label, unit, fmt in ROWS:
-        values = [row[key] for row in rows]
-        runs = " | ".join(fmt(v) for v in values)
-        lines.append(f"| {label} | {unit} | **{fmt(statistics.median(values))}** | {runs} |")
-    return "\n".join(lines)
+        current = results.get("current", key)
+        row = [label, unit, *(_cell(results.get(build.name, key), fmt) for build in builds)]
+        if has_baseline:
+            row.append(_ratio(current, results.get("baseline", key)))
+        floor = results.get(FLOOR, key)
+        row += [_cell(floor, fmt), _ratio(current, floor)]
+        rows.append(row)
+    me_vs_raw = [
+        [
+            f"`/me` under wrk / raw asyncpg ({build.name})",
+            "ratio",
+            _ratio(results.get(build.name, "me_wrk"), results.get(RAW, "raw_asyncpg")),
+        ]
+        for build in builds
+    ]
+    raw_rows = [
+        [label, unit, _cell(results.get(RAW, key), fmt)] for key, label, unit, fmt in RAW_ROWS
+    ]
+    orders = "; ".join(
+        f"{index + 1}: {', '.join(order)}" for index, order in enumerate(results.orders)
+    )
+    return "\n\n".join(
+        [
+            markdown_table(header, rows),
+            "Medians over the rounds (every round in brackets); ratios are medians of per-round "
+            "ratios. CPU: utime + stime of the server's process group and, separately, of every "
+            "Postgres backend, over the measured wrk run, per completed request. Rounds in "
+            f"order (bcrypt first in each): {orders}.",
+            "Measured with no server running, in the same rounds:",
+            markdown_table(["measurement", "unit", "median (rounds)"], raw_rows + me_vs_raw),
+            "Not measured in this run: logins at bcrypt cost 12 side by side on 2026-12-01 (this "
+            "machine type, interleaved, medians of 3): "
+            + ", ".join(f"{name} {value}" for name, value in SIDE_BY_SIDE_2026_12_01.items())
+            + ".",
+            goals(results),
+        ]
+    )
+
+
+def goals(results: Results) -> str:
+    """Issue 11's goals for the logins (this tree)."""
+    share = statistics.median(results.get("current", "login_vs_bcrypt_2t"))
+    p99 = statistics.median(results.get("current", "me_storm_p99"))
+    rows = [
+        ["logins >= 97 % of raw bcrypt (2 threads)", f"{share:.1%}", met(share >= 0.97)],
+        ["`/auth/me` p99 < 50 ms during the login storm", f"{p99:.1f} ms", met(p99 < 50)],
+    ]
+    return "Goals (issue 11, this tree):\n\n" + markdown_table(
+        ["goal", "measured (median)", "status"], rows
+    )
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_comparison_options(parser)
+    parser.add_argument(
+        "--repeats", dest="rounds", type=int, default=argparse.SUPPRESS, help="old name of --rounds"
+    )
     parser.add_argument("--duration", type=float, default=15.0, help="seconds per measurement")
-    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--bcrypt-rounds", type=int, default=12)
     parser.add_argument("--workers", type=int, default=2, help="granian worker processes")
     parser.add_argument("--login-clients", type=int, default=12)
@@ -327,14 +470,32 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    print("load average before: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()), flush=True)
-    with running_target(bcrypt_rounds=args.bcrypt_rounds, workers=args.workers) as target:
-        rows = []
-        for index in range(args.repeats):
-            rows.append(run_repeat(target, args, index))
-            print(f"repeat {index + 1}/{args.repeats} done", flush=True)
-    print("load average after: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
-    print(report(rows))
+    load_before = loadavg()
+    print(f"load average before: {load_before}", flush=True)
+    builds = [current_build()]
+    results = Results()
+    with contextlib.ExitStack() as stack:
+        root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tenantry-bench-")))
+        os.chmod(root, 0o755)  # pgserver runs Postgres as its own user when we are root
+        if args.baseline:
+            builds.append(stack.enter_context(baseline_build(args.baseline, root)))
+        database_url = stack.enter_context(embedded_postgres(root))
+        env = prepare(database_url, root, args.bcrypt_rounds)
+        with server_process(env, root, free_port(), args.workers) as server:
+            create_tenant(server.base_url)
+            user = tenant_session(server.base_url)
+        data_dir = root / ".tenantry"
+        setup = Setup(
+            env,
+            root,
+            role_dsn(database_url, data_dir, "app"),
+            role_dsn(database_url, data_dir, "platform"),
+            user,
+        )
+        for index in range(args.rounds):
+            run_round(index, builds, setup, args, results)
+    print("\n" + run_header(load_before, builds) + "\n")
+    print(report(builds, results))
 
 
 if __name__ == "__main__":

@@ -31,9 +31,7 @@ import httpx
 import psutil
 from bench_files import (
     UPLOAD_SLUG,
-    Server,
     api_upload,
-    app_server,
     content_block,
     create_tenant,
     make_bucket,
@@ -44,7 +42,7 @@ from bench_files import (
     tenant_headers,
     tenant_token,
 )
-from harness import embedded_postgres, operator_token, prepare
+from harness import Server, embedded_postgres, free_port, operator_token, prepare, server_process
 
 GiB = 1024**3
 
@@ -160,7 +158,7 @@ def main() -> None:
             env = prepare(database_url, root, bcrypt_rounds=4)
             env.update(s3_env(s3_endpoint))
             asyncio.run(make_bucket(s3_endpoint))
-            with app_server(env, root, workers=1) as server:
+            with server_process(env, root, free_port(), workers=1) as server:
                 runs = asyncio.run(measure(server, args.size, args.repeats))
     print("\n" + report(runs, args.size))
 

@@ -1,21 +1,29 @@
-"""Files benchmark (issue 3): streamed uploads to S3 (moto) and the read paths under wrk.
+"""Files benchmark (issues 3 and 11): streamed uploads to S3 (moto), and the read paths under
+wrk against a baseline build and the framework floor in interleaved rounds.
 
-    uv run python benchmarks/bench_files.py [--sizes 10M,100M,1G] [--repeats 3]
-        [--big-repeats N] [--duration 15] [--skip-upload] [--skip-reads] [--profile]
+    uv run python benchmarks/bench_files.py [--baseline REF] [--rounds 3] [--duration 15]
+        [--sizes 10M,100M,1G] [--repeats 3] [--big-repeats N] [--skip-upload] [--skip-reads]
+        [--profile DIR]
 
 Everything is set up here and torn down on exit: an embedded Postgres in a temporary directory
 (harness.py), moto in server mode as a separate process (it must not share the GIL with the
-client), `tenantry serve` (granian) in its own process group.
+client), `tenantry serve` (granian) in its own process group; with `--baseline`, REF checked out
+in a temporary worktree with its own locked environment (removed on exit).
 
-1. Uploads (`--workers 1`, so one worker takes every upload): for each size, the same bytes go
-   through `POST /api/v1/files` (streamed multipart body, never built in memory) and through a
-   raw aioboto3 multipart upload (8 MiB parts, sequential, same endpoint), alternating which goes
-   first; MiB/s and the API/raw ratio per repeat. The worker's RSS is read from
-   /proc/<pid>/status before the upload, its peak (VmHWM, reset through clear_refs before each
-   upload, and a 10 ms sampler of VmRSS as a cross-check) after.
-2. Reads (`--workers 2`): 10 tenants x 10,000 files seeded with SQL as `tenantry_platform`,
-   then `wrk -t2 -c50 --latency` on one file's metadata (a Lua script rotating over ids),
-   a list of 50 and the stats; req/s, p50/p99, ratio to the reference implementation.
+1. Uploads (this tree only, `--workers 1`, so one worker takes every upload): for each size, the
+   same bytes go through `POST /api/v1/files` (streamed multipart body, never built in memory)
+   and through a raw aioboto3 multipart upload (8 MiB parts, sequential, same endpoint),
+   alternating which goes first; MiB/s and the API/raw ratio per repeat. The worker's RSS is
+   read from /proc/<pid>/status before the upload, its peak (VmHWM, reset through clear_refs
+   before each upload, and a 10 ms sampler of VmRSS as a cross-check) after.
+2. Reads (`--workers 2`): 10 tenants x 10,000 files seeded once with SQL as `tenantry_platform`
+   (schema migrated by this tree), then `--rounds` rounds; in each, one server at a time (this
+   tree, the baseline, the floor; reversed every other round) and on each of its workloads
+   `wrk -t2 -c50 --latency` (a 3 s warm-up first): one file's metadata (a Lua script rotating
+   over ids), a list of 50, the stats; the floor (floor_app.py) on the one-file query. Beside
+   every req/s: p50/p99 and the CPU milliseconds per request of the server's process group and
+   of the Postgres backends (/proc, over the measured run). Reported: medians per build, the
+   medians of per-round ratios to the baseline and to the floor, issue 11's goals.
 """
 
 from __future__ import annotations
@@ -36,8 +44,8 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import aioboto3
@@ -46,12 +54,29 @@ import httpx
 import psutil
 from aiobotocore.config import AioConfig
 from harness import (
+    Build,
+    Server,
+    WrkResult,
+    add_comparison_options,
+    baseline_build,
+    current_build,
     embedded_postgres,
+    floor_server,
     free_port,
+    loadavg,
+    markdown_table,
+    median_ratio,
+    met,
     operator_token,
     prepare,
     role_dsn,
+    rotation_script,
+    round_order,
+    run_header,
+    server_process,
     stop_group,
+    wait_http,
+    wrk,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
@@ -70,28 +95,25 @@ READ_TENANTS = 10
 FILES_PER_TENANT = 10_000
 PASSWORD = "bench-tenant-password"
 WARMUP_SECONDS = 3.0
-# The reference implementation on this machine type (issue 3); the goal is twice each.
-REFERENCE = {"file": 714.0, "list": 440.0, "stats": 217.0}
 READ_PATHS = {
     "file": "/api/v1/files/{id}",
     "list": "/api/v1/files?limit=50",
     "stats": "/api/v1/files/stats",
 }
+READ_NAMES = {"file": "one file's metadata", "list": "list of 50", "stats": "stats"}
+FLOOR = "floor"
+# Not measured here: the NestJS reference service and Tenantry 2ce128d side by side on
+# 2026-12-01, this machine type, the same wrk command, interleaved, medians of 3 (the reference
+# with a files_roles(file_id) index). Printed beside this run's figures; no goal is computed
+# from them.
+SIDE_BY_SIDE_2026_12_01 = {
+    "file": ("1,044 req/s, p99 117 ms", "1,897 req/s, p99 146 ms"),
+    "list": ("719 req/s, p99 312 ms", "932 req/s, p99 255 ms"),
+    "stats": ("305 req/s", "1,633 req/s"),
+}
 
 
 # --- processes ----------------------------------------------------------------------------
-
-
-def wait_http(url: str, process: subprocess.Popen[bytes], ok: tuple[int, ...]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url}: process exited with {process.returncode}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=2).status_code in ok:
-                return
-        time.sleep(0.3)
-    raise RuntimeError(f"{url} not ready in time")
 
 
 @contextlib.contextmanager
@@ -107,47 +129,10 @@ def moto_server(cwd: Path) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_http(f"{url}/moto-api/", process, (200,))
+        wait_http(f"{url}/moto-api/", process)
         yield url
     finally:
         stop_group(process, signal.SIGTERM)
-
-
-@dataclass
-class Server:
-    base_url: str
-    process: subprocess.Popen[bytes]
-
-    def workers(self) -> list[psutil.Process]:
-        """granian's worker processes (children of the main process, not helpers)."""
-        found = []
-        for child in psutil.Process(self.process.pid).children(recursive=True):
-            with contextlib.suppress(psutil.Error):
-                if "resource_tracker" not in " ".join(child.cmdline()):
-                    found.append(child)
-        return found
-
-
-@contextlib.contextmanager
-def app_server(env: dict[str, str], cwd: Path, workers: int) -> Iterator[Server]:
-    port = free_port()
-    command = [sys.executable, "-m", "tenantry", "serve", "--host", "127.0.0.1"]
-    process = subprocess.Popen(
-        [*command, "--port", str(port), "--workers", str(workers)],
-        env=env,
-        cwd=cwd,
-        start_new_session=True,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{base_url}/health/ready", process, (200,))
-        server = Server(base_url, process)
-        deadline = time.monotonic() + 20
-        while len(server.workers()) < workers and time.monotonic() < deadline:
-            time.sleep(0.2)
-        yield server
-    finally:
-        stop_group(process)
 
 
 # --- API helpers --------------------------------------------------------------------------
@@ -544,7 +529,8 @@ async def seed(platform_dsn: str, admin_dsn: str, tenants: list[ReadTenant]) -> 
     await rebuild_rollups(platform_dsn, tenants)
     admin = await asyncpg.connect(admin_dsn)
     try:
-        await admin.execute("ANALYZE")
+        # VACUUM too: otherwise autovacuum's insert-triggered pass lands in the first round.
+        await admin.execute("VACUUM (ANALYZE)")
         await admin.execute("CHECKPOINT")
     finally:
         await admin.close()
@@ -596,75 +582,35 @@ def check_reads(base_url: str, tenant: ReadTenant, some_id: str) -> None:
     )
 
 
-WRK_LUA = """
-local ids = {%s}
-local i = 0
-request = function()
-  i = i + 1
-  return wrk.format("GET", "/api/v1/files/" .. ids[(i %% #ids) + 1])
-end
-"""
-_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-
-@dataclass(frozen=True)
-class WrkResult:
-    rps: float
-    p50_ms: float
-    p99_ms: float
-
-
-def _latency(output: str, label: str) -> float:
-    match = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
-    if match is None:
-        raise RuntimeError(f"no {label} latency in wrk output:\n{output}")
-    return float(match.group(1)) * _UNITS_MS[match.group(2)]
-
-
-def run_wrk(
-    base_url: str, tenant: ReadTenant, path: str, script: Path | None, duration: float
-) -> WrkResult:
-    command = ["wrk", "-t2", "-c50", f"-d{duration:g}s", "--latency", "--timeout", "10s"]
-    command += ["-H", f"Host: {tenant.slug}.localhost"]
-    command += ["-H", f"Authorization: Bearer {tenant.token}"]
-    if script is not None:
-        command += ["-s", str(script)]
-    output = subprocess.run(
-        [*command, base_url + path], check=True, capture_output=True, text=True
-    ).stdout
-    if "Non-2xx" in output or "Socket errors" in output:
-        raise RuntimeError(f"wrk saw failures:\n{output}")
-    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
-    if rate is None:
-        raise RuntimeError(f"no Requests/sec in wrk output:\n{output}")
-    return WrkResult(float(rate.group(1)), _latency(output, "50%"), _latency(output, "99%"))
-
-
 def find_py_spy() -> str | None:
     return shutil.which("py-spy") or next(
         (str(p) for p in [Path.home() / ".local/bin/py-spy"] if p.exists()), None
     )
 
 
-def cpu_by_pid(server: Server) -> tuple[dict[int, float], dict[int, float]]:
-    """CPU seconds used so far, per pid: the granian workers, and this benchmark's Postgres."""
-    workers = {worker.pid: process_cpu(worker) for worker in server.workers()}
-    postgres = {}
-    for process in psutil.process_iter(["name", "cmdline"]):
-        cmdline = " ".join(process.info["cmdline"] or [])
-        ours = " bench " in cmdline or "tenantry-bench-files" in cmdline
-        if process.info["name"] == "postgres" and ours:
-            postgres[process.pid] = process_cpu(process)
-    return workers, postgres
-
-
-def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
-    """CPU used between two snapshots; a process born in between counts whole."""
-    return sum(max(0.0, used - before.get(pid, 0.0)) for pid, used in after.items())
+def read_run(
+    server: Server,
+    root: Path,
+    tenant: ReadTenant,
+    name: str,
+    script: Path,
+    duration: float,
+    warmup: float = WARMUP_SECONDS,
+) -> WrkResult:
+    """wrk on one read workload of the app (`script`: the one-file ids), CPU measured."""
+    url = server.base_url + ("/" if name == "file" else READ_PATHS[name])
+    return wrk(
+        url,
+        duration=duration,
+        headers=tenant_headers(tenant.slug, tenant.token),
+        script=script if name == "file" else None,
+        warmup=warmup,
+        meter=server.meter(root),
+    )
 
 
 def profile(
-    server: Server, tenant: ReadTenant, name: str, script: Path | None, out_dir: Path
+    server: Server, root: Path, tenant: ReadTenant, name: str, script: Path, out_dir: Path
 ) -> str:
     """wrk on one endpoint while py-spy samples one worker (GIL holder only): the top frames
     by self time, the project's functions by inclusive time, and where the CPU went."""
@@ -673,7 +619,6 @@ def profile(
         return "py-spy not found (uv tool install py-spy)"
     worker = server.workers()[0].pid
     raw = out_dir / f"{name}.txt"
-    path = READ_PATHS[name] if script is None else "/"
     spy = subprocess.Popen(
         [
             *(py_spy, "record", "--pid", str(worker), "--duration", "10", "--rate", "250"),
@@ -682,16 +627,9 @@ def profile(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    cpu_before, wall_before = cpu_by_pid(server), time.monotonic()
-    result = run_wrk(server.base_url, tenant, path, script, 12)
-    cpu_after, wall = cpu_by_pid(server), time.monotonic() - wall_before
+    result = read_run(server, root, tenant, name, script, 12, warmup=0)
     spy.wait(timeout=60)
-    header = (
-        f"{name}: {result.rps:.0f} req/s under py-spy; CPU cores busy: granian workers "
-        f"{cpu_delta(cpu_before[0], cpu_after[0]) / wall:.2f}, Postgres "
-        f"{cpu_delta(cpu_before[1], cpu_after[1]) / wall:.2f} (of 2); worker {worker}"
-    )
-    return header + "\n" + summarise_profile(raw)
+    return f"{name} under py-spy (worker {worker}): {result.summary()}\n" + summarise_profile(raw)
 
 
 def summarise_profile(raw: Path, keep: tuple[str, ...] = ("tenantry", "litestar")) -> str:
@@ -823,40 +761,66 @@ async def explain(app_dsn: str, tenant_id: str) -> str:
     return "\n\n".join(out)
 
 
+@dataclass
+class Reads:
+    """Every measured wrk run: (side, workload) -> one result per round, in round order."""
+
+    builds: list[Build]
+    runs: dict[tuple[str, str], list[WrkResult]] = field(default_factory=dict)
+    orders: list[list[str]] = field(default_factory=list)
+
+    def add(self, side: str, name: str, result: WrkResult) -> None:
+        self.runs.setdefault((side, name), []).append(result)
+
+
 def read_phase(
-    server: Server,
+    builds: list[Build],
+    env: dict[str, str],
     database_url: str,
-    data_dir: Path,
-    work: Path,
-    repeats: int,
+    root: Path,
+    rounds: int,
     duration: float,
     profile_dir: Path | None,
-) -> dict[str, list[WrkResult]]:
-    tenants = create_read_tenants(server.base_url)
+) -> Reads:
+    data_dir = root / ".tenantry"
+    with server_process(env, root, free_port(), workers=2) as server:
+        tenants = create_read_tenants(server.base_url)
     platform_dsn = role_dsn(database_url, data_dir, "platform")
     admin_dsn = asyncpg_dsn(admin_url(Settings(database_url=database_url)))
     seconds = asyncio.run(seed(platform_dsn, admin_dsn, tenants))
     print(f"  seeded {READ_TENANTS} x {FILES_PER_TENANT} files in {seconds:.0f} s", flush=True)
     target = tenants[0]
     ids = asyncio.run(file_ids(platform_dsn, target.id, 2000))
-    check_reads(server.base_url, target, ids[0])
-    script = work / "rotate_ids.lua"
-    script.write_text(WRK_LUA % ", ".join(f'"{i}"' for i in ids))
-    scripts = {"file": script, "list": None, "stats": None}
-    paths = {"file": "/", "list": READ_PATHS["list"], "stats": READ_PATHS["stats"]}
-    results: dict[str, list[WrkResult]] = {name: [] for name in READ_PATHS}
+    script = rotation_script(root / "files.lua", "/api/v1/files/", ids)
+    floor_script = rotation_script(root / "floor.lua", f"/floor/{target.id}/files/", ids)
+    reads = Reads(builds)
+    by_name = {build.name: build for build in builds}
     names = list(READ_PATHS)
-    for repeat in range(repeats):
-        order = names[repeat % 3 :] + names[: repeat % 3]
-        for name in order:
-            run_wrk(server.base_url, target, paths[name], scripts[name], WARMUP_SECONDS)
-            result = run_wrk(server.base_url, target, paths[name], scripts[name], duration)
-            results[name].append(result)
-            print(
-                f"  {name} #{repeat + 1}: {result.rps:.0f} req/s, p50 {result.p50_ms:.1f} ms, "
-                f"p99 {result.p99_ms:.1f} ms",
-                flush=True,
-            )
+    for index in range(rounds):
+        order = round_order([*by_name, FLOOR], index)
+        reads.orders.append(order)
+        for side in order:
+            if side == FLOOR:
+                # As the tenant's platform role: no tenant setting, no RLS filter (its policy
+                # is `true`), one query.
+                with floor_server(env, root, free_port(), 2, platform_dsn) as server:
+                    result = wrk(
+                        f"{server.base_url}/",
+                        duration=duration,
+                        script=floor_script,
+                        warmup=WARMUP_SECONDS,
+                        meter=server.meter(root),
+                    )
+                reads.add(FLOOR, "file", result)
+                print(f"  round {index + 1} {FLOOR} file: {result.summary()}", flush=True)
+                continue
+            with server_process(env, root, free_port(), 2, by_name[side]) as server:
+                measured = signed_in(server, target)
+                check_reads(server.base_url, measured, ids[0])
+                for name in names[index % 3 :] + names[: index % 3]:
+                    result = read_run(server, root, measured, name, script, duration)
+                    reads.add(side, name, result)
+                    print(f"  round {index + 1} {side} {name}: {result.summary()}", flush=True)
     app_dsn = role_dsn(database_url, data_dir, "app")
     print(
         "\nEXPLAIN ANALYZE (as tenantry_app, tenant set):\n"
@@ -865,9 +829,17 @@ def read_phase(
     if profile_dir is not None:
         profile_dir.mkdir(parents=True, exist_ok=True)
         print()
-        for name in names:
-            print(profile(server, target, name, scripts[name], profile_dir), flush=True)
-    return results
+        with server_process(env, root, free_port(), workers=2) as server:
+            measured = signed_in(server, target)
+            for name in names:
+                print(profile(server, root, measured, name, script, profile_dir), flush=True)
+    return reads
+
+
+def signed_in(server: Server, tenant: ReadTenant) -> ReadTenant:
+    """The tenant with a token from this server (each build signs in for itself)."""
+    with httpx.Client(base_url=server.base_url, timeout=60) as client:
+        return replace(tenant, token=tenant_token(client, tenant.slug))
 
 
 # --- report -------------------------------------------------------------------------------
@@ -909,36 +881,147 @@ def upload_report(rows: list[UploadRow], peak_reset: bool) -> str:
     return "\n".join(lines)
 
 
-def read_report(results: dict[str, list[WrkResult]]) -> str:
-    lines = [
-        "| endpoint | req/s median | per repeat | p50 ms (median) | p99 ms (median) "
-        "| reference | ratio | goal >= 2x |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for name, runs in results.items():
-        if not runs:
-            continue
-        rps = statistics.median(r.rps for r in runs)
-        ratio = rps / REFERENCE[name]
-        lines.append(
-            f"| `GET {READ_PATHS[name]}` | {rps:.0f} | {', '.join(f'{r.rps:.0f}' for r in runs)} "
-            f"| {statistics.median(r.p50_ms for r in runs):.1f} "
-            f"| {statistics.median(r.p99_ms for r in runs):.1f} | {REFERENCE[name]:.0f} "
-            f"| {ratio:.2f}x | {'met' if ratio >= 2 else 'missed'} |"
+def _median_ms(runs: list[WrkResult], value: Callable[[WrkResult], float | None]) -> str:
+    values = [v for v in map(value, runs) if v is not None]
+    return f"{statistics.median(values):.3f}" if values else "-"
+
+
+def read_report(reads: Reads) -> str:
+    """Medians per build and workload, with p50/p99 and CPU per request beside each req/s, the
+    medians of per-round ratios to the baseline and to the floor; the goals; every round."""
+    sides = [build.name for build in reads.builds] + [FLOOR]
+    labels = {build.name: build.label for build in reads.builds} | {FLOOR: "floor (bare Litestar)"}
+    has_baseline = ("baseline", "file") in reads.runs
+    floor = [r.rps for r in reads.runs[(FLOOR, "file")]]
+    rows = []
+    for name in READ_PATHS:
+        for side in sides:
+            runs = reads.runs.get((side, name))
+            if not runs:
+                continue
+            rps = [r.rps for r in runs]
+            vs_baseline = "-"
+            if side == "current" and has_baseline:
+                baseline = [r.rps for r in reads.runs[("baseline", name)]]
+                vs_baseline = f"{median_ratio(rps, baseline):.2f}x"
+            vs_floor = "-"
+            if name == "file" and side != FLOOR:
+                vs_floor = f"{median_ratio(rps, floor):.2f}x"
+            rows.append(
+                [
+                    f"{READ_NAMES[name]}, `GET {READ_PATHS[name]}`" if side == sides[0] else "",
+                    labels[side],
+                    f"**{statistics.median(rps):,.0f}** ({', '.join(f'{v:,.0f}' for v in rps)})",
+                    f"{statistics.median(r.p50_ms for r in runs):.1f}",
+                    f"{statistics.median(r.p99_ms for r in runs):.1f}",
+                    _median_ms(runs, lambda r: r.app_ms),
+                    _median_ms(runs, lambda r: r.db_ms),
+                    vs_baseline,
+                    vs_floor,
+                ]
+            )
+    table = markdown_table(
+        [
+            "workload",
+            "build",
+            "req/s, median (rounds)",
+            "p50 ms",
+            "p99 ms",
+            "app CPU ms/req",
+            "db CPU ms/req",
+            "current / baseline",
+            "/ floor (one-file query)",
+        ],
+        rows,
+    )
+    reference = markdown_table(
+        ["workload", "reference (NestJS)", "Tenantry 2ce128d"],
+        [[READ_NAMES[name], *SIDE_BY_SIDE_2026_12_01[name]] for name in READ_PATHS],
+    )
+    return "\n\n".join(
+        [
+            table,
+            "Medians over the rounds; ratios are medians of per-round ratios. CPU: utime + "
+            "stime of the server's process group and, separately, of every Postgres backend, "
+            "over the measured run, per completed request. The floor serves only the one-file "
+            "query (`floor_app.py`).",
+            "Not measured in this run: reference (NestJS, measured side by side 2026-12-01, this "
+            "machine type, same wrk command, interleaved, medians of 3; the reference with a "
+            "files_roles(file_id) index):",
+            reference,
+            read_goals(reads),
+            "Every round:",
+            read_rounds(reads),
+        ]
+    )
+
+
+def read_goals(reads: Reads) -> str:
+    """Issue 11's goals for the reads (stated against 2ce128d as the baseline)."""
+    runs = reads.runs
+    file_p99 = statistics.median(r.p99_ms for r in runs[("current", "file")])
+    file_app = statistics.median(r.app_ms or 0.0 for r in runs[("current", "file")])
+    rows = []
+
+    def against_baseline(name: str, text: str, least: float) -> None:
+        if ("baseline", name) not in runs:
+            rows.append([text, "needs --baseline", "-"])
+            return
+        ratio = median_ratio(
+            [r.rps for r in runs[("current", name)]], [r.rps for r in runs[("baseline", name)]]
         )
-    return "\n".join(lines)
+        rows.append([text, f"{ratio:.2f}x", met(ratio >= least)])
+
+    against_baseline("file", "one file's metadata >= 1.15x baseline", 1.15)
+    rows.append(["one file's metadata p99 <= 117 ms", f"{file_p99:.1f} ms", met(file_p99 <= 117)])
+    against_baseline("list", "list of 50 >= 1.55x baseline", 1.55)
+    rows.append(
+        ["app CPU per one-file read <= 0.45 ms", f"{file_app:.3f} ms", met(file_app <= 0.45)]
+    )
+    against_baseline("stats", "stats not slower than baseline (>= 1.00x)", 1.0)
+    baseline = next((b.label for b in reads.builds if b.name == "baseline"), "none")
+    return (
+        f"Goals (issue 11, stated against 2ce128d; this run's baseline: {baseline}):\n\n"
+        + markdown_table(["goal", "measured (median)", "status"], rows)
+    )
+
+
+def read_rounds(reads: Reads) -> str:
+    rows = []
+    for index, order in enumerate(reads.orders):
+        for side in order:
+            for name in READ_PATHS:
+                runs = reads.runs.get((side, name), [])
+                if len(runs) <= index:
+                    continue
+                run = runs[index]
+                rows.append(
+                    [
+                        str(index + 1),
+                        side,
+                        READ_NAMES[name],
+                        f"{run.rps:,.0f}",
+                        f"{run.p50_ms:.1f}",
+                        f"{run.p99_ms:.1f}",
+                        f"{run.app_ms:.3f}" if run.app_ms is not None else "-",
+                        f"{run.db_ms:.3f}" if run.db_ms is not None else "-",
+                    ]
+                )
+    header = ["round", "side (in order)", "workload", "req/s", "p50 ms", "p99 ms"]
+    return markdown_table([*header, "app CPU ms/req", "db CPU ms/req"], rows)
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_comparison_options(parser)
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds per wrk run")
     parser.add_argument(
         "--sizes",
         type=lambda text: [parse_size(p) for p in text.split(",") if p],
         default=[10 * MiB, 100 * MiB, 1024 * MiB],
     )
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="repeats of each upload size")
     parser.add_argument("--big-repeats", type=int, default=None, help="repeats for >= 1 GiB")
-    parser.add_argument("--duration", type=float, default=15.0, help="seconds per wrk run")
     parser.add_argument("--skip-upload", action="store_true")
     parser.add_argument("--skip-reads", action="store_true")
     parser.add_argument(
@@ -947,49 +1030,46 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def loadavg() -> str:
-    return " ".join(f"{v:.2f}" for v in os.getloadavg())
-
-
 def main() -> None:
     args = parse_args()
     big_repeats = args.big_repeats if args.big_repeats is not None else args.repeats
     started = time.monotonic()
-    print(f"load average before: {loadavg()}", flush=True)
+    load_before = loadavg()
+    print(f"load average before: {load_before}", flush=True)
     upload_rows: list[UploadRow] = []
     peak_reset = True
-    reads: dict[str, list[WrkResult]] = {}
-    with tempfile.TemporaryDirectory(prefix="tenantry-bench-files-") as tmp:
-        root = Path(tmp)
+    reads: Reads | None = None
+    builds = [current_build()]
+    with contextlib.ExitStack() as stack:
+        root = Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="tenantry-bench-files-"))
+        )
         os.chmod(root, 0o755)  # pgserver runs Postgres as its own user when we are root
-        with embedded_postgres(root) as database_url, moto_server(root) as s3_endpoint:
-            env = prepare(database_url, root, bcrypt_rounds=4)
-            env.update(s3_env(s3_endpoint))
-            asyncio.run(make_bucket(s3_endpoint))
-            if not args.skip_upload:
-                print("uploads (--workers 1):", flush=True)
-                with app_server(env, root, workers=1) as server:
-                    upload_rows, peak_reset = asyncio.run(
-                        upload_phase(
-                            server, s3_endpoint, args.sizes, args.repeats, big_repeats, args.profile
-                        )
+        if args.baseline and not args.skip_reads:
+            builds.append(stack.enter_context(baseline_build(args.baseline, root)))
+        database_url = stack.enter_context(embedded_postgres(root))
+        s3_endpoint = stack.enter_context(moto_server(root))
+        env = prepare(database_url, root, bcrypt_rounds=4)
+        env.update(s3_env(s3_endpoint))
+        asyncio.run(make_bucket(s3_endpoint))
+        if not args.skip_upload:
+            print("uploads (--workers 1, this tree):", flush=True)
+            with server_process(env, root, free_port(), workers=1) as server:
+                upload_rows, peak_reset = asyncio.run(
+                    upload_phase(
+                        server, s3_endpoint, args.sizes, args.repeats, big_repeats, args.profile
                     )
-            if not args.skip_reads:
-                print("reads (--workers 2):", flush=True)
-                with app_server(env, root, workers=2) as server:
-                    reads = read_phase(
-                        server,
-                        database_url,
-                        root / ".tenantry",
-                        root,
-                        args.repeats,
-                        args.duration,
-                        args.profile,
-                    )
-    print(f"\nload average after: {loadavg()}; took {time.monotonic() - started:.0f} s\n")
+                )
+        if not args.skip_reads:
+            print("reads (--workers 2):", flush=True)
+            reads = read_phase(
+                builds, env, database_url, root, args.rounds, args.duration, args.profile
+            )
+    print(f"\ntook {time.monotonic() - started:.0f} s\n")
+    print(run_header(load_before, builds) + "\n")
     if upload_rows:
         print(upload_report(upload_rows, peak_reset) + "\n")
-    if reads:
+    if reads is not None:
         print(read_report(reads))
 
 

@@ -201,7 +201,8 @@ def main() -> None:
         os.chmod(root, 0o755)  # pgserver runs Postgres as its own user when we are root
         with embedded_postgres(root) as database_url:
             env = {**prepare(database_url, root, bcrypt_rounds=12), "TENANTRY_RATE_LIMITS": "true"}
-            with server_process(env, root, free_port(), workers=2) as base_url:
+            with server_process(env, root, free_port(), workers=2) as server:
+                base_url = server.base_url
                 # B reads and uploads as fast as the machine allows: its own limits must not be
                 # what is measured.
                 flooder = _provision(base_url, "flood")

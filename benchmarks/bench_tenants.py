@@ -21,7 +21,6 @@ import asyncio
 import json
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -44,6 +43,7 @@ from harness import (
     prepare,
     role_dsn,
     server_process,
+    wrk,
 )
 
 from tenantry.config import Settings
@@ -111,20 +111,11 @@ def _measured_tenant(base_url: str) -> tuple[str, str]:
         return token, made.json()["id"]
 
 
-def _wrk(base_url: str, token: str, file_id: str, duration: float) -> tuple[float, float]:
-    command = ["wrk", "-t2", "-c50", f"-d{duration:g}s", "--latency", "--timeout", "10s"]
-    command += ["-H", f"Host: {SLUG}.localhost", "-H", f"Authorization: Bearer {token}"]
-    output = subprocess.run(
-        [*command, f"{base_url}/api/v1/files/{file_id}"], check=True, capture_output=True, text=True
-    ).stdout
-    if "Non-2xx" in output or "Socket errors" in output:
-        raise RuntimeError(f"wrk saw failures:\n{output}")
-    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
-    p99 = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
-    if rate is None or p99 is None:
-        raise RuntimeError(f"no rate or p99 in wrk output:\n{output}")
-    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
-    return float(rate.group(1)), float(p99.group(1)) * scale
+def _read(base_url: str, token: str, file_id: str, duration: float) -> tuple[float, float]:
+    """req/s and p99 ms of `wrk -t2 -c50` on one file's metadata."""
+    headers = {"Host": f"{SLUG}.localhost", "Authorization": f"Bearer {token}"}
+    result = wrk(f"{base_url}/api/v1/files/{file_id}", duration=duration, headers=headers)
+    return result.rps, result.p99_ms
 
 
 def _provision(base_url: str, count: int, step: int) -> list[float]:
@@ -175,11 +166,11 @@ def run(counts: list[int], duration: float, provision: int, repeats: int) -> lis
                 seconds = _import(env, root, 0, count - 1) if count > 1 else 0.0
                 grown = asyncio.run(_database_state(platform_dsn))[1] - before
                 started = time.perf_counter()
-                with server_process(env, root, free_port(), workers=2) as base_url:
+                with server_process(env, root, free_port(), workers=2) as server:
                     startup = time.perf_counter() - started
-                    create_tenant(base_url)
-                    reads[count] = _measured_tenant(base_url)
-                    made = _provision(base_url, provision, count)
+                    create_tenant(server.base_url)
+                    reads[count] = _measured_tenant(server.base_url)
+                    made = _provision(server.base_url, provision, count)
                 steps.append(
                     Step(
                         tenants=count,
@@ -196,8 +187,8 @@ def run(counts: list[int], duration: float, provision: int, repeats: int) -> lis
             rounds: dict[int, list[tuple[float, float]]] = {count: [] for count in counts}
             for _ in range(repeats):
                 for count in counts:
-                    with server_process(envs[count], root, free_port(), workers=2) as base_url:
-                        rounds[count].append(_wrk(base_url, *reads[count], duration))
+                    with server_process(envs[count], root, free_port(), workers=2) as server:
+                        rounds[count].append(_read(server.base_url, *reads[count], duration))
                     print(count, rounds[count][-1], flush=True)
             for step in steps:
                 step.reads_per_second = statistics.median(r for r, _ in rounds[step.tenants])

@@ -704,8 +704,8 @@ def main() -> None:
             flush=True,
         )
         with (
-            server_process(env, root, free_port(), args.workers) as base_url,
-            httpx.Client(base_url=base_url, timeout=120) as client,
+            server_process(env, root, free_port(), args.workers) as server,
+            httpx.Client(base_url=server.base_url, timeout=120) as client,
         ):
             if not args.skip_reports:
                 operator = operator_token(client)

@@ -1,4 +1,5 @@
-"""The benchmark's own environment: embedded Postgres, the production server, one tenant.
+"""The benchmarks' shared parts: embedded Postgres, the builds and their servers, CPU per
+request from /proc, one wrk runner, the rounds and the report's header.
 
 Everything lives in a temporary directory and is stopped on exit: the server process group
 first, Postgres after it.
@@ -6,22 +7,27 @@ first, Postgres after it.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
 import os
+import platform
+import re
 import signal
 import socket
+import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 import httpx
+import psutil
 
 from tenantry.config import Settings
 from tenantry.db.bootstrap import create_database_if_missing
@@ -34,16 +40,6 @@ OPERATOR = ("op@bench.example", "operator-bench-password")
 TENANT_ADMIN = ("admin@bench.example", "tenant-bench-password")
 # Room for the app's pools (2 workers x up to 40) and the raw loop's 50 connections at once.
 MAX_CONNECTIONS = 300
-
-
-@dataclass(frozen=True)
-class Target:
-    """A running server with one tenant, and what a client needs to talk to it."""
-
-    base_url: str
-    env: dict[str, str]
-    app_dsn: str  # tenantry_app's connection, for the raw asyncpg comparison
-    host_header: str = f"{SLUG}.localhost"
 
 
 def _tenantry(env: dict[str, str], cwd: Path, *args: str) -> None:
@@ -128,34 +124,131 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
+# --- builds and their servers -------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+FLOOR_APP = Path(__file__).resolve().parent / "floor_app.py"
+
+
+def git(*args: str, cwd: Path = REPO) -> str:
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"git {' '.join(args)} failed:\n{done.stderr}")
+    return done.stdout.strip()
+
+
+@dataclass(frozen=True)
+class Build:
+    """One build of the app: its name in the reports, its commit, its environment's Python."""
+
+    name: str  # "current" or "baseline"
+    commit: str
+    python: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.commit})"
+
+
+def current_build() -> Build:
+    """This tree, as it is (`-dirty`: with uncommitted changes)."""
+    return Build("current", git("describe", "--always", "--dirty"), sys.executable)
+
+
 @contextlib.contextmanager
-def server_process(env: dict[str, str], cwd: Path, port: int, workers: int) -> Iterator[str]:
-    """`tenantry serve` in its own process group; stopped (and checked gone) on exit."""
-    command = [sys.executable, "-m", "tenantry", "serve", "--host", "127.0.0.1", "--port"]
-    process = subprocess.Popen(
-        [*command, str(port), "--workers", str(workers)],
-        env=env,
-        cwd=cwd,
-        start_new_session=True,
-    )
-    base_url = f"http://127.0.0.1:{port}"
+def baseline_build(ref: str, root: Path) -> Iterator[Build]:
+    """`ref` in a detached worktree under `root` with its own locked environment (`uv sync
+    --frozen`, no dev tools); the worktree is removed on exit."""
+    path = root / "baseline"
+    git("worktree", "add", "--detach", str(path), ref)
     try:
-        _wait_ready(base_url, process)
-        yield base_url
+        env = {name: value for name, value in os.environ.items() if name != "VIRTUAL_ENV"}
+        done = subprocess.run(
+            [os.environ.get("UV", "uv"), "sync", "--frozen", "--no-dev"],
+            cwd=path,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"uv sync --frozen in the baseline worktree failed:\n{done.stderr}")
+        python = str(path / ".venv" / "bin" / "python")
+        yield Build("baseline", git("describe", "--always", cwd=path), python)
+    finally:
+        subprocess.run(
+            ["git", "worktree", "remove", "--force", str(path)], cwd=REPO, capture_output=True
+        )
+
+
+@dataclass(frozen=True)
+class Server:
+    """A server running in its own process group (granian: the main process and its workers)."""
+
+    base_url: str
+    process: subprocess.Popen[bytes]
+
+    def workers(self) -> list[psutil.Process]:
+        """granian's worker processes (children of the main process, not helpers)."""
+        found = []
+        for child in psutil.Process(self.process.pid).children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                if "resource_tracker" not in " ".join(child.cmdline()):
+                    found.append(child)
+        return found
+
+    def meter(self, root: Path) -> CpuMeter:
+        """CPU of this server's group and of the Postgres backends of the cluster in `root`."""
+        return CpuMeter(self.process.pid, postmaster_pid(root))
+
+
+@contextlib.contextmanager
+def _serving(
+    command: list[str], env: dict[str, str], cwd: Path, port: int, workers: int
+) -> Iterator[Server]:
+    """`command` (serving on `port`) in its own process group, ready and with its `workers`
+    up; stopped (and checked gone) on exit."""
+    process = subprocess.Popen(command, env=env, cwd=cwd, start_new_session=True)
+    server = Server(f"http://127.0.0.1:{port}", process)
+    try:
+        wait_http(f"{server.base_url}/health/ready", process)
+        deadline = time.monotonic() + 20
+        while len(server.workers()) < workers and time.monotonic() < deadline:
+            time.sleep(0.2)
+        yield server
     finally:
         stop_group(process)
 
 
-def _wait_ready(base_url: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+def server_process(
+    env: dict[str, str], cwd: Path, port: int, workers: int, build: Build | None = None
+) -> contextlib.AbstractContextManager[Server]:
+    """`tenantry serve` of `build` (default: this tree's environment)."""
+    python = sys.executable if build is None else build.python
+    command = [python, "-m", "tenantry", "serve", "--host", "127.0.0.1"]
+    return _serving(
+        [*command, "--port", str(port), "--workers", str(workers)], env, cwd, port, workers
+    )
+
+
+def floor_server(
+    env: dict[str, str], cwd: Path, port: int, workers: int, dsn: str
+) -> contextlib.AbstractContextManager[Server]:
+    """The framework floor (floor_app.py) on `dsn`, with the same settings as the app."""
+    command = [sys.executable, str(FLOOR_APP), "--port", str(port), "--workers", str(workers)]
+    return _serving(command, {**env, "FLOOR_DSN": dsn}, cwd, port, workers)
+
+
+def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    """Until `url` answers 200; fails if `process` exits first or time runs out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
+            raise RuntimeError(f"{url}: process exited with {process.returncode}")
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{base_url}/health/ready", timeout=2).status_code == 200:
+            if httpx.get(url, timeout=2).status_code == 200:
                 return
         time.sleep(0.3)
-    raise RuntimeError("server not ready in time")
+    raise RuntimeError(f"{url} not ready in time")
 
 
 def free_port() -> int:
@@ -199,13 +292,213 @@ def create_tenant(base_url: str) -> None:
         created.raise_for_status()
 
 
-@contextlib.contextmanager
-def running_target(*, bcrypt_rounds: int, workers: int) -> Iterator[Target]:
-    with tempfile.TemporaryDirectory(prefix="tenantry-bench-") as tmp:
-        root = Path(tmp)
-        os.chmod(root, 0o755)  # pgserver runs Postgres as its own user when we are root
-        with embedded_postgres(root) as database_url:
-            env = prepare(database_url, root, bcrypt_rounds)
-            with server_process(env, root, free_port(), workers) as base_url:
-                create_tenant(base_url)
-                yield Target(base_url, env, role_dsn(database_url, root / ".tenantry", "app"))
+# --- CPU per request, from /proc -----------------------------------------------------------
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def postmaster_pid(root: Path) -> int:
+    """The embedded cluster's postmaster (`embedded_postgres(root)` keeps it in `root/pg`)."""
+    return int((root / "pg" / "postmaster.pid").read_text().split()[0])
+
+
+def _proc_table() -> Iterator[tuple[int, int, int, float]]:
+    """(pid, parent pid, process group, utime + stime in seconds) of every process."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        # After "pid (comm) ": state ppid pgrp session tty tpgid flags minflt cminflt majflt
+        # cmajflt utime stime ... (proc(5); comm may hold spaces and parentheses).
+        fields = stat[stat.rindex(")") + 2 :].split()
+        ticks = int(fields[11]) + int(fields[12])
+        yield int(entry.name), int(fields[1]), int(fields[2]), ticks / CLOCK_TICKS
+
+
+@dataclass(frozen=True)
+class CpuSnapshot:
+    app: dict[int, float]  # pid -> CPU seconds so far
+    db: dict[int, float]
+
+
+@dataclass(frozen=True)
+class CpuMeter:
+    """CPU seconds of one server's process group (`app`) and of every child of the postmaster
+    (`db`: the backends, whichever server they serve, and Postgres's own helpers)."""
+
+    group: int
+    postmaster: int
+
+    def snapshot(self) -> CpuSnapshot:
+        app: dict[int, float] = {}
+        db: dict[int, float] = {}
+        for pid, parent, group, seconds in _proc_table():
+            if group == self.group:
+                app[pid] = seconds
+            elif parent == self.postmaster:
+                db[pid] = seconds
+        return CpuSnapshot(app, db)
+
+
+def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU used between two snapshots; a process born in between counts whole (one that ended
+    in between is lost: the servers' processes and pooled backends outlive a run)."""
+    return sum(max(0.0, used - before.get(pid, 0.0)) for pid, used in after.items())
+
+
+# --- wrk -------------------------------------------------------------------------------------
+
+_WRK_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+_ROTATION_LUA = """
+local ids = {%s}
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("GET", "%s" .. ids[(i %% #ids) + 1])
+end
+"""
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    # CPU milliseconds per completed request over the run (None: not measured).
+    app_ms: float | None = None
+    db_ms: float | None = None
+
+    def summary(self) -> str:
+        cpu = ""
+        if self.app_ms is not None and self.db_ms is not None:
+            cpu = f", CPU per request app {self.app_ms:.3f} ms, db {self.db_ms:.3f} ms"
+        return f"{self.rps:,.0f} req/s, p50 {self.p50_ms:.1f} ms, p99 {self.p99_ms:.1f} ms" + cpu
+
+
+def rotation_script(path: Path, prefix: str, ids: list[str]) -> Path:
+    """A wrk script requesting `prefix` + each of `ids` in turn."""
+    path.write_text(_ROTATION_LUA % (", ".join(f'"{i}"' for i in ids), prefix))
+    return path
+
+
+def _wrk_latency(output: str, label: str) -> float:
+    match = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
+    if match is None:
+        raise RuntimeError(f"no {label} latency in wrk output:\n{output}")
+    return float(match.group(1)) * _WRK_UNITS_MS[match.group(2)]
+
+
+def wrk(
+    url: str,
+    *,
+    duration: float,
+    headers: dict[str, str] | None = None,
+    script: Path | None = None,
+    connections: int = 50,
+    warmup: float = 0.0,
+    meter: CpuMeter | None = None,
+) -> WrkResult:
+    """`wrk -t2 -c<connections> --latency --timeout 10s` on `url` (or `script`'s requests on
+    its host), after `warmup` seconds of the same unmeasured; any non-2xx or socket error is a
+    failure. With `meter`, the CPU of the run per completed request."""
+    command = ["wrk", "-t2", f"-c{connections}", "--latency", "--timeout", "10s"]
+    for name, value in (headers or {}).items():
+        command += ["-H", f"{name}: {value}"]
+    if script is not None:
+        command += ["-s", str(script)]
+    if warmup > 0:
+        _wrk_output([*command, f"-d{warmup:g}s", url])
+    before = meter.snapshot() if meter else None
+    output = _wrk_output([*command, f"-d{duration:g}s", url])
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    done = re.search(r"^\s*(\d+) requests in", output, re.MULTILINE)
+    if rate is None or done is None:
+        raise RuntimeError(f"no Requests/sec or request count in wrk output:\n{output}")
+    requests = int(done.group(1))
+    result = WrkResult(
+        float(rate.group(1)), _wrk_latency(output, "50%"), _wrk_latency(output, "99%"), requests
+    )
+    if meter is None or before is None:
+        return result
+    after = meter.snapshot()
+    per_request = 1000 / max(1, requests)
+    return replace(
+        result,
+        app_ms=cpu_delta(before.app, after.app) * per_request,
+        db_ms=cpu_delta(before.db, after.db) * per_request,
+    )
+
+
+def _wrk_output(command: list[str]) -> str:
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    if "Non-2xx" in output or "Socket errors" in output:
+        raise RuntimeError(f"wrk saw failures:\n{output}")
+    return output
+
+
+# --- rounds and reports ----------------------------------------------------------------------
+
+
+def add_comparison_options(parser: argparse.ArgumentParser) -> None:
+    """`--baseline REF` and `--rounds N`, as every comparing benchmark takes them."""
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        metavar="REF",
+        help="a git ref to compare with, in the same rounds (default: this tree only)",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
+
+
+def round_order(sides: list[str], index: int) -> list[str]:
+    """The order of one round: as given, then reversed (ABBA over two rounds)."""
+    return sides if index % 2 == 0 else sides[::-1]
+
+
+def median_ratio(numerators: list[float], denominators: list[float]) -> float:
+    """The median of per-round ratios (both sides of a ratio measured in the same round)."""
+    return statistics.median(a / b for a, b in zip(numerators, denominators, strict=True))
+
+
+def loadavg() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def machine() -> str:
+    """Cores, CPU model, memory and kernel of this machine."""
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.MULTILINE)
+    memory = re.search(r"^MemTotal:\s+(\d+) kB", Path("/proc/meminfo").read_text(), re.MULTILINE)
+    gib = int(memory.group(1)) / 1024 / 1024 if memory else 0.0
+    return (
+        f"{os.cpu_count()} cores ({model.group(1) if model else 'unknown CPU'}), {gib:.1f} GiB, "
+        f"Linux {platform.release()}, Python {platform.python_version()}"
+    )
+
+
+def run_header(load_before: str, builds: list[Build]) -> str:
+    """The command, date, machine, load before and now, and the builds compared."""
+    command = " ".join(["uv run python", *sys.argv])
+    return "\n".join(
+        [
+            f"`{command}`",
+            "",
+            f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+            f"- machine: {machine()}",
+            f"- load average before: {load_before}; after: {loadavg()}",
+            "- builds: " + "; ".join(build.label for build in builds),
+        ]
+    )
+
+
+def met(ok: bool) -> str:
+    return "met" if ok else "missed"
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join([*lines, *("| " + " | ".join(row) + " |" for row in rows)])
