@@ -38,8 +38,8 @@ from tenantry.auth.api_keys import ApiKeyHasher, KeyUseRecorder
 from tenantry.auth.controllers import PlatformAuthController, TenantAuthController
 from tenantry.auth.credentials import CredentialCache
 from tenantry.auth.deps import AuthBackends
-from tenantry.auth.middleware import AuthMiddleware
 from tenantry.auth.passwords import PasswordHasher
+from tenantry.auth.principals import Authenticator
 from tenantry.auth.tokens import TokenIssuer
 from tenantry.config import Settings, runtime_settings
 from tenantry.db.audit import AuditWriter
@@ -92,10 +92,10 @@ from tenantry.storage import ObjectStore
 from tenantry.storage.factory import build_store
 from tenantry.tenancy.cache import TenantCache, track_tenant_changes
 from tenantry.tenancy.controllers import BrandingController
-from tenantry.tenancy.cors import CorsMiddleware
+from tenantry.tenancy.cors import CorsPolicy
 from tenantry.tenancy.domains import DnsVerifier
 from tenantry.tenancy.limits import RateLimiter, UploadLimits, UploadSlots
-from tenantry.tenancy.middleware import TenancyMiddleware, TenantResolver
+from tenantry.tenancy.middleware import AccessMiddleware, TenantResolver
 from tenantry.usage.controllers import PlatformUsageController, UsageController
 from tenantry.usage.meter import ServedBytesMeter
 from tenantry.usage.rollups import RollupJob
@@ -307,10 +307,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> L
             ),
         ],
         middleware=[
-            TenancyMiddleware(services.resolver, services.tokens, services.rate_limiter),
-            CorsMiddleware(settings.base_domain),
-            AuthMiddleware(
-                services.tokens, services.credentials, services.key_hasher, services.key_uses
+            AccessMiddleware(
+                services.resolver,
+                services.tokens,
+                services.rate_limiter,
+                CorsPolicy(settings.base_domain),
+                Authenticator(
+                    services.tokens, services.credentials, services.key_hasher, services.key_uses
+                ),
             ),
         ],
         dependencies={

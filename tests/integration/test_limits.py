@@ -216,7 +216,7 @@ async def _admitted(limiter: RateLimiter, record: TenantRecord) -> int:
 
 @contextmanager
 def _as_tenant(record: TenantRecord) -> Iterator[None]:
-    """What TenancyMiddleware sets for a request of this tenant."""
+    """What AccessMiddleware sets for a request of this tenant."""
     token = current_tenant.set(record)
     try:
         yield

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 
 import jwt
 import pytest
@@ -118,43 +119,35 @@ def _tampered(token: str, part: int, replace: str) -> str:
     return ".".join(parts)
 
 
-GOOD = jwt.encode(_claims(), SECRET, algorithm="HS256")
+def _signed(**changes: object) -> Callable[[], str]:
+    """Made when the test runs (other tests may move the clock)."""
+    return lambda: jwt.encode(_claims(**changes), SECRET, algorithm="HS256")
 
 
 @pytest.mark.parametrize(
-    "token",
+    "make_token",
     [
-        pytest.param(jwt.encode(_claims(exp=None), SECRET, algorithm="HS256"), id="no-exp"),
-        pytest.param(jwt.encode(_claims(jti=None), SECRET, algorithm="HS256"), id="no-jti"),
-        pytest.param(jwt.encode(_claims(iat=None), SECRET, algorithm="HS256"), id="no-iat"),
-        pytest.param(
-            jwt.encode(_claims(iat=int(time.time()) + 600), SECRET, algorithm="HS256"),
-            id="issued-in-the-future",
-        ),
-        pytest.param(
-            jwt.encode(_claims(nbf=int(time.time()) + 600), SECRET, algorithm="HS256"),
-            id="not-yet-valid",
-        ),
-        pytest.param(
-            jwt.encode(_claims(aud=["tenant", "platform"]), SECRET, algorithm="HS256"),
-            id="audience-list",
-        ),
-        pytest.param(jwt.encode(_claims(exp=1.5e12), SECRET, algorithm="HS256"), id="float-exp"),
-        pytest.param(jwt.encode(_claims(sub="not-a-uuid"), SECRET, algorithm="HS256"), id="sub"),
-        pytest.param(jwt.encode(_claims(), SECRET, algorithm="HS256") + "!", id="sig-not-base64"),
-        pytest.param(_tampered(GOOD, 0, "eyJhbGciOiJub25lIn0"), id="header-alg-none"),
-        pytest.param(GOOD + ".x", id="four-parts"),
-        pytest.param("caf\u00e9.b.c", id="not-ascii"),
-        pytest.param("", id="empty"),
-        pytest.param(
-            jwt.encode(_claims(), SECRET, algorithm="HS256", headers={"alg": "HS256"})[:-2],
-            id="truncated",
-        ),
+        pytest.param(_signed(exp=None), id="no-exp"),
+        pytest.param(_signed(jti=None), id="no-jti"),
+        pytest.param(_signed(iat=None), id="no-iat"),
+        pytest.param(lambda: _signed(iat=int(time.time()) + 600)(), id="issued-in-the-future"),
+        pytest.param(lambda: _signed(nbf=int(time.time()) + 600)(), id="not-yet-valid"),
+        pytest.param(_signed(aud=["tenant", "platform"]), id="audience-list"),
+        pytest.param(_signed(exp=1.5e12), id="float-exp"),
+        pytest.param(_signed(sub="not-a-uuid"), id="sub"),
+        pytest.param(lambda: _signed()() + "!", id="sig-not-base64"),
+        pytest.param(lambda: _tampered(_signed()(), 0, "eyJhbGciOiJub25lIn0"), id="alg-none"),
+        pytest.param(lambda: _signed()() + ".x", id="four-parts"),
+        pytest.param(lambda: "caf\u00e9.b.c", id="not-ascii"),
+        pytest.param(lambda: "", id="empty"),
+        pytest.param(lambda: _signed()()[:-2], id="truncated"),
     ],
 )
-def test_malformed_or_unsigned_tokens_are_401s(issuer: TokenIssuer, token: str) -> None:
+def test_malformed_or_unsigned_tokens_are_401s(
+    issuer: TokenIssuer, make_token: Callable[[], str]
+) -> None:
     with pytest.raises(DomainError) as caught:
-        issuer.verify(token, "tenant")
+        issuer.verify(make_token(), "tenant")
     assert caught.value.code == "invalid_token"
 
 

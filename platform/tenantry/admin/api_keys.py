@@ -14,7 +14,7 @@ from tenantry.admin.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from tenantry.auth.api_keys import ApiKeyHasher
 from tenantry.auth.credentials import note_credential_change
 from tenantry.auth.guards import role_rank
-from tenantry.auth.middleware import Principal, actor_of
+from tenantry.auth.principals import Principal, actor_of
 from tenantry.db.audit import AuditWriter
 from tenantry.db.models import ApiKey
 from tenantry.db.repository import TenantScopedRepository

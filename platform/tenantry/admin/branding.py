@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.admin.logo import LOGO_TYPES, accept_logo
 from tenantry.auth.guards import requires_role
-from tenantry.auth.middleware import Principal, actor_of
+from tenantry.auth.principals import Principal, actor_of
 from tenantry.db.audit import Actor, AuditWriter
 from tenantry.db.enums import Role, TenantStatus
 from tenantry.db.models import Tenant

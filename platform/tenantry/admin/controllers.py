@@ -28,8 +28,8 @@ from tenantry.admin.settings import TenantSettingsService
 from tenantry.admin.users import UserAdminService, UserFilters
 from tenantry.auth.api_keys import ApiKeyHasher
 from tenantry.auth.guards import requires_role
-from tenantry.auth.middleware import Principal
 from tenantry.auth.passwords import PasswordHasher
+from tenantry.auth.principals import Principal
 from tenantry.config import Settings
 from tenantry.db.audit import AuditEntryOut, AuditRepository, AuditWriter
 from tenantry.db.enums import ActorType, Role

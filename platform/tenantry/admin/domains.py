@@ -11,7 +11,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenantry.auth.middleware import Principal, actor_of
+from tenantry.auth.principals import Principal, actor_of
 from tenantry.config import Settings
 from tenantry.db.audit import AuditWriter
 from tenantry.db.models import TenantDomain

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.admin.schemas import TenantSettingsOut, TenantSettingsPatch
-from tenantry.auth.middleware import Principal, actor_of
+from tenantry.auth.principals import Principal, actor_of
 from tenantry.db.audit import AuditWriter
 from tenantry.db.models import Tenant
 from tenantry.db.tenant_scope import TenantRecord

@@ -22,9 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.admin.schemas import AdminUserOut, UserCreate, UserCreated, UserPatch
 from tenantry.auth.credentials import note_credential_change
-from tenantry.auth.middleware import Principal, actor_of
 from tenantry.auth.one_time import NO_PASSWORD, invite
 from tenantry.auth.passwords import PasswordHasher
+from tenantry.auth.principals import Principal, actor_of
 from tenantry.auth.services import end_sessions
 from tenantry.db.audit import AuditWriter
 from tenantry.db.enums import Role

@@ -14,7 +14,7 @@ from tenantry.auth.deps import (
     provide_tenant_auth_service,
 )
 from tenantry.auth.guards import requires_user
-from tenantry.auth.middleware import Principal
+from tenantry.auth.principals import Principal
 from tenantry.auth.schemas import (
     Accepted,
     AcceptInvitation,

@@ -16,7 +16,6 @@ import hmac
 import secrets
 import time
 import uuid
-from contextvars import ContextVar
 from typing import Literal
 
 import jwt
@@ -134,13 +133,6 @@ class TokenIssuer:
 
 def _invalid() -> DomainError:
     return DomainError(ErrorCode.INVALID_TOKEN, "invalid access token")
-
-
-# A tenant token verified once per request (by TenancyMiddleware, which needs its tenant);
-# AuthMiddleware reuses it instead of checking the signature a second time.
-verified_tenant_claims: ContextVar[AccessClaims | None] = ContextVar(
-    "verified_tenant_claims", default=None
-)
 
 
 def new_refresh_token() -> str:

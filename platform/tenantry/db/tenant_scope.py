@@ -1,6 +1,6 @@
 """The tenant a unit of work acts for, and the one way a transaction takes it on.
 
-The request's tenant lives in a ContextVar (set by TenancyMiddleware, or by a command acting for
+The request's tenant lives in a ContextVar (set by AccessMiddleware, or by a command acting for
 one tenant). Every transaction on the tenant engine (`SET_TENANT`) and every one on the raw read
 pool (`tenant_setting_sql`) starts by setting the transaction-local `app.tenant_id` that the RLS
 policies read, to `tenant_setting(...)`. No tenant in context: the setting is empty and RLS
@@ -41,9 +41,9 @@ current_tenant: ContextVar[TenantRecord | None] = ContextVar("current_tenant", d
 
 
 def request_tenant() -> TenantRecord:
-    """The request's tenant, as TenancyMiddleware resolved it, for tenant routes."""
+    """The request's tenant, as AccessMiddleware resolved it, for tenant routes."""
     tenant = current_tenant.get()
-    if tenant is None:  # unreachable behind TenancyMiddleware; fail closed all the same
+    if tenant is None:  # unreachable behind AccessMiddleware; fail closed all the same
         raise DomainError(ErrorCode.UNKNOWN_TENANT, "no tenant")
     return tenant
 

@@ -17,7 +17,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from multipart import parse_options_header
 
 from tenantry.auth.guards import requires_role
-from tenantry.auth.middleware import Principal
+from tenantry.auth.principals import Principal
 from tenantry.db.enums import Role
 from tenantry.files.deps import (
     provide_audiences,

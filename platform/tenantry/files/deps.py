@@ -3,7 +3,7 @@
 Each provider has one injected leaf, the session. Litestar resolves the dependencies of one
 level concurrently, in an anyio task group per request (litestar-org/litestar#4563): the
 session, the tenant and the backends as three injected leaves cost about a quarter of a
-one-file read. So the tenant comes from the request's context (TenancyMiddleware set it) and
+one-file read. So the tenant comes from the request's context (AccessMiddleware set it) and
 the backends from the app's state, both read here.
 """
 
@@ -16,7 +16,7 @@ from litestar import Request
 from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenantry.auth.middleware import Principal, actor_of
+from tenantry.auth.principals import Principal, actor_of
 from tenantry.db.audit import AuditWriter
 from tenantry.db.enums import UploadProtocol
 from tenantry.db.models import Audience, Category

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import structlog
 
-from tenantry.auth.middleware import Principal
+from tenantry.auth.principals import Principal
 from tenantry.db.enums import FileStatus, UsageKind
 from tenantry.db.models import File
 from tenantry.db.tenant_scope import TenantRecord

@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from tenantry.auth.middleware import Principal
+from tenantry.auth.principals import Principal
 from tenantry.db.enums import FileStatus, TenantStatus, UsageKind
 from tenantry.db.models import File
 from tenantry.db.tenant_scope import TenantRecord

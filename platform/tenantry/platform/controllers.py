@@ -10,8 +10,8 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenantry.auth.middleware import Principal, actor_of
 from tenantry.auth.passwords import PasswordHasher
+from tenantry.auth.principals import Principal, actor_of
 from tenantry.config import Settings
 from tenantry.db.audit import AuditEntryOut, AuditWriter
 from tenantry.db.enums import TenantStatus

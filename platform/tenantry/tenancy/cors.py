@@ -12,13 +12,11 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from litestar.datastructures import Headers, MutableScopeHeaders
-from litestar.middleware import ASGIMiddleware
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import Message, Scope, Send
 from litestar.types.asgi_types import HTTPResponseBodyEvent, HTTPResponseStartEvent
 
-from tenantry.db.tenant_scope import TenantRecord, current_tenant
+from tenantry.db.tenant_scope import TenantRecord
 from tenantry.lib.errors import DomainError, ErrorCode
-from tenantry.lib.zones import route_zone, zone_needs_tenant
 
 ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE"
 ALLOWED_HEADERS = frozenset(
@@ -40,26 +38,20 @@ def origin_allowed(origin: str, tenant: TenantRecord, base_domain: str) -> bool:
     return origin.lower().rstrip("/") in listed
 
 
-class CorsMiddleware(ASGIMiddleware):
-    """Runs after TenancyMiddleware (it needs the tenant) and before authentication."""
-
-    scopes = ("http",)  # type: ignore[assignment]
+class CorsPolicy:
+    """Applied by the request's access pass once it knows the tenant, before authentication."""
 
     def __init__(self, base_domain: str) -> None:
         self._base_domain = base_domain
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        # Most requests (servers, apps on the tenant's own host) carry no Origin: they cost
-        # one scan of the raw headers, no Headers object.
-        if not any(name == b"origin" for name, _ in scope["headers"]):
-            await next_app(scope, receive, send)
-            return
-        headers = Headers.from_scope(scope)
+    async def apply(
+        self, scope: Scope, headers: Headers, tenant: TenantRecord, send: Send
+    ) -> Send | None:
+        """The `send` to answer with (adding CORS headers for an allowed origin), or None when
+        the request was a preflight, answered here."""
         origin = headers.get("origin")
-        tenant = current_tenant.get()
-        if origin is None or tenant is None or not zone_needs_tenant(route_zone(scope)):
-            await next_app(scope, receive, send)
-            return
+        if origin is None:  # servers, and apps on the tenant's own host
+            return send
         allowed = origin_allowed(origin, tenant, self._base_domain)
         if scope.get("method") == "OPTIONS" and "access-control-request-method" in headers:
             requested = {
@@ -72,10 +64,9 @@ class CorsMiddleware(ASGIMiddleware):
                     ErrorCode.ORIGIN_NOT_ALLOWED, f"origin '{origin}' may not call this API"
                 )
             await _preflight(send, origin, requested)
-            return
+            return None
         if not allowed:
-            await next_app(scope, receive, send)
-            return
+            return send
 
         async def send_with_cors(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -85,7 +76,7 @@ class CorsMiddleware(ASGIMiddleware):
                 response_headers.add("Vary", "Origin")
             await send(message)
 
-        await next_app(scope, receive, send_with_cors)
+        return send_with_cors
 
 
 async def _preflight(send: Send, origin: str, requested: set[str]) -> None:

@@ -1,11 +1,18 @@
-"""TenancyMiddleware: find the request's tenant before anything else runs.
+"""AccessMiddleware: the request's one pass before its handler: tenant, rate, CORS, caller.
 
-Order: the host (`{slug}.{base_domain}` or a verified custom domain); else the bearer token's
-`tid`; else `X-Tenant`, only on public tenant routes. Host and token naming different tenants is
-403 `tenant_mismatch`; an unknown host or tenant is 404 `unknown_tenant`; a suspended tenant is
-403 `tenant_suspended`. Routes opt out with `opt={"zone": ...}` (see `tenantry.lib.zones`).
-Then the tenant's request rate is spent (429 `rate_limited` beyond its plan's: tenancy.limits),
-before any handler or guard does work for it.
+1. The tenant. Order: the host (`{slug}.{base_domain}` or a verified custom domain); else the
+   bearer token's `tid`; else `X-Tenant`, only on public tenant routes. Host and token naming
+   different tenants is 403 `tenant_mismatch`; an unknown host or tenant is 404
+   `unknown_tenant`; a suspended tenant is 403 `tenant_suspended`. Routes opt out with
+   `opt={"zone": ...}` (see `tenantry.lib.zones`).
+2. The tenant's request rate is spent (429 `rate_limited` beyond its plan's: tenancy.limits),
+   before any handler or guard does work for it.
+3. CORS (`tenancy.cors`): a preflight is answered here, before authentication.
+4. The caller (`auth.principals`), as the route's zone requires, into `request.user`.
+
+One middleware rather than one per step: each layer of Litestar's costs a call chain and a
+headers parse per request, and the steps share what they read (the headers, the token verified
+once to find the tenant).
 """
 
 from __future__ import annotations
@@ -19,14 +26,23 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from tenantry.auth.api_keys import is_api_key, parse_api_key
-from tenantry.auth.tokens import TokenIssuer, bearer_token, verified_tenant_claims
+from tenantry.auth.principals import Authenticator
+from tenantry.auth.tokens import TokenIssuer, bearer_token
 from tenantry.db.enums import TenantStatus
 from tenantry.db.tenant_scope import TenantRecord, current_tenant
 from tenantry.lib.errors import DomainError, ErrorCode
 from tenantry.lib.http import is_valid_host, request_host
 from tenantry.lib.logging import bind_request_context
-from tenantry.lib.zones import TENANT_PUBLIC, rate_bucket, route_zone, zone_needs_tenant
+from tenantry.lib.zones import (
+    PLATFORM,
+    TENANT,
+    TENANT_PUBLIC,
+    rate_bucket,
+    route_zone,
+    zone_needs_tenant,
+)
 from tenantry.tenancy.cache import TenantCache
+from tenantry.tenancy.cors import CorsPolicy
 from tenantry.tenancy.limits import RateLimiter, RequestBucket
 
 MAX_SLUG_HEADER = 63
@@ -116,20 +132,32 @@ class TenantResolver:
         return tenant is not None and tenant.status == TenantStatus.ACTIVE
 
 
-class TenancyMiddleware(ASGIMiddleware):
-    """Stateless: the resolver and the token issuer are fixed at start-up; the tenant of a
-    request lives in its ContextVar only while the request runs."""
+class AccessMiddleware(ASGIMiddleware):
+    """Stateless: what it asks is fixed at start-up; the tenant of a request lives in its
+    ContextVar only while the request runs."""
 
     scopes = ("http",)  # type: ignore[assignment]
 
-    def __init__(self, resolver: TenantResolver, tokens: TokenIssuer, limiter: RateLimiter) -> None:
+    def __init__(
+        self,
+        resolver: TenantResolver,
+        tokens: TokenIssuer,
+        limiter: RateLimiter,
+        cors: CorsPolicy,
+        authenticator: Authenticator,
+    ) -> None:
         self._resolver = resolver
         self._tokens = tokens
         self._limiter = limiter
+        self._cors = cors
+        self._authenticator = authenticator
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         zone = route_zone(scope)
         if not zone_needs_tenant(zone):
+            if zone == PLATFORM:
+                token = bearer_token(Headers.from_scope(scope).get("authorization"))
+                scope["user"] = self._authenticator.operator(token)
             await next_app(scope, receive, send)
             return
         headers = Headers.from_scope(scope)
@@ -147,12 +175,17 @@ class TenancyMiddleware(ASGIMiddleware):
         if tenant is not None and tenant.status == TenantStatus.SUSPENDED:
             raise DomainError(ErrorCode.TENANT_SUSPENDED, f"tenant '{tenant.slug}' is suspended")
         tenant_token = current_tenant.set(tenant)
-        claims_token = verified_tenant_claims.set(claims)
         try:
             if tenant is not None:
                 bind_log_tenant(tenant)
                 await self._limiter.admit(tenant, cast("RequestBucket", rate_bucket(scope)))
+                answer = await self._cors.apply(scope, headers, tenant, send)
+                if answer is None:  # a preflight, answered
+                    return
+                send = answer
+            if zone == TENANT:
+                tenant_id = tenant.id if tenant is not None else None
+                scope["user"] = await self._authenticator.tenant_member(token, claims, tenant_id)
             await next_app(scope, receive, send)
         finally:
-            verified_tenant_claims.reset(claims_token)
             current_tenant.reset(tenant_token)

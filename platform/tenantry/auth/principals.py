@@ -1,8 +1,9 @@
-"""AuthMiddleware: checks the bearer token a route's zone requires and sets `request.user`.
+"""Who a request is from: the bearer credential a route's zone requires, checked.
 
-Runs after TenancyMiddleware. The token carries what guards need (subject, role, tenant); a
-tenant token must name the request's tenant and carry its user's current epoch, which comes from
-memory (`tenantry.auth.credentials`), not from a database read per request.
+The request's one access pass (`tenantry.tenancy.middleware`) asks here once it knows the
+tenant, and sets `request.user` to the answer. The token carries what guards need (subject,
+role, tenant); a tenant token must name the request's tenant and carry its user's current epoch,
+which comes from memory (`tenantry.auth.credentials`), not from a database read per request.
 """
 
 from __future__ import annotations
@@ -12,18 +13,13 @@ from datetime import UTC, datetime
 from typing import Literal
 
 import msgspec
-from litestar.datastructures import Headers
-from litestar.middleware import ASGIMiddleware
-from litestar.types import ASGIApp, Receive, Scope, Send
 
 from tenantry.auth.api_keys import ApiKeyHasher, KeyUseRecorder, is_api_key, parse_api_key
 from tenantry.auth.credentials import CredentialCache
-from tenantry.auth.tokens import TokenIssuer, bearer_token, verified_tenant_claims
+from tenantry.auth.tokens import AccessClaims, TokenIssuer
 from tenantry.db.audit import Actor
 from tenantry.db.enums import ActorType
-from tenantry.db.tenant_scope import current_tenant_id
 from tenantry.lib.errors import DomainError, ErrorCode
-from tenantry.lib.zones import PLATFORM, TENANT, route_zone
 
 
 class Principal(msgspec.Struct, frozen=True):
@@ -48,9 +44,7 @@ def actor_of(principal: Principal) -> Actor:
     return Actor(_ACTORS[principal.kind], principal.id)
 
 
-class AuthMiddleware(ASGIMiddleware):
-    scopes = ("http",)  # type: ignore[assignment]
-
+class Authenticator:
     def __init__(
         self,
         tokens: TokenIssuer,
@@ -63,28 +57,22 @@ class AuthMiddleware(ASGIMiddleware):
         self._key_hasher = key_hasher
         self._key_uses = key_uses
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        zone = route_zone(scope)
-        if zone == TENANT:
-            scope["user"] = await self._tenant_principal(scope)
-        elif zone == PLATFORM:
-            token = bearer_token(Headers.from_scope(scope).get("authorization"))
-            if token is None:
-                raise DomainError(ErrorCode.MISSING_TOKEN, "a bearer token is required")
-            claims = self._tokens.verify(token, "platform")
-            scope["user"] = Principal(claims.sub, claims.role, None, "operator")
-        await next_app(scope, receive, send)
+    def operator(self, token: str | None) -> Principal:
+        if token is None:
+            raise DomainError(ErrorCode.MISSING_TOKEN, "a bearer token is required")
+        claims = self._tokens.verify(token, "platform")
+        return Principal(claims.sub, claims.role, None, "operator")
 
-    async def _tenant_principal(self, scope: Scope) -> Principal:
-        tenant_id = current_tenant_id()
-        claims = verified_tenant_claims.get()
+    async def tenant_member(
+        self, token: str | None, claims: AccessClaims | None, tenant_id: uuid.UUID | None
+    ) -> Principal:
+        """The tenant's user or API key; `claims` are the token's when already verified."""
         if claims is None:
-            token = bearer_token(Headers.from_scope(scope).get("authorization"))
             if token is None:
                 raise DomainError(ErrorCode.MISSING_TOKEN, "a bearer token is required")
             if is_api_key(token):
                 return await self._key_principal(token, tenant_id)
-            claims = self._tokens.verify(token, "tenant")
+            claims = self._tokens.verify(token, "tenant")  # raises: why it did not verify
         if claims.tid is None or claims.tid != tenant_id:
             raise DomainError(ErrorCode.INVALID_TOKEN, "the token is not valid for this tenant")
         if await self._credentials.user_epoch(claims.tid, claims.sub) != claims.ep:
