@@ -6,6 +6,7 @@ import json
 import uuid
 
 import asyncpg
+import pytest
 from litestar import Litestar
 
 from tenantry.config import Settings
@@ -65,3 +66,29 @@ async def test_the_trigger_names_the_tenant_and_its_keys(
         {"tenant_id": tenant.id, "slugs": ["notified", "renamed"]},
         {"tenant_id": tenant.id, "domains": ["learn.renamed.example"]},
     ]
+
+
+async def test_statements_the_flush_cannot_see_drop_their_tenant_at_commit(
+    api: Api, app: Litestar, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A branding save (an UPDATE statement) and a domain removal (a DELETE statement) drop the
+    tenant from the committing replica's cache at once: the notification, which would drop it
+    a moment later, is never heard here."""
+    tenant = await api.provision("statements", domains=["learn.statements.example"])
+    auth = await api.token(tenant)
+    monkeypatch.setattr(app.state.services.tenant_cache, "notified", lambda payload: None)
+    host, domain_host = {"Host": tenant.host}, {"Host": "learn.statements.example"}
+    for headers in (host, domain_host):  # both cached
+        assert (await api.client.get("/api/v1/branding", headers=headers)).status_code == 200
+    saved = await api.client.patch(
+        "/api/v1/admin/branding", json={"display_name": "Renamed"}, headers={**host, **auth}
+    )
+    assert saved.status_code == 200, saved.text
+    branding = await api.client.get("/api/v1/branding", headers=host)
+    assert branding.json()["display_name"] == "Renamed"
+    removed = await api.client.delete(
+        f"/platform/v1/tenants/{tenant.id}/domains/learn.statements.example", headers=api.operator
+    )
+    assert removed.status_code == 204, removed.text
+    gone = await api.client.get("/api/v1/branding", headers=domain_host)
+    assert gone.status_code == 404, gone.text

@@ -36,6 +36,7 @@ from tenantry.lib.openapi import problems, schema_ref, with_request_body
 from tenantry.lib.schemas import Email, convert_or_invalid, decode_json_or_invalid
 from tenantry.storage import ObjectStore
 from tenantry.tenancy.branding import MAX_LOGO_BYTES, logo_key, logo_url
+from tenantry.tenancy.cache import note_tenant_changed
 from tenantry.tenancy.deps import provide_origin
 from tenantry.tenancy.schemas import (
     LOGO_FIELD,
@@ -137,6 +138,7 @@ class TenantBrandingRow:
             .where(Tenant.id == self.tenant_id)
             .values(branding=branding, updated_at=func.now())
         )
+        note_tenant_changed(self.session, self.tenant_id)
 
 
 class BrandingService:

@@ -17,6 +17,7 @@ from tenantry.db.audit import AuditWriter
 from tenantry.db.models import TenantDomain
 from tenantry.db.tenant_scope import TenantRecord
 from tenantry.lib.errors import DomainError, ErrorCode
+from tenantry.tenancy.cache import note_tenant_changed
 from tenantry.tenancy.domains import (
     DnsVerifier,
     challenge_name,
@@ -123,6 +124,7 @@ class DomainService:
         )
         if result.rowcount == 0:  # type: ignore[attr-defined]
             raise DomainError(ErrorCode.DOMAIN_NOT_FOUND, f"the tenant has no domain '{name}'")
+        note_tenant_changed(self.session, self.tenant.id)
         await self._record("domain.removed", name)
 
     async def _record(self, action: str, domain: str) -> None:

@@ -33,6 +33,7 @@ from tenantry.platform.schemas import (
     TenantPatch,
 )
 from tenantry.storage import ObjectStore, tenant_prefix
+from tenantry.tenancy.cache import note_tenant_changed
 from tenantry.tenancy.domains import DnsVerifier, normalize_domain, verify_domain
 from tenantry.tenancy.limits import effective_limits, merged_limits
 from tenantry.tenancy.schemas import Branding, TenantSettings, edit_branding, plain_branding
@@ -265,6 +266,7 @@ class TenantService:
         )
         if result.rowcount == 0:  # type: ignore[attr-defined]
             raise DomainError(ErrorCode.DOMAIN_NOT_FOUND, f"tenant has no domain '{domain}'")
+        note_tenant_changed(self.repository.session, tenant_id)
         await self._record(tenant_id, "domain.removed", target=("domain", domain))
 
     async def verify_domain(

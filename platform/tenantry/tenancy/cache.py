@@ -25,7 +25,12 @@ from typing import Any, cast
 import structlog
 from advanced_alchemy.config import SQLAlchemyAsyncConfig
 from sqlalchemy import event, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_scoped_session,
+    async_sessionmaker,
+)
 from sqlalchemy.orm import Session
 
 from tenantry.db.models import Tenant, TenantDomain
@@ -62,6 +67,15 @@ def _note_flushed(session: Session, _context: object) -> None:
             keys.update({("id", str(row.id)), ("slug", row.slug)})
         elif isinstance(row, TenantDomain):
             keys.update({("id", str(row.tenant_id)), ("domain", row.domain)})
+
+
+def note_tenant_changed(
+    session: AsyncSession | async_scoped_session[AsyncSession], tenant_id: uuid.UUID
+) -> None:
+    """For a change the flush does not see (an UPDATE or DELETE statement rather than an ORM
+    row): every cached way to reach the tenant is dropped at the session's commit."""
+    keys: set[Key] = session.info.setdefault(_CHANGED, set())
+    keys.add(("id", str(tenant_id)))
 
 
 class TenantCache:
