@@ -8,11 +8,11 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from tenantry.app import create_app
 from tenantry.auth.passwords import PasswordHasher
 from tenantry.auth.services import upsert_platform_admin
 from tenantry.config import Settings
 from tenantry.db.engines import platform_db_config
+from tests.fixtures.s3 import app_on
 
 OPERATOR_EMAIL = "operator@test.example"
 OPERATOR_PASSWORD = "operator-password"
@@ -40,8 +40,16 @@ class Tenant:
 
 
 @pytest.fixture
-async def app(settings: Settings, clean_database: None) -> Litestar:
-    return create_app(settings)
+async def app(
+    request: pytest.FixtureRequest, settings: Settings, clean_database: None
+) -> AsyncIterator[Litestar]:
+    """The app on the local store; on S3 too where a module says so, with
+    `pytestmark = ON_EACH_STORE`."""
+    async with app_on(getattr(request, "param", "local"), settings, request) as app:
+        yield app
+
+
+ON_EACH_STORE = pytest.mark.parametrize("app", ["local", "s3"], indirect=True)
 
 
 @pytest.fixture

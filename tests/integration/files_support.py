@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,9 @@ import asyncpg
 import httpx
 from litestar import Litestar
 
+from tenantry.config import Settings
+from tenantry.db.engines import platform_db_config
+from tenantry.files.reconcile import Reconciler, ReconcileReport
 from tests.integration.conftest import Api, Tenant
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "corpus"
@@ -36,6 +40,19 @@ async def upload(
     return await api.client.post(
         "/api/v1/files", data=data, files={"file": file}, headers={"Host": tenant.host, **headers}
     )
+
+
+async def reconcile(app: Litestar, settings: Settings) -> ReconcileReport:
+    """One reconciler round on the objects `app.state.inspect` sees, with an engine of its own
+    (the app's live on another loop)."""
+    config = platform_db_config(settings)
+    try:
+        reconciler = Reconciler(config, app.state.inspect, pending_timeout=timedelta(hours=1))
+        report = await reconciler.run_once()
+    finally:
+        await config.get_engine().dispose()
+    assert report is not None
+    return report
 
 
 async def stored_keys(app: Litestar, tenant_id: str) -> list[str]:

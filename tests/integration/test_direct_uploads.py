@@ -8,7 +8,6 @@ import asyncio
 import hashlib
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -19,40 +18,21 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from tenantry.app import create_app
 from tenantry.config import Settings
-from tenantry.db.engines import platform_db_config
-from tenantry.files.reconcile import Reconciler
-from tests.fixtures.s3 import S3Endpoint, open_s3_store, s3_settings
-from tests.integration.conftest import Api, Tenant
+from tests.integration.conftest import ON_EACH_STORE, Api, Tenant
 from tests.integration.files_support import (
     CORPUS,
     assert_rollup_matches_scan,
     pdf_of_size,
+    reconcile,
     upload,
 )
+
+pytestmark = ON_EACH_STORE
 
 MiB = 1024 * 1024
 BASE_URL = "http://127.0.0.1"
 PNG = (CORPUS / "image.png").read_bytes()
-
-
-@pytest.fixture(params=["local", "s3"])
-async def app(
-    request: pytest.FixtureRequest, settings: Settings, clean_database: None
-) -> AsyncIterator[Litestar]:
-    """The app on the local store or on a bucket of its own; `app.state.inspect` is a store on
-    the same objects for the test's own loop (the app's S3 client lives on the client's)."""
-    if request.param == "local":
-        app = create_app(settings)
-        app.state.inspect = app.state.services.store  # no client: any loop will do
-        yield app
-        return
-    endpoint: S3Endpoint = request.getfixturevalue("s3_endpoint")
-    async with open_s3_store(endpoint) as store:
-        app = create_app(msgspec.structs.replace(settings, s3=s3_settings(endpoint, store.bucket)))
-        app.state.inspect = store
-        yield app
 
 
 @pytest.fixture
@@ -305,12 +285,7 @@ async def test_abort_and_abandon_release_the_quota(
     expired = await complete(api, acme, abandoned["id"], [{"number": 1, "etag": "x"}])
     assert expired.status_code == 410
     assert expired.json()["code"] == "upload_expired"
-    config = platform_db_config(settings)
-    try:
-        reconciler = Reconciler(config, app.state.inspect, pending_timeout=timedelta(hours=1))
-        report = await reconciler.run_once()
-    finally:
-        await config.get_engine().dispose()
+    report = await reconcile(app, settings)
     assert report.abandoned_uploads_aborted == 1
     assert await counters(platform_connection, acme) == (0, 0, 0)
     assert await leftovers(app, platform_connection, acme) == ([], 0, 0)

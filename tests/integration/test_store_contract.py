@@ -6,8 +6,9 @@ to see what an interrupted upload might have left behind (temp files, multipart 
 
 import asyncio
 import functools
+import itertools
 import random
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ import aioboto3
 import httpx
 import pytest
 
+from tenantry.lib.errors import DomainError, ErrorCode
 from tenantry.storage import (
     InvalidKeyError,
     LocalStore,
@@ -457,3 +459,236 @@ async def test_local_open_range_reads_the_requested_bytes(local_store: LocalStor
 
     assert b"".join(chunks) == data[start : end + 1]
     assert max(len(chunk) for chunk in chunks) <= 1024 * 1024
+
+
+# -- resumable uploads: appends to a multipart upload, then finish_append ----------------------
+
+
+class ClientGone(Exception):
+    """The body's sender hung up."""
+
+
+async def body(
+    chunks: Iterable[bytes], failure: BaseException | None = None
+) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
+    if failure is not None:
+        raise failure
+
+
+async def resumable(backend: Backend) -> tuple[UUID, str, str]:
+    tenant_id, key = new_file_key()
+    return tenant_id, key, await backend.store.start_multipart(key, content_type="video/mp4")
+
+
+async def stored(store: ObjectStore, key: str) -> bytes:
+    return b"".join([chunk async for chunk in store.read_stream(key)])
+
+
+async def assert_finished(
+    backend: Backend, tenant_id: UUID, key: str, upload_id: str, data: bytes, *, parts: int
+) -> None:
+    """finish_append makes `data` the object, in `parts` parts where the store tells, and
+    leaves nothing else behind: no staging beside the key, no upload."""
+    await backend.store.finish_append(key, upload_id)
+    assert await stored(backend.store, key) == data
+    assert await backend.probe.object_parts(key) == (None if backend.name == "local" else parts)
+    assert await keys_under(backend.store, tenant_prefix(tenant_id)) == [key]
+    assert await backend.probe.leftovers() == []
+
+
+async def test_appends_across_parts_finish_byte_identical(backend: Backend) -> None:
+    tenant_id, key, upload_id = await resumable(backend)
+    data = payload(2 * PART_SIZE + 2 * 1024 * 1024)  # 12 MiB: 5 + 5 + 2 on S3
+    cuts = [0, 1024 * 1024 + 3, PART_SIZE + 17, 2 * PART_SIZE, len(data)]  # one exactly a part
+    for start, end in itertools.pairwise(cuts):
+        await backend.store.append(key, upload_id, start, body(irregular_chunks(data[start:end])))
+
+    await assert_finished(backend, tenant_id, key, upload_id, data, parts=3)
+
+
+async def test_append_keeps_what_arrived_when_the_body_fails_mid_part(backend: Backend) -> None:
+    tenant_id, key, upload_id = await resumable(backend)
+    data = payload(2 * PART_SIZE + 12345)
+    arrived = PART_SIZE + 2 * 1024 * 1024 + 5  # a part sent and part of the next one taken
+    failure = ClientGone()
+
+    with pytest.raises(ClientGone) as raised:
+        await backend.store.append(
+            key, upload_id, 0, body(irregular_chunks(data[:arrived]), failure)
+        )
+    assert raised.value is failure
+    await backend.store.append(key, upload_id, arrived, body([data[arrived:]]))
+
+    await assert_finished(backend, tenant_id, key, upload_id, data, parts=3)
+
+
+async def test_append_drops_unrecorded_bytes_in_the_tail(backend: Backend) -> None:
+    tenant_id, key, upload_id = await resumable(backend)
+    data = payload(3 * 1024 * 1024)
+    recorded = 1024 * 1024
+    await backend.store.append(key, upload_id, 0, body([data[:recorded]]))
+    # An append whose end never reached the database: its bytes are not the upload's.
+    await backend.store.append(key, upload_id, recorded, body([b"\xff" * 1_500_000]))
+
+    await backend.store.append(key, upload_id, recorded, body([data[recorded:]]))
+
+    await assert_finished(backend, tenant_id, key, upload_id, data, parts=1)
+
+
+async def test_append_drops_unrecorded_bytes_inside_sent_parts(backend: Backend) -> None:
+    """The crash case: unrecorded appends whose bytes filled parts the store already sent (the
+    part holding the recorded offset included), twice in a row, then the recorded one."""
+    tenant_id, key, upload_id = await resumable(backend)
+    data = payload(2 * PART_SIZE + 2 * 1024 * 1024)
+    recorded = 3 * 1024 * 1024
+    await backend.store.append(key, upload_id, 0, body([data[:recorded]]))
+    garbage = payload(len(data) - recorded, seed=99)
+    await backend.store.append(key, upload_id, recorded, body(irregular_chunks(garbage)))
+    with pytest.raises(ClientGone):  # this one cut off after a part, and not recorded either
+        await backend.store.append(
+            key, upload_id, recorded, body([garbage[: PART_SIZE + 7]], ClientGone())
+        )
+
+    await backend.store.append(key, upload_id, recorded, body(irregular_chunks(data[recorded:])))
+
+    await assert_finished(backend, tenant_id, key, upload_id, data, parts=3)
+
+
+async def test_append_beyond_what_the_store_holds_is_refused(backend: Backend) -> None:
+    tenant_id, key, upload_id = await resumable(backend)
+    data = payload(4000)
+    await backend.store.append(key, upload_id, 0, body([data[:1000]]))
+
+    with pytest.raises(StoreError):
+        await backend.store.append(key, upload_id, 2000, body([data[2000:]]))
+
+    await backend.store.append(key, upload_id, 1000, body([data[1000:]]))
+    await assert_finished(backend, tenant_id, key, upload_id, data, parts=1)
+
+
+async def test_s3_goes_back_only_to_where_the_last_append_began(backend: Backend) -> None:
+    """S3 keeps the state the last append began from, not every earlier byte: an offset inside
+    parts sent before that is refused, and nothing changes."""
+    if backend.name == "local":
+        pytest.skip("the local store cuts its staged file anywhere")
+    tenant_id, key, upload_id = await resumable(backend)
+    data = payload(2 * PART_SIZE + 1000)
+    began = 3 * 1024 * 1024
+    await backend.store.append(key, upload_id, 0, body([data[:began]]))
+    await backend.store.append(key, upload_id, began, body([data[began:-1000]]))
+
+    with pytest.raises(StoreError):
+        await backend.store.append(key, upload_id, began + 1, body([data[began + 1 :]]))
+
+    await backend.store.append(key, upload_id, len(data) - 1000, body([data[-1000:]]))
+    await assert_finished(backend, tenant_id, key, upload_id, data, parts=3)
+
+
+async def test_empty_resumable_upload(backend: Backend) -> None:
+    tenant_id, key, upload_id = await resumable(backend)
+    await backend.store.append(key, upload_id, 0, body([]))
+
+    await assert_finished(backend, tenant_id, key, upload_id, b"", parts=1)
+    info = await backend.store.head(key)
+    assert info is not None and (info.size, info.content_type) == (0, "video/mp4")
+
+
+async def test_resumable_upload_of_exactly_one_part(backend: Backend) -> None:
+    tenant_id, key, upload_id = await resumable(backend)
+    data = payload(PART_SIZE)
+    await backend.store.append(key, upload_id, 0, body(irregular_chunks(data)))
+
+    await assert_finished(backend, tenant_id, key, upload_id, data, parts=1)
+
+
+async def test_aborting_a_resumable_upload_leaves_nothing(backend: Backend) -> None:
+    tenant_id, key, upload_id = await resumable(backend)
+    await backend.store.append(key, upload_id, 0, body([payload(PART_SIZE + 1000)]))
+
+    await backend.store.abort_multipart(key, upload_id)
+    await backend.store.abort_multipart(key, upload_id)  # already gone: not an error
+
+    assert await keys_under(backend.store, tenant_prefix(tenant_id)) == []
+    assert await backend.probe.leftovers() == []
+
+
+async def test_delete_prefix_removes_resumable_uploads(backend: Backend) -> None:
+    tenant_id, key, upload_id = await resumable(backend)
+    await backend.store.append(key, upload_id, 0, body([payload(PART_SIZE + 1000)]))
+
+    await backend.store.delete_prefix(tenant_prefix(tenant_id))
+
+    assert await keys_under(backend.store, tenant_prefix(tenant_id)) == []
+    assert await backend.probe.leftovers() == []
+
+
+async def test_two_appends_at_once_never_make_an_object_of_both(backend: Backend) -> None:
+    """What the caller's lease rules out, should a PATCH outlive it: the local store refuses
+    the second append at once; on S3 the second rewrites parts the first one's state names,
+    and completing that state is refused. Either way no object mixes them."""
+    tenant_id, key, upload_id = await resumable(backend)
+    first, second = payload(2 * PART_SIZE + 1, seed=1), payload(2 * PART_SIZE + 1, seed=2)
+    paused, resume = asyncio.Event(), asyncio.Event()
+
+    async def slow() -> AsyncIterator[bytes]:
+        yield first[:PART_SIZE]
+        yield first[PART_SIZE:-1]
+        paused.set()
+        await resume.wait()
+        yield first[-1:]
+
+    appending = asyncio.create_task(backend.store.append(key, upload_id, 0, slow()))
+    await paused.wait()
+    if backend.name == "local":
+        with pytest.raises(DomainError) as locked:
+            await backend.store.append(key, upload_id, 0, body([second]))
+        assert locked.value.error == ErrorCode.UPLOAD_LOCKED
+    else:
+        await backend.store.append(key, upload_id, 0, body([second]))
+    resume.set()
+    await appending
+
+    if backend.name == "local":
+        await assert_finished(backend, tenant_id, key, upload_id, first, parts=1)
+        return
+    with pytest.raises(StoreError):
+        await backend.store.finish_append(key, upload_id)
+    assert await backend.store.head(key) is None
+    await backend.store.abort_multipart(key, upload_id)
+    assert await keys_under(backend.store, tenant_prefix(tenant_id)) == []
+    assert await backend.probe.leftovers() == []
+
+
+async def test_s3_finishes_again_after_a_completion_whose_answer_was_lost(
+    backend: Backend,
+) -> None:
+    """The tus layer retries finishing after a failure; S3 may have completed the upload and
+    only its answer was lost."""
+    if backend.name == "local":
+        pytest.skip("the local store publishes with a rename: no answer to lose")
+    assert isinstance(backend.store, S3Store)
+    tenant_id, key, upload_id = await resumable(backend)
+    data = payload(PART_SIZE + 1000)
+    await backend.store.append(key, upload_id, 0, body([data]))
+    parts = await backend.store._client.list_parts(
+        Bucket=backend.store.bucket, Key=key, UploadId=upload_id
+    )
+    last = await backend.store._client.upload_part(
+        Bucket=backend.store.bucket, Key=key, UploadId=upload_id, PartNumber=2, Body=data[-1000:]
+    )
+    await backend.store._client.complete_multipart_upload(
+        Bucket=backend.store.bucket,
+        Key=key,
+        UploadId=upload_id,
+        MultipartUpload={
+            "Parts": [
+                {"PartNumber": 1, "ETag": parts["Parts"][0]["ETag"]},
+                {"PartNumber": 2, "ETag": last["ETag"]},
+            ]
+        },
+    )
+
+    await backend.store.append(key, upload_id, len(data), body([]))  # the retried PATCH
+    await assert_finished(backend, tenant_id, key, upload_id, data, parts=2)

@@ -18,9 +18,13 @@ from tenantry.lib.errors import DomainError, ErrorCode
 from tenantry.lib.http import MAX_HOST_LENGTH, is_valid_host, request_host, request_origin
 from tenantry.platform.services import normalize_domain
 from tenantry.storage.keys import (
+    STAGING_NAMES,
     InvalidKeyError,
     branding_key,
     file_key,
+    file_of_key,
+    staging_key,
+    staging_owner,
     tenant_of_key,
     tenant_prefix,
     validate_key,
@@ -158,6 +162,23 @@ def test_branding_names_cannot_escape(name: str) -> None:
     except InvalidKeyError:
         return
     assert "/" not in name and validate_key(key) == key
+
+
+@given(tenant=st.uuids(), file=st.uuids(), name=st.sampled_from(STAGING_NAMES))
+def test_staging_keys_belong_to_their_file_and_are_no_files(
+    tenant: uuid.UUID, file: uuid.UUID, name: str
+) -> None:
+    key = file_key(tenant, file)
+    staging = staging_key(key, name)
+    assert validate_key(staging) == staging and tenant_of_key(staging) == tenant
+    assert staging_owner(staging) == key
+    assert file_of_key(staging) is None and file_of_key(key) == (tenant, file)
+    assert staging_owner(key) is None and staging_owner(branding_key(tenant, "logo")) is None
+    for not_a_file in (staging, branding_key(tenant, "logo")):
+        with pytest.raises(InvalidKeyError):
+            staging_key(not_a_file, name)
+    with pytest.raises(InvalidKeyError):
+        staging_key(key, "tus-other")
 
 
 def test_keys_refuse_strings_for_uuids() -> None:

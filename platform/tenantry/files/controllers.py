@@ -451,7 +451,6 @@ class TusController(Controller):
                 ErrorCode.UNSUPPORTED_FILE_TYPE,
                 ErrorCode.MISSING_FIELD,
                 ErrorCode.INVALID_FIELD,
-                ErrorCode.RESUMABLE_UNAVAILABLE,
                 *_METADATA_PROBLEMS,
             ),
         },

@@ -4,13 +4,17 @@ Rows are written before their objects and deleted before them, so an object with
 always garbage, and a row stuck in `pending` past the timeout is an upload that died. A direct
 upload not completed by its `expires_at` (or stuck completing an hour past it) is given up:
 session, file row and reservation in one transaction (after the tenant's write lock, the order
-every upload takes), then the store's multipart upload and any object. Runs periodically in
-every replica and as `tenantry storage reconcile`, one at a time (a session advisory lock on a
-connection of its own, outside any transaction: a scan of the bucket must not hold back the
-usage job's snapshot horizon); the others skip their turn. Memory stays bounded at any number
-of tenants and objects: keys are listed and checked BATCH at a time, stale rows and abandoned
-uploads handled BATCH at a time, and only tenants offboarded in the last OFFBOARDED_RETRY are
-purged by prefix (older ones' objects are orphans the scan finds anyway).
+every upload takes), then the store's multipart upload (with what the store staged beside it)
+and any object. What a store stages beside a file's key (`keys.staging_key`, the S3 store's tus
+tail) is the upload session's: garbage once the session is gone or completed, which the scan of
+the bucket finds like any orphan (a PATCH still running when its upload ended can stage after
+the abort). Runs periodically in every replica and as `tenantry storage reconcile`, one at a
+time (a session advisory lock on a connection of its own, outside any transaction: a scan of
+the bucket must not hold back the usage job's snapshot horizon); the others skip their turn.
+Memory stays bounded at any number of tenants and objects: keys are listed and checked BATCH at
+a time, stale rows and abandoned uploads handled BATCH at a time, and only tenants offboarded in
+the last OFFBOARDED_RETRY are purged by prefix (older ones' objects are orphans the scan finds
+anyway).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from advanced_alchemy.config import SQLAlchemyAsyncConfig
 from sqlalchemy import text
 
 from tenantry.db.engines import asyncpg_dsn
-from tenantry.storage import ObjectStore, tenant_prefix
+from tenantry.storage import ObjectStore, staging_owner, tenant_prefix
 
 BATCH = 500
 OFFBOARDED_RETRY = timedelta(days=7)
@@ -66,6 +70,12 @@ _FORGET_COMPLETED = text(
     "DELETE FROM upload_sessions WHERE state = 'completed' AND expires_at < now()"
 )
 _KNOWN_KEYS = text("SELECT storage_key FROM files WHERE storage_key = ANY(:keys)")
+# Files whose upload is still going on (their staging is kept).
+_UPLOADING_KEYS = text(
+    "SELECT f.storage_key FROM files f JOIN upload_sessions s "
+    "ON s.tenant_id = f.tenant_id AND s.file_id = f.id "
+    "WHERE f.storage_key = ANY(:keys) AND s.state <> 'completed'"
+)
 _OFFBOARDED = text("SELECT id FROM tenants WHERE status = 'deleted' AND deleted_at > :since")
 
 
@@ -161,9 +171,19 @@ class Reconciler:
         return given_up
 
     async def _remove_orphans(self, keys: list[str]) -> int:
+        owners = {key: staging_owner(key) for key in keys}
         async with self._db.get_session() as session, session.begin():
             known = set(await session.scalars(_KNOWN_KEYS, {"keys": keys}))
-        orphans = [key for key in keys if key not in known]
+            uploading = set(
+                await session.scalars(
+                    _UPLOADING_KEYS, {"keys": [owner for owner in owners.values() if owner]}
+                )
+            )
+        orphans = [
+            key
+            for key, owner in owners.items()
+            if (owner not in uploading if owner is not None else key not in known)
+        ]
         for key in orphans:
             await self._store.delete(key)
         if orphans:

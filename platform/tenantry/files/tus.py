@@ -40,7 +40,9 @@ TUS_EXTENSIONS = "creation,termination,expiration,checksum"
 CHECKSUM_ALGORITHMS = "sha1"
 OFFSET_STREAM = "application/offset+octet-stream"
 OCTET_STREAM = "application/octet-stream"
-# How long one PATCH may hold the session; a PATCH whose process died frees it after this.
+# How long one PATCH may hold the session; a PATCH whose process died frees it after this. So
+# one PATCH appends at a time as long as each ends within it; one that outlives it may meet the
+# next, which the stores survive without making an object of both (`ObjectStore.append`).
 WRITE_LEASE = timedelta(hours=1)
 
 
@@ -113,13 +115,19 @@ class TusUploads:
 
     @property
     def max_size(self) -> int:
-        return effective_upload_limits(self.tenant.settings, self.tenant.max_file_bytes)[1]
+        """The tenant's largest file, or the store's largest resumable upload if smaller."""
+        largest = effective_upload_limits(self.tenant.settings, self.tenant.max_file_bytes)[1]
+        limit = self.store.append_limit
+        return largest if limit is None else min(largest, limit)
 
     async def create(self, length: int, metadata: str | None) -> TusState:
         """The session, its file row and the reservation of `length` bytes."""
-        if not self.store.appendable:
+        limit = self.store.append_limit
+        if limit is not None and length > limit:  # the tenant's own limit is checked by `open`
             raise DomainError(
-                ErrorCode.RESUMABLE_UNAVAILABLE, "this deployment's store takes no tus uploads"
+                ErrorCode.FILE_TOO_LARGE,
+                f"resumable uploads may be at most {limit} bytes here; use a direct upload",
+                field="size",
             )
         data = parse_metadata(metadata)
         upload, _ = await self.direct.open(

@@ -298,12 +298,6 @@ class ErrorCode(Enum):
         "tus version not supported",
         "The request's `Tus-Resumable` is not a version this server speaks (`Tus-Version`).",
     )
-    RESUMABLE_UNAVAILABLE = (
-        501,
-        "Resumable uploads unavailable",
-        "This deployment's object store does not take tus uploads (S3 does not yet); use a "
-        "direct upload (`POST /api/v1/uploads`) instead.",
-    )
     INVALID_LANGUAGE = (422, "Invalid language", "Not an ISO 639-1 language code.")
     UNKNOWN_CATEGORY = (422, "Unknown category", "No category with this id in this tenant.")
     UNKNOWN_AUDIENCE = (422, "Unknown audience", "No audience with this id in this tenant.")

@@ -5,6 +5,7 @@ from tenantry.storage.keys import (
     branding_key,
     branding_prefix,
     file_key,
+    staging_owner,
     tenant_of_key,
     tenant_prefix,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "mime_essence",
     "parse_range",
     "sniff",
+    "staging_owner",
     "tenant_of_key",
     "tenant_prefix",
 ]

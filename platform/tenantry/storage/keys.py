@@ -11,7 +11,16 @@ from uuid import UUID
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _BRANDING_NAME = r"[a-z0-9][a-z0-9_-]{0,62}"
 
-KEY_PATTERN = re.compile(rf"tenants/{_UUID}/(?:files/{_UUID}|branding/{_BRANDING_NAME})")
+# Beside a file's key a store may stage what the file's upload has received so far (the S3
+# store's tus tail, and the state its last append began from): the upload session's, not a file's.
+TUS_TAIL, TUS_BASE = "tus-tail", "tus-base"
+STAGING_NAMES = (TUS_TAIL, TUS_BASE)
+_STAGING = "|".join(re.escape(name) for name in STAGING_NAMES)
+
+KEY_PATTERN = re.compile(
+    rf"tenants/{_UUID}/(?:files/{_UUID}(?:\.(?:{_STAGING}))?|branding/{_BRANDING_NAME})"
+)
+_FILE_KEY = re.compile(rf"tenants/({_UUID})/files/({_UUID})")
 # Prefixes follow the key hierarchy and always end in "/", so a prefix never matches a sibling
 # ("tenants/<a>" would also match "tenants/<a>x..." if it were allowed).
 PREFIX_PATTERN = re.compile(rf"tenants/(?:{_UUID}/(?:(?:files|branding)/)?)?")
@@ -74,6 +83,19 @@ def tenant_of_key(key: str) -> UUID:
 
 
 def file_of_key(key: str) -> tuple[UUID, UUID] | None:
-    """(tenant, file) of a file's key; None for other keys (branding assets)."""
-    parts = validate_key(key).split("/")
-    return (UUID(parts[1]), UUID(parts[3])) if parts[2] == "files" else None
+    """(tenant, file) of a file's key; None for other keys (branding assets, staging)."""
+    match = _FILE_KEY.fullmatch(validate_key(key))
+    return (UUID(match[1]), UUID(match[2])) if match else None
+
+
+def staging_key(key: str, name: str) -> str:
+    """Where a store stages `name` (one of STAGING_NAMES) for the upload of the file at `key`."""
+    if not _FILE_KEY.fullmatch(key) or name not in STAGING_NAMES:
+        raise InvalidKeyError(f"no staging {name!r} for {key!r}")
+    return f"{key}.{name}"
+
+
+def staging_owner(key: str) -> str | None:
+    """The file key whose upload a staging key belongs to; None for any other key."""
+    owner, dot, name = validate_key(key).rpartition(".")
+    return owner if dot and name in STAGING_NAMES else None

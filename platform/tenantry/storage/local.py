@@ -394,8 +394,9 @@ class LocalStore:
     # -- resumable uploads ---------------------------------------------------------------------
 
     @property
-    def appendable(self) -> bool:
-        return True
+    def append_limit(self) -> None:
+        """The disk's size is the limit, and the tenant's quota comes first."""
+        return None
 
     async def append(
         self, key: str, upload_id: str, offset: int, chunks: AsyncIterator[bytes]

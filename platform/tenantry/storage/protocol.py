@@ -137,29 +137,33 @@ class ObjectStore(Protocol):
         ...
 
     async def abort_multipart(self, key: str, upload_id: str) -> None:
-        """Drop the upload and its parts; an upload that is already gone is not an error."""
+        """Drop the upload, its parts and whatever the store staged for it beside them; an
+        upload that is already gone is not an error."""
         ...
 
     # -- resumable (tus) uploads: the API appends what it receives to the upload's staging ---
 
     @property
-    def appendable(self) -> bool:
-        """Whether this store takes resumable uploads (`append`, `finish_append`)."""
+    def append_limit(self) -> int | None:
+        """The largest upload `append` can stage, in bytes (None: no limit of the store's)."""
         ...
 
     async def append(
         self, key: str, upload_id: str, offset: int, chunks: AsyncIterator[bytes]
     ) -> None:
         """Append `chunks` to the bytes staged for an upload begun by `start_multipart`, right
-        after its first `offset` bytes (any beyond them, from an append whose end was never
-        recorded, are dropped first, so nothing is stored twice). When it returns, and when an
+        after its first `offset` bytes: where the last append ended or, if its end was never
+        recorded, where it began (its bytes are dropped first, so nothing is stored twice); an
+        offset the store cannot go back to is StoreError. When it returns, and when an
         exception that `chunks` raised propagates, every byte taken from `chunks` is durable;
-        when the store itself fails (StoreError), only the first `offset` are known to be. A
-        second append to the same upload at the same time: DomainError `upload_locked`."""
+        when the store itself fails (StoreError), only the first `offset` are known to be. Two
+        appends to the same upload at once (the caller's lease keeps them apart) never make an
+        object of both: the second is DomainError `upload_locked` where the store can tell at
+        once, else `finish_append` refuses the mix (StoreError)."""
         ...
 
     async def finish_append(self, key: str, upload_id: str) -> None:
-        """The staged bytes become the object at `key`; the upload is gone."""
+        """The staged bytes become the object at `key`; the upload and its staging are gone."""
         ...
 
     async def read_head(self, key: str, size: int) -> bytes:

@@ -2,22 +2,62 @@
 
 Every call to the client runs inside `_translated`, so botocore's errors, timeouts and socket
 errors leave this module as `StoreError` (503 `storage_unavailable`), never as themselves.
+
+Resumable (tus) uploads are the session's multipart upload plus a staged tail. S3 wants every
+part but the last to be at least 5 MiB, and a PATCH carries any number of bytes, so an append
+cuts what it receives into parts of `part_size` (the upload's next part numbers) and, however
+its body ends, stages what is left in the object `<key>.tus-tail`, which the next append reads
+back and sends first: parts stay full. That object holds the tail and after it a manifest, the
+part size and the ETag S3 answered for each part, in order. So the upload's length comes from
+one GET (rather than ListParts and a HEAD), a state is one object written last (never a tail
+without its parts), a changed `part_size` does not misread older uploads, and `finish_append`
+completes with exactly the manifest's (number, ETag) pairs and the tail as the last part.
+
+Going back. An append whose end was never recorded (a checksummed body cut off or refused, a
+crash between the store and the database) leaves bytes beyond the offset the next append comes
+with. In the tail they are cut off; but the parts of an incomplete upload cannot be read back,
+so the bytes of a part before that offset could not be rebuilt once its part was sent. Hence,
+before it sends a part, an append keeps the state it goes on from in `<key>.tus-base` (a
+server-side copy, usually). The caller's offset is where the last append ended (`tus-tail`) or,
+when its end was not recorded, where it began (`tus-base`), and the next append goes on from
+that state, sending the part numbers after it again (S3 keeps a part number's last upload; parts
+past the state are left out of completion). The other way out, adopting the store's length in
+the tus layer, would keep bytes that a tus checksum refused.
+
+Two appends at once: the tus layer's lease (`WRITE_LEASE`) lets one PATCH append at a time as
+long as each ends within it; one that outlives it could meet the next. Then no object mixes
+them: completion names each part's ETag, so S3 refuses (InvalidPart: StoreError) a part that
+the other append sent again, and the upload cannot complete. Staging objects are keys of the
+layout (`keys.staging_key`) that belong to the upload session: aborting removes them, and the
+reconciler removes any whose upload is over. A PATCH moves up to one part more than it carries
+each way (the tail read and staged again) and holds up to three parts in memory; an upload
+takes at most MAX_PARTS parts (`append_limit`).
 """
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 import aioboto3
+import msgspec
 import structlog
 from aiobotocore.config import AioConfig
 from botocore.exceptions import BotoCoreError, ClientError
 from litestar.types import ControllerRouterHandler
 
-from tenantry.lib.errors import DomainError, ErrorCode
-from tenantry.storage.keys import validate_key, validate_prefix, validate_tenant_scoped_prefix
+from tenantry.storage.keys import (
+    STAGING_NAMES,
+    TUS_BASE,
+    TUS_TAIL,
+    staging_key,
+    validate_key,
+    validate_prefix,
+    validate_tenant_scoped_prefix,
+)
 from tenantry.storage.protocol import (
     CompletedPart,
     MiB,
@@ -37,6 +77,10 @@ MIN_PART_SIZE = 5 * MiB  # S3's floor for every part but the last
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4 presigned URLs cannot live longer
 CHECK_TIMEOUT_SECONDS = 5.0
 READ_CHUNK_SIZE = 1 * MiB
+MAX_PARTS = 10_000  # S3's limit for one multipart upload
+OCTET_STREAM = "application/octet-stream"
+# A staging object's metadata: where its tail ends and its manifest begins.
+_TAIL_BYTES = "tus-tail-bytes"
 # What S3 answers when the parts a client lists are not the upload's: the client's to fix.
 _PARTS_REJECTED = {"InvalidPart", "InvalidPartOrder", "EntityTooSmall", "NoSuchUpload"}
 
@@ -70,55 +114,126 @@ async def _create_multipart(
 
 
 class _MultipartUpload:
-    """One multipart upload with at most one part in flight while the caller buffers the next."""
+    """A multipart upload fed chunk by chunk: each full part is sent while the next one buffers
+    (one part in flight at most), and what is short of a part stays buffered. Without an
+    `upload_id` the upload begins with its first part; with one, parts go on after `etags`."""
 
     def __init__(
-        self, client: "S3Client", bucket: str, key: str, upload_id: str, deadline: float
+        self,
+        client: "S3Client",
+        bucket: str,
+        key: str,
+        deadline: float,
+        *,
+        part_size: int,
+        content_type: str = OCTET_STREAM,
+        upload_id: str | None = None,
+        etags: Sequence[str] = (),
+        head: bytes = b"",
     ) -> None:
         self._client = client
         self._deadline = deadline
         self._bucket = bucket
         self._key = key
+        self._part_size = part_size
+        self._content_type = content_type
         self._upload_id = upload_id
-        self._parts: list[CompletedPartTypeDef] = []
+        self._parts: list[CompletedPartTypeDef] = [
+            {"PartNumber": number, "ETag": etag} for number, etag in enumerate(etags, 1)
+        ]
+        self._pieces: deque[memoryview] = deque([memoryview(head)] if head else [])
+        self._buffered = len(head)
         self._in_flight: asyncio.Task[None] | None = None
 
-    @classmethod
-    async def create(
-        cls, client: "S3Client", bucket: str, key: str, content_type: str, deadline: float
-    ) -> "_MultipartUpload":
-        upload_id = await _create_multipart(client, bucket, key, content_type, deadline)
-        return cls(client, bucket, key, upload_id, deadline)
+    @property
+    def started(self) -> bool:
+        return self._upload_id is not None
+
+    @property
+    def etags(self) -> tuple[str, ...]:
+        """The ETags of the parts stored so far, in part order."""
+        return tuple(part["ETag"] for part in self._parts)
+
+    async def write(self, chunk: bytes) -> None:
+        """Buffer `chunk` and send the full parts it completes. The chunk is buffered whole
+        before any wait, so a caller cancelled meanwhile loses none of what it handed over."""
+        if chunk:
+            self._pieces.append(memoryview(chunk))
+            self._buffered += len(chunk)
+        await self._send_full_parts()
+
+    async def settle(self) -> bytes:
+        """Every full part sent and stored; the rest (short of a part) taken out and returned."""
+        await self._send_full_parts()
+        await self.wait_in_flight()
+        return self._take(self._buffered)
 
     async def wait_in_flight(self) -> None:
-        """Wait for the part being sent; raises if sending it failed."""
+        """Wait for the part being sent; raises if sending it failed. Shielded: a caller
+        cancelled meanwhile leaves the part to finish, and the next wait (or abort) settles it."""
         if self._in_flight is not None:
-            task, self._in_flight = self._in_flight, None
-            await task
+            await asyncio.shield(self._in_flight)
+            self._in_flight = None
 
-    async def send(self, body: bytes) -> None:
-        await self.wait_in_flight()
-        part_number = len(self._parts) + 1
-        self._in_flight = asyncio.create_task(self._upload_part(part_number, body))
+    async def _send_full_parts(self) -> None:
+        while self._buffered >= self._part_size:
+            # The previous part first: one part in flight, one buffering.
+            await self.wait_in_flight()
+            upload_id = await self._begin()
+            self._start_part(upload_id, self._take(self._part_size))
 
-    async def _upload_part(self, part_number: int, body: bytes) -> None:
+    async def _begin(self) -> str:
+        if self._upload_id is None:
+            self._upload_id = await _create_multipart(
+                self._client, self._bucket, self._key, self._content_type, self._deadline
+            )
+        return self._upload_id
+
+    def _start_part(self, upload_id: str, body: bytes) -> None:
+        self._in_flight = asyncio.create_task(
+            self._upload_part(upload_id, len(self._parts) + 1, body)
+        )
+
+    def _take(self, size: int) -> bytes:
+        """The first `size` buffered bytes, joined."""
+        taken: list[memoryview] = []
+        needed = size
+        while needed:
+            piece = self._pieces[0]
+            if len(piece) <= needed:
+                taken.append(self._pieces.popleft())
+                needed -= len(piece)
+            else:
+                taken.append(piece[:needed])
+                self._pieces[0] = piece[needed:]
+                needed = 0
+        self._buffered -= size
+        return b"".join(taken)
+
+    async def _upload_part(self, upload_id: str, part_number: int, body: bytes) -> None:
         async with _translated(f"uploading part {part_number}", self._deadline):
             response = await self._client.upload_part(
                 Bucket=self._bucket,
                 Key=self._key,
-                UploadId=self._upload_id,
+                UploadId=upload_id,
                 PartNumber=part_number,
                 Body=body,
             )
         self._parts.append({"PartNumber": part_number, "ETag": response["ETag"]})
 
     async def complete(self) -> None:
-        await self.wait_in_flight()
+        """What is buffered becomes the last part (S3 takes a short last part, and an empty
+        object is one empty part); then S3 joins the parts, checking each one's ETag."""
+        rest = await self.settle()
+        upload_id = await self._begin()
+        if rest or not self._parts:
+            self._start_part(upload_id, rest)
+            await self.wait_in_flight()
         async with _translated("completing the upload", self._deadline):
             await self._client.complete_multipart_upload(
                 Bucket=self._bucket,
                 Key=self._key,
-                UploadId=self._upload_id,
+                UploadId=upload_id,
                 MultipartUpload={"Parts": self._parts},
             )
 
@@ -130,6 +245,8 @@ class _MultipartUpload:
             await asyncio.wait([task])
             if not task.cancelled():
                 task.exception()  # retrieved and dropped: the caller's exception is what counts
+        if self._upload_id is None:
+            return
         try:
             async with asyncio.timeout(self._deadline):
                 await self._client.abort_multipart_upload(
@@ -140,6 +257,53 @@ class _MultipartUpload:
             log.warning(
                 "multipart_abort_failed", key=self._key, upload_id=self._upload_id, exc_info=True
             )
+
+
+class _Manifest(msgspec.Struct, frozen=True):
+    """A staging object's last bytes: its parts' size and their ETags, in part order."""
+
+    part_size: int
+    etags: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Staging:
+    """A resumable upload's bytes on S3: full parts of `part_size` (S3's ETags for them, in
+    part order) and the tail after them, short of a part."""
+
+    part_size: int
+    etags: tuple[str, ...]
+    tail: bytes
+
+    @property
+    def start(self) -> int:
+        """Where the tail begins."""
+        return self.part_size * len(self.etags)
+
+    @property
+    def length(self) -> int:
+        return self.start + len(self.tail)
+
+    def cut(self, offset: int) -> "_Staging | None":
+        """The state of this one's first `offset` bytes, if it can be had: only the tail can be
+        cut (an incomplete upload's parts cannot be read back)."""
+        if not self.start <= offset <= self.length:
+            return None
+        return replace(self, tail=self.tail[: offset - self.start])
+
+    def encode(self) -> tuple[bytes, dict[str, str]]:
+        """The staging object's body (the tail, then the manifest) and metadata."""
+        manifest = msgspec.json.encode(_Manifest(self.part_size, self.etags))
+        return self.tail + manifest, {_TAIL_BYTES: str(len(self.tail))}
+
+    @classmethod
+    def decode(cls, body: bytes, metadata: dict[str, str]) -> "_Staging":
+        try:
+            tail_bytes = int(metadata[_TAIL_BYTES])
+            manifest = msgspec.json.decode(body[tail_bytes:], type=_Manifest)
+        except (KeyError, ValueError, msgspec.DecodeError) as error:
+            raise StoreError("an upload's staging object is not one this store wrote") from error
+        return cls(manifest.part_size, manifest.etags, body[:tail_bytes])
 
 
 class S3Store:
@@ -275,44 +439,30 @@ class S3Store:
 
     async def put_stream(self, key: str, chunks: AsyncIterator[bytes], *, content_type: str) -> int:
         validate_key(key)
-        # Pieces of the next part, not yet joined; memoryviews avoid copying big chunks twice.
-        pieces: list[memoryview] = []
-        buffered = 0
+        upload = _MultipartUpload(
+            self._client,
+            self._bucket,
+            key,
+            self._deadline,
+            part_size=self._part_size,
+            content_type=content_type,
+        )
         total = 0
-        upload: _MultipartUpload | None = None
         try:
             async for chunk in chunks:
                 total += len(chunk)
-                rest = memoryview(chunk)
-                while buffered + len(rest) >= self._part_size:
-                    take = self._part_size - buffered
-                    pieces.append(rest[:take])
-                    rest = rest[take:]
-                    if upload is None:
-                        upload = await _MultipartUpload.create(
-                            self._client, self._bucket, key, content_type, self._deadline
-                        )
-                    # Wait for the previous part first: one part in flight, one buffering.
-                    await upload.wait_in_flight()
-                    part = b"".join(pieces)
-                    pieces, buffered = [], 0
-                    await upload.send(part)
-                if rest:
-                    pieces.append(rest)
-                    buffered += len(rest)
-            last_part = b"".join(pieces)
-            if upload is None:
-                async with _translated("storing the object", self._deadline):
-                    await self._client.put_object(
-                        Bucket=self._bucket, Key=key, Body=last_part, ContentType=content_type
-                    )
+                await upload.write(chunk)
+            if upload.started:
+                await upload.complete()
                 return total
-            if last_part:
-                await upload.send(last_part)
-            await upload.complete()
+            # Short of a part: one plain PUT.
+            body = await upload.settle()
+            async with _translated("storing the object", self._deadline):
+                await self._client.put_object(
+                    Bucket=self._bucket, Key=key, Body=body, ContentType=content_type
+                )
         except BaseException:
-            if upload is not None:
-                await upload.abort()
+            await upload.abort()
             raise
         return total
 
@@ -389,6 +539,7 @@ class S3Store:
         return None
 
     async def abort_multipart(self, key: str, upload_id: str) -> None:
+        """The upload's parts, and a resumable upload's staging beside them."""
         validate_key(key)
         async with _translated("aborting the upload", self._deadline):
             try:
@@ -398,20 +549,120 @@ class S3Store:
             except ClientError as error:
                 if _code(error) != "NoSuchUpload":
                     raise
+        await self._delete_objects([staging_key(key, name) for name in STAGING_NAMES])
 
-    # -- resumable uploads: not on S3 yet (parts of at least 5 MiB would need a staged tail) --
+    # -- resumable uploads: parts of the multipart upload, a staged tail (module docstring) --
 
     @property
-    def appendable(self) -> bool:
-        return False
+    def append_limit(self) -> int:
+        """S3 joins at most MAX_PARTS parts, and every part an append makes is `part_size`."""
+        return self._part_size * MAX_PARTS
 
     async def append(
         self, key: str, upload_id: str, offset: int, chunks: AsyncIterator[bytes]
     ) -> None:
-        raise _no_appends()
+        validate_key(key)
+        base = await self._begin_append(key, offset)
+        upload = self._going_on(key, upload_id, base)
+        try:
+            async for chunk in chunks:
+                await upload.write(chunk)
+        except StoreError:
+            raise  # the store failed: its staging still holds `base` (or a later state)
+        except BaseException:
+            # The body ended early (the client went away, a limit was hit): what was taken
+            # is staged all the same.
+            await self._end_append(key, base, upload)
+            raise
+        await self._end_append(key, base, upload)
+
+    async def _begin_append(self, key: str, offset: int) -> _Staging:
+        """The upload's state at `offset` bytes, which this append goes on from, kept in
+        `tus-base` to go back to if this append's end is never recorded. (A `tus-tail` that
+        `offset` falls before is such an append: this one sends the parts it names past the
+        state again, and it is never read again.)"""
+        tail = await self._read_staging(key, TUS_TAIL)
+        if tail is not None and tail.length == offset:  # the last append was recorded: usual
+            await self._copy_staging(key, TUS_TAIL, TUS_BASE)
+            return tail
+        base = tail.cut(offset) if tail is not None else None
+        if base is None:
+            before = await self._read_staging(key, TUS_BASE)
+            if before is not None and before.length == offset:
+                return before
+            base = before.cut(offset) if before is not None else None
+        if base is None:
+            if offset:
+                raise StoreError(f"the store cannot go back to byte {offset} of the upload")
+            base = _Staging(self._part_size, (), b"")
+        await self._put_staging(key, TUS_BASE, base)
+        return base
+
+    async def _end_append(self, key: str, base: _Staging, upload: _MultipartUpload) -> None:
+        """The append's parts stored, then its state (those parts and the rest) staged."""
+        rest = await upload.settle()
+        await self._put_staging(key, TUS_TAIL, _Staging(base.part_size, upload.etags, rest))
 
     async def finish_append(self, key: str, upload_id: str) -> None:
-        raise _no_appends()
+        """The staged tail is the last part; S3 joins exactly the parts `tus-tail` names (a
+        part another append sent again has another ETag: refused, StoreError). Again after a
+        completion whose answer was lost, the object is there: only this upload writes `key`."""
+        validate_key(key)
+        if await self.head(key) is None:
+            staged = await self._read_staging(key, TUS_TAIL)
+            if staged is None:
+                raise StoreError("the upload has nothing staged")
+            await self._going_on(key, upload_id, staged).complete()
+        try:
+            await self._delete_objects([staging_key(key, name) for name in STAGING_NAMES])
+        except StoreError:  # the object is whole; the reconciler removes staging left behind
+            log.warning("staging_not_removed", key=key, exc_info=True)
+
+    def _going_on(self, key: str, upload_id: str, staged: _Staging) -> _MultipartUpload:
+        """The upload, going on from a staged state: its parts, then its tail sent first."""
+        return _MultipartUpload(
+            self._client,
+            self._bucket,
+            key,
+            self._deadline,
+            part_size=staged.part_size,
+            upload_id=upload_id,
+            etags=staged.etags,
+            head=staged.tail,
+        )
+
+    async def _read_staging(self, key: str, name: str) -> _Staging | None:
+        async with _translated("reading the upload's staging", self._deadline):
+            try:
+                response = await self._client.get_object(
+                    Bucket=self._bucket, Key=staging_key(key, name)
+                )
+            except ClientError as error:
+                if _code(error) == "NoSuchKey":
+                    return None
+                raise
+            async with response["Body"] as body:
+                data: bytes = await body.read()
+        return _Staging.decode(data, response.get("Metadata", {}))
+
+    async def _put_staging(self, key: str, name: str, staged: _Staging) -> None:
+        body, metadata = staged.encode()
+        async with _translated("staging the upload", self._deadline):
+            await self._client.put_object(
+                Bucket=self._bucket,
+                Key=staging_key(key, name),
+                Body=body,
+                Metadata=metadata,
+                ContentType=OCTET_STREAM,
+            )
+
+    async def _copy_staging(self, key: str, source: str, target: str) -> None:
+        async with _translated("staging the upload", self._deadline):
+            await self._client.copy_object(
+                Bucket=self._bucket,
+                Key=staging_key(key, target),
+                CopySource={"Bucket": self._bucket, "Key": staging_key(key, source)},
+            )
 
     async def read_head(self, key: str, size: int) -> bytes:
         validate_key(key)
@@ -473,19 +724,9 @@ class S3Store:
         async with _translated("deleting a tenant's objects"):
             paginator = self._client.get_paginator("list_objects_v2")
             async for page in paginator.paginate(Bucket=self._bucket, Prefix=prefix):
-                objects: list[ObjectIdentifierTypeDef] = [
-                    {"Key": item["Key"]} for item in page.get("Contents", [])
-                ]
-                if not objects:
-                    continue
-                response = await self._client.delete_objects(
-                    Bucket=self._bucket,
-                    Delete={"Objects": objects, "Quiet": True},
-                )
-                errors = response.get("Errors", [])
-                if errors:
-                    raise StoreError(f"could not delete {len(errors)} objects under {prefix}")
-                deleted += len(objects)
+                keys = [item["Key"] for item in page.get("Contents", [])]
+                await self._delete_objects(keys)
+                deleted += len(keys)
             # Uploads still in progress under the prefix would otherwise linger (and be billed).
             uploads = self._client.get_paginator("list_multipart_uploads")
             async for uploads_page in uploads.paginate(Bucket=self._bucket, Prefix=prefix):
@@ -500,6 +741,19 @@ class S3Store:
                         if _code(error) != "NoSuchUpload":
                             raise
         return deleted
+
+    async def _delete_objects(self, keys: Sequence[str]) -> None:
+        """Up to 1,000 keys (S3's limit for one request); missing ones are not an error."""
+        if not keys:
+            return
+        objects: list[ObjectIdentifierTypeDef] = [{"Key": key} for key in keys]
+        async with _translated("deleting objects", self._deadline):
+            response = await self._client.delete_objects(
+                Bucket=self._bucket, Delete={"Objects": objects, "Quiet": True}
+            )
+        errors = response.get("Errors", [])
+        if errors:
+            raise StoreError(f"could not delete {len(errors)} of {len(keys)} objects")
 
     async def list_keys(self, prefix: str) -> AsyncIterator[str]:
         validate_prefix(prefix)
@@ -521,7 +775,3 @@ def _code(error: ClientError) -> str | None:
 
 def _status(error: ClientError) -> int | None:
     return error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-
-
-def _no_appends() -> DomainError:
-    return DomainError(ErrorCode.RESUMABLE_UNAVAILABLE, "S3 stores take no resumable uploads")
