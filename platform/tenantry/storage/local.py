@@ -411,8 +411,10 @@ class LocalStore:
                 async for chunk in chunks:
                     pending += chunk
                     if len(pending) >= IO_CHUNK_SIZE:
-                        await _io(file.write, pending)
-                        pending = bytearray()
+                        # Handed over before the await: a cancellation during this write (which
+                        # its thread still finishes) must not write it again below.
+                        full, pending = pending, bytearray()
+                        await _io(file.write, full)
             finally:  # what was taken from `chunks` is durable, however they ended
                 await _io(file.write, pending)
                 await _io(_flush_and_sync, file)
