@@ -27,7 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 from harness import (
+    cpu_delta,
     embedded_postgres,
     free_port,
     operator_token,
@@ -180,6 +182,11 @@ def _flood(base_url: str, tenant: Tenant, uploads: int, size: int, logins: int, 
     results.put(asyncio.run(run()))
 
 
+def _cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
+
+
 def _measure(
     base_url: str, tenant: Tenant, seconds: float, size: int
 ) -> tuple[float, float, float]:
@@ -223,7 +230,18 @@ def main() -> None:
                 )
                 flood.start()
                 time.sleep(5)  # the flood at full strength first
+                meter, flooder_process = server.meter(root), psutil.Process(flood.pid)
+                before, client_before = meter.snapshot(), _cpu_seconds(flooder_process)
+                own_before, wall_before = time.process_time(), time.monotonic()
                 flooded = _measure(base_url, measured, args.seconds, size)
+                wall = time.monotonic() - wall_before
+                after, client_after = meter.snapshot(), _cpu_seconds(flooder_process)
+                cores = {
+                    "server (granian group)": cpu_delta(before.app, after.app) / wall,
+                    "Postgres": cpu_delta(before.db, after.db) / wall,
+                    "A's flood client": (client_after - client_before) / wall,
+                    "B's measuring client": (time.process_time() - own_before) / wall,
+                }
                 seen = results.get(timeout=900)
                 flood.join()
     print(
@@ -243,6 +261,9 @@ def main() -> None:
         f"| one {args.size_mib} MiB upload, MiB/s | {idle[2]:.1f} | {flooded[2]:.1f} | {idle[2] / flooded[2]:.2f} (slowdown) | <= 1.5 |"
     )
     print(f"\ntenant A's flood got: {dict(sorted(seen.items()))}")
+    print("\nCPU cores busy while B was measured under the flood (of 2):")
+    for who, busy in cores.items():
+        print(f"- {who}: {busy:.2f}")
 
 
 if __name__ == "__main__":

@@ -564,7 +564,10 @@ async def _assert_tenant_functions_read_what_tables_hold(settings: Settings) -> 
                 "SELECT * FROM tenant_file_page($1, $2, '-created_at', 50, 0)", setting, tenant
             )
             assert page[0]["total"] == total
-            got = [(row["id"], set(row["audiences"])) for row in page if row["id"] is not None]
+            got = [
+                (uuid.UUID(item["id"]), {uuid.UUID(a) for a in item["audiences"]})
+                for item in json.loads(page[0]["items"])
+            ]
             assert got == [(row["id"], set(row["audiences"])) for row in expected]
             assert not await app.fetch(
                 "SELECT * FROM tenant_file_page($1, $2, '-created_at', 50, 0)", other, tenant

@@ -228,16 +228,13 @@ class FileRepository(TenantScopedRepository[File]):
         rows = await self.reader.call(_READY_FILE, self.tenant_id, file_id)
         return rows[0] if rows else None
 
-    async def ready_page(
-        self, *, sort: FileSort, limit: int, offset: int
-    ) -> tuple[list[asyncpg.Record], int]:
-        """The unfiltered listing; the total is the usage counter, which counts ready files.
-        The first row carries the total even when the page is empty (its file is null then)."""
+    async def ready_page(self, *, sort: FileSort, limit: int, offset: int) -> tuple[str, int]:
+        """The unfiltered listing as the API's JSON array, encoded by Postgres (migration 0011),
+        and its total, the usage counter, which counts ready files."""
         rows = await self.reader.call(_READY_PAGE, self.tenant_id, sort, limit, offset)
         if not rows:  # no usage counter: a tenant being provisioned or offboarded
-            return [], 0
-        files = rows if rows[0]["id"] is not None else []
-        return files, int(rows[0]["total"])
+            return "[]", 0
+        return rows[0]["items"], int(rows[0]["total"])
 
     async def stats_rows(self) -> StatsRows:
         tenant = {"tenant_id": self.tenant_id}

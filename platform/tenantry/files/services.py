@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import msgspec
 import structlog
@@ -51,9 +52,12 @@ class FileService:
             rows, total = await self.files.filtered_page(
                 filters.conditions, sort=sort, limit=limit, offset=offset
             )
+            items = [file_out(row) for row in rows]
         else:
-            rows, total = await self.files.ready_page(sort=sort, limit=limit, offset=offset)
-        return Page(items=[file_out(row) for row in rows], total=total, limit=limit, offset=offset)
+            encoded, total = await self.files.ready_page(sort=sort, limit=limit, offset=offset)
+            # Already the items' JSON (Postgres wrote it): msgspec writes it out as it is.
+            items = cast("list[FileOut]", msgspec.Raw(encoded.encode()))
+        return Page(items=items, total=total, limit=limit, offset=offset)
 
     async def get_file(self, file_id: uuid.UUID) -> FileOut:
         row = await self.files.ready_row(file_id)
