@@ -399,13 +399,14 @@ def wrk(
     headers: dict[str, str] | None = None,
     script: Path | None = None,
     connections: int = 50,
+    threads: int = 2,
     warmup: float = 0.0,
     meter: CpuMeter | None = None,
 ) -> WrkResult:
-    """`wrk -t2 -c<connections> --latency --timeout 10s` on `url` (or `script`'s requests on
-    its host), after `warmup` seconds of the same unmeasured; any non-2xx or socket error is a
-    failure. With `meter`, the CPU of the run per completed request."""
-    command = ["wrk", "-t2", f"-c{connections}", "--latency", "--timeout", "10s"]
+    """`wrk -t<threads> -c<connections> --latency --timeout 10s` on `url` (or `script`'s
+    requests on its host), after `warmup` seconds of the same unmeasured; any non-2xx or socket
+    error is a failure. With `meter`, the CPU of the run per completed request."""
+    command = ["wrk", f"-t{threads}", f"-c{connections}", "--latency", "--timeout", "10s"]
     for name, value in (headers or {}).items():
         command += ["-H", f"{name}: {value}"]
     if script is not None:

@@ -73,9 +73,8 @@ $$
 # A timestamp as the API's encoder writes it (RFC 3339 in UTC, microseconds only when not 0).
 def _instant(column: str) -> str:
     return (
-        f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN "
-        f"extract(microseconds FROM {column})::bigint % 1000000 = 0 THEN '' ELSE "
-        f"to_char({column} AT TIME ZONE 'UTC', '.US') END || 'Z'"
+        f"replace(to_char({column} AT TIME ZONE 'UTC', "
+        "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), '.000000Z', 'Z')"
     )
 
 

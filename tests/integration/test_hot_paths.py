@@ -3,6 +3,7 @@ measured in benchmarks/, not here)."""
 
 from __future__ import annotations
 
+import gc
 import uuid
 from typing import Any
 
@@ -10,6 +11,7 @@ import asyncpg
 import pytest
 from litestar import Litestar
 from litestar.routes import HTTPRoute
+from litestar.testing import AsyncTestClient
 
 from tests.integration.conftest import Api
 from tests.integration.files_support import add_taxonomy, pdf_of_size, upload
@@ -71,3 +73,12 @@ async def test_the_listing_postgres_encodes_is_the_one_the_api_encoder_writes(
     assert fast.content == through_orm.content
     empty = await api.client.get("/api/v1/files?limit=50&offset=10", headers=auth)
     assert empty.json() == {"items": [], "total": 3, "limit": 50, "offset": 10}
+
+
+async def test_start_up_objects_are_out_of_the_collectors_way(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    """A running app has frozen what start-up made: a full collection of them stalled every
+    request of the worker for about 100 ms."""
+    assert (await client.get("/health/live")).status_code == 200
+    assert gc.get_freeze_count() > 10_000
