@@ -28,8 +28,6 @@ from typing import Any
 
 import asyncpg
 import msgspec
-from granian.constants import Interfaces
-from granian.http import HTTP1Settings
 from granian.log import LogLevels
 from granian.server.mp import MPServer
 from litestar import Litestar, get
@@ -37,6 +35,7 @@ from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
 
 from tenantry.config import load_settings
+from tenantry.server import granian_options
 
 DSN_VARIABLE = "FLOOR_DSN"
 # The one-file read's query (tenantry.files.repository: FILE_COLUMNS, ready files only).
@@ -136,23 +135,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None, help="default: as tenantry serve")
     args = parser.parse_args()
     settings = load_settings()
-    # The options of tenantry.server.run_production_server, minus its drain and log config.
+    # tenantry serve's options, without its drain and its log config.
     MPServer(
         "floor_app:create_app",
         address=args.host,
         port=args.port,
         workers=args.workers or settings.server_workers,
-        backlog=settings.server_backlog,
-        interface=Interfaces.ASGI,
-        http1_settings=HTTP1Settings(
-            header_read_timeout=round(settings.server_header_timeout_seconds * 1000),
-            keep_alive=settings.server_keep_alive,
-            max_buffer_size=settings.server_max_header_bytes,
-        ),
-        workers_kill_timeout=max(1, round(settings.shutdown_grace_seconds)),
         log_level=LogLevels.warning,
-        factory=True,
         working_dir=Path(__file__).resolve().parent,
+        **granian_options(settings),
     ).serve()
 
 

@@ -71,6 +71,22 @@ def run_dev_server(
         raise click.ClickException(f"could not serve on {host}:{port}")
 
 
+def granian_options(settings: Settings) -> dict[str, Any]:
+    """How granian serves an app factory under these settings (the benchmarks' framework floor
+    is served the same way)."""
+    return {
+        "backlog": settings.server_backlog,
+        "interface": Interfaces.ASGI,
+        "http1_settings": HTTP1Settings(
+            header_read_timeout=round(settings.server_header_timeout_seconds * 1000),
+            keep_alive=settings.server_keep_alive,
+            max_buffer_size=settings.server_max_header_bytes,
+        ),
+        "workers_kill_timeout": max(1, round(settings.shutdown_grace_seconds)),
+        "factory": True,
+    }
+
+
 def run_production_server(settings: Settings) -> None:
     configure_logging(json=settings.json_logs, level_name=settings.log_level)
     runtime_dir = _fresh_runtime_dir(settings.runtime_dir)
@@ -86,18 +102,10 @@ def run_production_server(settings: Settings) -> None:
             address=settings.server_host,
             port=settings.server_port,
             workers=settings.server_workers,
-            backlog=settings.server_backlog,
-            interface=Interfaces.ASGI,
-            http1_settings=HTTP1Settings(
-                header_read_timeout=round(settings.server_header_timeout_seconds * 1000),
-                keep_alive=settings.server_keep_alive,
-                max_buffer_size=settings.server_max_header_bytes,
-            ),
-            workers_kill_timeout=max(1, round(settings.shutdown_grace_seconds)),
             log_dictconfig=stdlib_log_config(
                 json=settings.json_logs, level_name=settings.log_level
             ),
-            factory=True,
+            **granian_options(settings),
         ).serve()
     finally:
         if settings.runtime_dir is None:
