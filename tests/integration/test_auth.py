@@ -8,6 +8,7 @@ import uuid
 import asyncpg
 import jwt
 import pytest
+from litestar import Litestar
 
 from tenantry.config import Settings
 from tests.integration.conftest import Api
@@ -206,3 +207,23 @@ async def test_platform_login_rejects_wrong_password(api: Api) -> None:
     )
     assert response.status_code == 401
     assert response.json()["code"] == "invalid_credentials"
+
+
+async def test_a_login_waiting_for_its_hash_holds_no_database_connection(
+    api: Api, app: Litestar, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a login storm each hash waits seconds for a bcrypt thread; a connection held
+    meanwhile is one the pool's other requests (other tenants') cannot have."""
+    tenant = await api.provision("storming")
+    services = app.state.services
+    held: list[int] = []
+    verify = services.passwords.verify
+
+    async def observed(password: str, password_hash: str | None) -> bool:
+        held.append(services.tenant_db.get_engine().pool.checkedout())
+        return await verify(password, password_hash)
+
+    monkeypatch.setattr(services.passwords, "verify", observed)
+    assert (await api.login(tenant)).status_code == 200
+    assert (await api.login(tenant, password="wrong-password")).status_code == 401
+    assert held == [0, 0]

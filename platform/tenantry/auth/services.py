@@ -123,6 +123,10 @@ class TenantAuthService:
         user = await self.users.get_one_or_none(
             User.tenant_id == self.tenant.id, User.email == normalize_email(email)
         )
+        # Ends the read (nothing is written yet): in a login storm a hash waits its turn for a
+        # bcrypt thread for seconds, and must not hold one of the pool's few connections
+        # while it waits (other tenants' requests need them).
+        await self.session.commit()
         known = user is not None and not user.disabled
         if not await self.passwords.verify(
             password, user.password_hash if known and user else None
@@ -261,6 +265,7 @@ class PlatformAuthService:
                 select(PlatformAdmin).where(PlatformAdmin.email == normalize_email(email))
             )
         ).scalar_one_or_none()
+        await self.session.commit()  # the read ends before the hash, as in the tenant login
         known = admin is not None and not admin.disabled
         if not await self.passwords.verify(
             password, admin.password_hash if known and admin else None

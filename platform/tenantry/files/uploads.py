@@ -1,4 +1,4 @@
-"""The upload saga: the only code that commits in the middle of a request.
+"""The upload saga, which commits in the middle of a request (the few other places that do say why).
 
 Order, and why: (1) a row (`uploading`, or `pending` for the two-step form) is committed before
 the first byte goes to the store, so an object without a row is always garbage the reconciler
