@@ -357,6 +357,25 @@ async def test_another_tenants_upload_url_is_404(live: tuple[str, LiveTenant, Li
     assert (await asyncio.to_thread(offset_of, url, acme)).headers["upload-offset"] == "0"
 
 
+async def test_refusals_before_the_handler_say_the_protocol_version_too(
+    live: tuple[str, LiveTenant, LiveTenant],
+) -> None:
+    """Authentication's and tenancy's refusals on the tus routes carry `Tus-Resumable` like
+    the handlers' answers (tus 1.0: every answer but OPTIONS's)."""
+    base_url, acme, _ = live
+    url = await asyncio.to_thread(create, base_url, acme, 10_000, "application/pdf")
+    refusals = {
+        "no token": httpx.head(url, headers=TUS),
+        "bad token": httpx.head(url, headers={"Authorization": "Bearer nope", **TUS}),
+        "unknown tenant host": httpx.head(
+            url, headers={**auth(acme), **TUS, "Host": "no.localhost"}
+        ),
+    }
+    for name, response in refusals.items():
+        assert response.status_code in (401, 403, 404), (name, response.status_code)
+        assert response.headers.get("tus-resumable") == "1.0.0", name
+
+
 async def test_tus_uploads_stay_within_what_the_store_can_join(
     live: tuple[str, LiveTenant, LiveTenant],
     app: Litestar,

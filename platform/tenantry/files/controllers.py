@@ -13,7 +13,6 @@ from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, 
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody
 from litestar.response import Redirect
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from multipart import parse_options_header
 
 from tenantry.auth.guards import requires_role
@@ -56,6 +55,7 @@ from tenantry.files.tus import (
 )
 from tenantry.files.uploads import FileUploads
 from tenantry.lib.errors import DomainError, ErrorCode
+from tenantry.lib.observe import ANSWER_HEADERS
 from tenantry.lib.openapi import problems, schema_ref, with_request_body
 from tenantry.lib.schemas import Limit, Offset, Page, convert_or_invalid, decode_json_or_invalid
 from tenantry.tenancy.deps import provide_origin
@@ -385,21 +385,6 @@ def requires_tus(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHan
         )
 
 
-def tus_resumable(app: ASGIApp) -> ASGIApp:
-    """`Tus-Resumable` on every answer of the tus routes (their problems included)."""
-
-    async def with_version(scope: Scope, receive: Receive, send: Send) -> None:
-        async def send_with(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [*message.get("headers", []), (b"tus-resumable", TUS_VERSION.encode())]
-                message["headers"] = headers
-            await send(message)
-
-        await app(scope, receive, send_with)
-
-    return with_version
-
-
 def _tus_headers(state: TusState) -> dict[str, str]:
     return {
         "Upload-Offset": str(state.offset),
@@ -416,7 +401,8 @@ class TusController(Controller):
     path = TUS_PATH
     tags = ["files"]
     guards = [requires_role(Role.EDITOR), requires_tus]
-    middleware = [tus_resumable]
+    # On every answer of these routes, refusals before the handler included (lib.observe).
+    opt = {ANSWER_HEADERS: ((b"tus-resumable", TUS_VERSION.encode()),)}
     dependencies = {
         "tus_uploads": Provide(provide_tus_uploads, sync_to_thread=False),
         **_UPLOADS,

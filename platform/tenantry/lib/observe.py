@@ -35,6 +35,9 @@ _INVALID_TRACE_ID = "0" * 32
 _INVALID_SPAN_ID = "0" * 16
 
 access_logger = structlog.get_logger("tenantry.access")
+# A route's `opt` key: headers every answer of the route carries, whichever layer answers (a
+# protocol's version header on a refusal from authentication, say).
+ANSWER_HEADERS = "answer_headers"
 
 
 class RequestTracing(Protocol):
@@ -113,7 +116,13 @@ class ObservedApp:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), request_id_header]
+                handler = scope.get("route_handler")
+                route_headers = handler.opt.get(ANSWER_HEADERS, ()) if handler else ()
+                message["headers"] = [
+                    *message.get("headers", ()),
+                    request_id_header,
+                    *route_headers,
+                ]
                 if self._tracing is not None:  # the span ends with the body: name it now
                     self._tracing.name_span(scope["method"], _route(scope))
             await send(message)
