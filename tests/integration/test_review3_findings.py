@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
+
 from tenantry.config import Settings
 from tenantry.db.reads import TenantReader
 from tenantry.lib.errors import DomainError, ErrorCode
@@ -71,3 +73,34 @@ async def test_a_lease_that_raced_another_never_turns_the_limit_off(
             admitted = sum([await _admitted(late, record) for _ in range(50)])
     # 10 per second with a burst of 1: a fraction of a second admits one or two, not all 50.
     assert admitted <= 2, admitted
+
+
+# -- 2. An Origin that is not a URL is a 500 ---------------------------------------------------
+# `origin_allowed` (tenancy/cors.py) parses the header with `urlsplit` and reads `.port`; both
+# raise ValueError on text that is not a URL with a valid port (`[` opens an IPv6 literal that
+# never closes; a port that is not a number or is out of range), and nothing catches it: any
+# request to a tenant route with such an Origin, preflight or not, answered 500. Fixed: an
+# Origin that does not parse is not an allowed one.
+
+
+@pytest.mark.parametrize(
+    "origin", ["https://elsewhere.example:abc", "https://elsewhere.example:99999", "http://["]
+)
+async def test_an_origin_that_does_not_parse_is_refused_not_a_500(api: Api, origin: str) -> None:
+    tenant = await api.provision("origins")
+    auth = await api.token(tenant)
+    preflight = await api.client.options(
+        "/api/v1/files",
+        headers={
+            "Host": tenant.host,
+            "Origin": origin,
+            "Access-Control-Request-Method": "GET",
+        },
+    )
+    assert preflight.status_code == 403, preflight.text
+    assert preflight.json()["code"] == "origin_not_allowed"
+    listed = await api.client.get(
+        "/api/v1/files", headers={"Host": tenant.host, "Origin": origin, **auth}
+    )
+    assert listed.status_code == 200, listed.text
+    assert "access-control-allow-origin" not in listed.headers
