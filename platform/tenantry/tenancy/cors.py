@@ -27,12 +27,16 @@ MAX_AGE_SECONDS = "600"
 
 
 def origin_allowed(origin: str, tenant: TenantRecord, base_domain: str) -> bool:
-    parts = urlsplit(origin)
+    try:  # a client's text: an IPv6 literal left open, a port that is no port
+        parts = urlsplit(origin)
+        port = parts.port
+    except ValueError:
+        return False
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.path:
         return False
     if parts.hostname == f"{tenant.slug}.{base_domain}":
         return True
-    if parts.scheme == "https" and parts.port is None and parts.hostname in tenant.domains:
+    if parts.scheme == "https" and port is None and parts.hostname in tenant.domains:
         return True
     listed = tenant.settings.get("cors_origins") or []
     return origin.lower().rstrip("/") in listed

@@ -124,16 +124,19 @@ def merged_limits(current: dict[str, Any], patch: LimitsPatch) -> dict[str, Any]
     return {**current, **{k: v for k, v in given.items() if v is not msgspec.UNSET}}
 
 
-_LEASE = """
+# The bucket refilled for the time since its last refill. `now()` is when the leasing
+# transaction began: one that began before a concurrent lease committed finds a later
+# `refreshed_at`, and must neither refill negatively (a negative grant) nor move it back.
+_REFILLED = "least($3, b.tokens + $4 * greatest(0, extract(epoch FROM now() - b.refreshed_at)))"
+_LEASE = f"""
 INSERT INTO rate_buckets AS b (tenant_id, bucket, tokens, granted, refreshed_at)
 VALUES ($1, $2, $3 - least($5, floor($3)), least($5, floor($3))::int, now())
 ON CONFLICT (tenant_id, bucket) DO UPDATE SET
-    granted = least($5, floor(least($3, b.tokens + $4 * extract(epoch FROM now() - b.refreshed_at))))::int,
-    tokens = least($3, b.tokens + $4 * extract(epoch FROM now() - b.refreshed_at))
-        - least($5, floor(least($3, b.tokens + $4 * extract(epoch FROM now() - b.refreshed_at)))),
-    refreshed_at = now()
+    granted = least($5, floor({_REFILLED}))::int,
+    tokens = {_REFILLED} - least($5, floor({_REFILLED})),
+    refreshed_at = greatest(b.refreshed_at, now())
 RETURNING granted, tokens
-"""
+"""  # noqa: S608 - this module's own constant
 
 
 @dataclass(slots=True)
@@ -241,7 +244,7 @@ class RateLimiter:
             logger.warning("rate_limit_unchecked", tenant_id=str(tenant_id), reason=exc.code)
             lease.tokens += _batch(rate, burst)
             return True
-        if granted == 0:
+        if granted <= 0:
             lease.empty_until = now + (wanted - left) / rate
             return False
         lease.tokens += granted  # concurrent renewals in one process add up
