@@ -70,6 +70,10 @@ class Probe(Protocol):
         """How many parts a stored object was uploaded in, where the store can tell."""
         ...
 
+    async def put_foreign(self, key: str, body: bytes) -> None:
+        """An object the server did not make (put in the bucket or the directory by hand)."""
+        ...
+
 
 class LocalProbe:
     """Plays the app route the lead wires: verify the signature, then stream the range."""
@@ -98,6 +102,11 @@ class LocalProbe:
 
     async def object_parts(self, key: str) -> int | None:
         return None
+
+    async def put_foreign(self, key: str, body: bytes) -> None:
+        path = self.root / "objects" / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(body)
 
 
 @functools.cache
@@ -169,6 +178,10 @@ class S3Probe:
             response = await client.head_object(Bucket=self.store.bucket, Key=key)
         etag = response["ETag"].strip('"')
         return int(etag.rpartition("-")[2]) if "-" in etag else 1
+
+    async def put_foreign(self, key: str, body: bytes) -> None:
+        async with self._client() as client:
+            await client.put_object(Bucket=self.store.bucket, Key=key, Body=body)
 
 
 @dataclass
@@ -397,6 +410,17 @@ async def test_list_keys_under_prefix(backend: Backend) -> None:
 
     assert await keys_under(backend.store, tenant_prefix(tenant_id)) == sorted([*files, logo])
     assert await keys_under(backend.store, f"{tenant_prefix(tenant_id)}files/") == files
+
+
+async def test_list_keys_leaves_out_what_the_server_did_not_make(backend: Backend) -> None:
+    """Objects put beside ours by hand are not listed (so the reconciler neither deletes them
+    nor stops on a key its stores refuse)."""
+    tenant_id = uuid4()
+    ours = file_key(tenant_id, uuid4())
+    await backend.store.put_stream(ours, stream(iter([b"x"])), content_type="image/png")
+    for foreign in ("notes.txt", "not-a-uuid", f"{uuid4()}.bak"):
+        await backend.probe.put_foreign(f"{tenant_prefix(tenant_id)}files/{foreign}", b"hand")
+    assert await keys_under(backend.store, tenant_prefix(tenant_id)) == [ours]
 
 
 async def test_download_url_for_one_key_does_not_open_another(backend: Backend) -> None:

@@ -58,6 +58,11 @@ def branding_key(tenant_id: UUID, name: str) -> str:
     return f"{branding_prefix(tenant_id)}{name}"
 
 
+def is_server_key(key: str) -> bool:
+    """Whether `key` is one the server makes (a bucket may hold others, put there by hand)."""
+    return KEY_PATTERN.fullmatch(key) is not None
+
+
 def validate_key(key: str) -> str:
     if not KEY_PATTERN.fullmatch(key):
         raise InvalidKeyError(f"not a server-made object key: {key!r}")

@@ -36,6 +36,7 @@ from litestar.types import ControllerRouterHandler
 from tenantry.lib.errors import DomainError, ErrorCode
 from tenantry.storage.keys import (
     KEY_PATTERN,
+    is_server_key,
     validate_key,
     validate_prefix,
     validate_tenant_scoped_prefix,
@@ -219,7 +220,7 @@ class LocalStore:
             for file in files:
                 key = file.relative_to(self._objects).as_posix()
                 # Skips temp files of uploads in progress, and anything else foreign.
-                if KEY_PATTERN.fullmatch(key):
+                if is_server_key(key):
                     yield key
 
     async def check(self) -> None:

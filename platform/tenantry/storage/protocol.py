@@ -179,7 +179,8 @@ class ObjectStore(Protocol):
         ...
 
     def list_keys(self, prefix: str) -> AsyncIterator[str]:
-        """Every key under `prefix`, in no guaranteed order."""
+        """Every server-made key under `prefix` (`keys.is_server_key`: a bucket may hold
+        others, put there by hand), in no guaranteed order."""
         ...
 
     async def check(self) -> None:

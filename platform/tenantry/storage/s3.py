@@ -53,6 +53,7 @@ from tenantry.storage.keys import (
     STAGING_NAMES,
     TUS_BASE,
     TUS_TAIL,
+    is_server_key,
     staging_key,
     validate_key,
     validate_prefix,
@@ -761,7 +762,8 @@ class S3Store:
             paginator = self._client.get_paginator("list_objects_v2")
             async for page in paginator.paginate(Bucket=self._bucket, Prefix=prefix):
                 for item in page.get("Contents", []):
-                    yield item["Key"]
+                    if is_server_key(item["Key"]):  # anything else was put there by hand
+                        yield item["Key"]
 
     async def check(self) -> None:
         async with _translated(f"reaching bucket {self._bucket}"):
