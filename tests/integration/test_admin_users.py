@@ -287,3 +287,47 @@ async def test_admin_changes_are_audited_without_secrets(
     summary = json.loads(rows[1]["summary"])
     assert (summary["before"]["role"], summary["after"]["role"]) == ("editor", "viewer")
     assert all("secret-password" not in r["summary"] and "hash" not in r["summary"] for r in rows)
+
+
+async def test_no_credential_change_holds_a_connection_while_it_hashes(
+    mail_api: Api, inbox: tuple[Inbox, Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reset and a password change hash with no transaction open (each hash may wait its
+    turn for a bcrypt thread for seconds, in a storm), and still spend their token and check
+    the password they replace."""
+    mail, _ = inbox
+    acme = await mail_api.provision("acme")
+    services = mail_api.client.app.state.services
+    held: list[tuple[str, int]] = []
+    original_hash, original_verify = services.passwords.hash, services.passwords.verify
+
+    async def hashed(password: str, field: str = "password") -> str:
+        held.append(("hash", services.tenant_db.get_engine().pool.checkedout()))
+        return await original_hash(password, field)
+
+    async def verified(password: str, password_hash: str | None) -> bool:
+        held.append(("verify", services.tenant_db.get_engine().pool.checkedout()))
+        return await original_verify(password, password_hash)
+
+    monkeypatch.setattr(services.passwords, "hash", hashed)
+    monkeypatch.setattr(services.passwords, "verify", verified)
+    forgot = await mail_api.client.post(
+        "/api/v1/auth/forgot-password", json={"email": acme.owner_email}, headers=_host(acme)
+    )
+    assert forgot.status_code == 202
+    reset = {"token": mail.token_sent_to(acme.owner_email), "password": "a-new-password"}
+    done = await mail_api.client.post(
+        "/api/v1/auth/reset-password", json=reset, headers=_host(acme)
+    )
+    assert done.status_code == 204, done.text
+    spent = await mail_api.client.post(
+        "/api/v1/auth/reset-password", json=reset, headers=_host(acme)
+    )
+    assert spent.status_code == 404  # refused before any hash
+    login = await mail_api.login(acme, password="a-new-password")
+    auth = _host(acme, {"Authorization": f"Bearer {login.json()['access_token']}"})
+    change = {"current_password": "a-new-password", "new_password": "brand-new-password"}
+    changed = await mail_api.client.post("/api/v1/auth/password", json=change, headers=auth)
+    assert changed.status_code == 200, changed.text
+    assert held == [("hash", 0), ("verify", 0), ("verify", 0), ("hash", 0)]
+    assert (await mail_api.login(acme, password="brand-new-password")).status_code == 200

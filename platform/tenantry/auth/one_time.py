@@ -67,22 +67,39 @@ async def redeem_user_token(
 ) -> uuid.UUID:
     """The user the token was for; the token is spent. Unknown, used, expired, another
     purpose's or another tenant's: 404 `token_not_found`, all alike."""
+    found = await _valid_token(session, tenant_id, token, purpose, lock=True)
+    found.used_at = datetime.now(UTC)
+    return found.user_id
+
+
+async def check_user_token(
+    session: AsyncSession, tenant_id: uuid.UUID, token: str, purpose: UserTokenPurpose
+) -> None:
+    """What `redeem_user_token` would refuse, refused now, with nothing locked or spent."""
+    await _valid_token(session, tenant_id, token, purpose, lock=False)
+
+
+async def _valid_token(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    token: str,
+    purpose: UserTokenPurpose,
+    *,
+    lock: bool,
+) -> UserToken:
+    query = select(UserToken).where(
+        UserToken.tenant_id == tenant_id,
+        UserToken.token_hash == _hash(token),
+        UserToken.purpose == purpose,
+    )
     found = (
         await session.execute(
-            select(UserToken)
-            .where(
-                UserToken.tenant_id == tenant_id,
-                UserToken.token_hash == _hash(token),
-                UserToken.purpose == purpose,
-            )
-            .with_for_update()
+            query.with_for_update().execution_options(populate_existing=True) if lock else query
         )
     ).scalar_one_or_none()
-    now = datetime.now(UTC)
-    if found is None or found.used_at is not None or found.expires_at <= now:
+    if found is None or found.used_at is not None or found.expires_at <= datetime.now(UTC):
         raise DomainError(ErrorCode.TOKEN_NOT_FOUND, "unknown, used or expired token")
-    found.used_at = now
-    return found.user_id
+    return found
 
 
 class Invitation(msgspec.Struct, kw_only=True, omit_defaults=True):
