@@ -65,7 +65,7 @@ class ProductionServer:
             start_new_session=True,  # its own group, so close() can reach every worker
         )
         deadline = time.monotonic() + 120
-        while not self._ready():
+        while not self._every_worker_ready():
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.process.kill()
                 pytest.fail("the server did not get ready:\n" + self.log_path.read_text()[-4000:])
@@ -76,6 +76,20 @@ class ProductionServer:
             return httpx.get(f"{self.base_url}/health/ready", timeout=2).status_code == 200
         except httpx.TransportError:
             return False
+
+    def _every_worker_ready(self) -> bool:
+        """Every worker has answered a readiness probe: a new connection goes to whichever
+        worker accepts first, and one still starting takes none (tests that need both would
+        see one)."""
+        if not self._ready():
+            return False
+        pids = set()
+        for line in self.lines():
+            with contextlib.suppress(ValueError):
+                entry = json.loads(line)
+                if entry.get("event") == "request" and entry.get("route") == "/health/ready":
+                    pids.add(entry.get("pid"))
+        return len(pids) >= WORKERS
 
     def lines(self) -> list[str]:
         return self.log_path.read_text().splitlines()
