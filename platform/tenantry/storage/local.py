@@ -35,7 +35,6 @@ from litestar.types import ControllerRouterHandler
 
 from tenantry.lib.errors import DomainError, ErrorCode
 from tenantry.storage.keys import (
-    KEY_PATTERN,
     is_server_key,
     validate_key,
     validate_prefix,
@@ -267,7 +266,7 @@ class LocalStore:
     ) -> bool:
         """Whether a signed URL's parameters are authentic and unexpired."""
         expiry = str(exp)
-        if not KEY_PATTERN.fullmatch(key) or not _EXPIRY.fullmatch(expiry):
+        if not is_server_key(key) or not _EXPIRY.fullmatch(expiry):
             return False
         return _verify(sig, self._signature(key, int(expiry), fn, ct), int(expiry), now)
 
@@ -334,7 +333,7 @@ class LocalStore:
     ) -> bool:
         """Whether a part URL's parameters are authentic and unexpired (for this key only)."""
         if not (
-            KEY_PATTERN.fullmatch(key)
+            is_server_key(key)
             and _UPLOAD_ID.fullmatch(upload)
             and _NUMBER.fullmatch(part)
             and _NUMBER.fullmatch(size)
